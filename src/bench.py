@@ -1,0 +1,196 @@
+"""``python -m src.bench``: training throughput of this project against a plain PyTorch loop, in one process.
+
+Three paths train the same network with the same loss and optimizer on the same data (MNIST's 55k training
+images, normalized once):
+
+  (a) plain:      a hand-written loop: shuffled index slices of tensors on the device, forward, backward, step.
+                  The floor: nothing can feed this network faster.
+  (b) lightning:  this project's training path: the composed default config (conf/train.yaml with its callbacks and
+                  TensorBoard logging), the Classifier and the device-resident DataModule, through Trainer.fit.
+  (c) dataloader: the same, but data.loader=dataloader: torchvision's dataset with per-sample transforms and a
+                  DataLoader, the usual Lightning pipeline.
+
+Method: each path runs ``warmup`` steps, then is timed over about ``samples`` samples (at least 20 steps), by wall
+clock, with a device synchronize before reading the clock on a GPU; samples/s = steps * batch size / seconds. Validation is off and the progress bar
+is off in (b) and (c); everything else in the path is kept. The paths alternate per batch size, so machine noise
+hits them alike, and each path's best of ``rounds`` rounds is kept (interference from other work only ever slows a
+round down). Ratios within one run are what to compare, never times across runs.
+"""
+
+import argparse
+import math
+import platform
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from src.data.mnist import MNISTDataModule
+from src.train import build_classifier, build_trainer
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+@dataclass
+class Timing:
+    path: str
+    batch_size: int
+    samples_per_s: float
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def plain_loop(cfg: DictConfig, images: torch.Tensor, labels: torch.Tensor, batch_size: int, warmup: int, steps: int) -> float:
+    """(a) The tutorial's loop over tensors already on the device; returns samples/s over the timed steps."""
+    device = images.device
+    net = instantiate(cfg.model).to(device)
+    optimizer = instantiate(cfg.optimizer, params=net.parameters())
+    loss_fn = torch.nn.CrossEntropyLoss()
+    generator = torch.Generator().manual_seed(0)
+    order = torch.empty(0, dtype=torch.long, device=device)
+    position = 0
+    for step in range(warmup + steps):
+        if step == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        if position + batch_size > len(order):
+            order, position = torch.randperm(len(labels), generator=generator).to(device), 0
+        batch = order[position : position + batch_size]
+        position += batch_size
+        loss = loss_fn(net(images[batch]), labels[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    synchronize(device)
+    return steps * batch_size / (time.perf_counter() - start)
+
+
+class StepTimer(L.Callback):
+    """Wall clock from the start of optimizer step ``warmup`` to the end of step ``warmup + steps``.
+
+    It stops at that batch's end, before the epoch-end checkpoint that Lightning writes when ``max_steps`` is reached.
+    """
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.last = warmup, warmup + steps
+        self.start = self.end = 0.0
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.warmup and not self.start:
+            synchronize(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.last and not self.end:
+            synchronize(pl_module.device)
+            self.end = time.perf_counter()
+
+
+def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, steps: int) -> float:
+    """(b) or (c): Trainer.fit on the composed config for warmup + steps optimizer steps; returns samples/s."""
+    timer = StepTimer(warmup, steps)
+    L.seed_everything(cfg.seed, verbose=False)
+    model = build_classifier(cfg)
+    with tempfile.TemporaryDirectory() as logs:
+        logger = instantiate(cfg.logger, save_dir=logs)
+        trainer = build_trainer(cfg, logger)
+        trainer.callbacks.append(timer)
+        trainer.fit(model, datamodule=datamodule)
+    return steps * datamodule.hparams.batch_size / (timer.end - timer.start)
+
+
+def bench_config(overrides: Sequence[str]) -> DictConfig:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("train", overrides=[
+            "~callbacks.progress_bar", "trainer.enable_progress_bar=false", "~callbacks.model_summary",
+            "trainer.enable_model_summary=false", "trainer.limit_val_batches=0", "trainer.max_epochs=-1", "scheduler=none",
+            *overrides,
+        ])
+
+
+def with_loader(cfg: DictConfig, loader: str) -> DictConfig:
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.data.loader = loader
+    return cfg
+
+
+def timed_steps(samples: int, batch_size: int) -> int:
+    """Steps that cover about ``samples`` samples, at least 20, so large batches are timed over more than a few steps."""
+    return max(20, math.ceil(samples / batch_size))
+
+
+def run(batch_sizes: Sequence[int], warmup: int, samples: int, rounds: int, overrides: Sequence[str]) -> list[Timing]:
+    """Time every path ``rounds`` times, alternating a, b, c, and keep each path's best round per batch size."""
+    timings: list[Timing] = []
+    for batch_size in batch_sizes:
+        steps = timed_steps(samples, batch_size)
+        cfg = bench_config([*overrides, f"data.batch_size={batch_size}", f"trainer.max_steps={warmup + steps}"])
+        datamodule = instantiate(with_loader(cfg, "device").data, _convert_="all")
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        device = build_trainer(cfg, logger=False).strategy.root_device
+        images, labels = (tensor.to(device) for tensor in datamodule.splits["train"])
+        best = {"plain": 0.0, "lightning": 0.0, "dataloader": 0.0}
+        for _ in range(rounds):
+            best["plain"] = max(best["plain"], plain_loop(cfg, images, labels, batch_size, warmup, steps))
+            for path, loader in (("lightning", "device"), ("dataloader", "dataloader")):
+                loader_cfg = with_loader(cfg, loader)
+                samples_per_s = lightning_path(loader_cfg, instantiate(loader_cfg.data, _convert_="all"), warmup, steps)
+                best[path] = max(best[path], samples_per_s)
+        timings += [Timing(path, batch_size, value) for path, value in best.items()]
+    return timings
+
+
+def table(timings: list[Timing], device: str, method: str) -> str:
+    """A markdown table: samples/s per path and the ratios b/a and b/c, per batch size."""
+    rows = ["| batch | (a) plain loop | (b) this project | (c) DataLoader path | b/a | b/c |", "|---|---|---|---|---|---|"]
+    for batch_size in sorted({t.batch_size for t in timings}):
+        by_path = {t.path: t.samples_per_s for t in timings if t.batch_size == batch_size}
+        a, b, c = by_path["plain"], by_path["lightning"], by_path["dataloader"]
+        rows.append(f"| {batch_size} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {b / c:.2f} |")
+    return f"Samples/s on {device}. {method}\n\n" + "\n".join(rows) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> list[Timing]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 4096])
+    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
+    parser.add_argument("--samples", type=int, default=25_600, help="samples timed per path and round (default 25600)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per path; the best is kept (default 3)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
+    parser.add_argument("overrides", nargs="*", help="training config overrides, e.g. trainer.accelerator=gpu")
+    args = parser.parse_args(argv)
+    timings = run(args.batch_sizes, args.warmup, args.samples, args.rounds, args.overrides)
+    device = describe_device(args.overrides)
+    method = (
+        f"Method: one process; per batch size, {args.rounds} rounds of (a), (b), (c), each {args.warmup} warm-up then "
+        f"max(20, {args.samples} / batch) timed optimizer steps; samples/s = steps x batch / wall seconds, best round "
+        "per path; overrides: " + (" ".join(args.overrides) or "none") + "."
+    )
+    text = table(timings, device, method)
+    print(__doc__.split("Method:")[0].strip().splitlines()[0])
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return timings
+
+
+def describe_device(overrides: Sequence[str]) -> str:
+    if any(o in ("trainer.accelerator=gpu", "trainer.accelerator=cuda") for o in overrides) and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+if __name__ == "__main__":
+    main()

@@ -166,9 +166,9 @@ def main(argv: Sequence[str] | None = None) -> list[Timing]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 4096])
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
-    parser.add_argument("--samples", type=int, default=25_600, help="samples timed per path and round (default 25600)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per path; the best is kept (default 3)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the markdown table to this file")
+    parser.add_argument("--samples", type=int, default=12_800, help="samples timed per path and round (default 12800)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per path; the best is kept (default 5)")
+    parser.add_argument("--out", type=Path, default=Path("lightning_logs/bench.md"), help="markdown table (default lightning_logs/bench.md)")
     parser.add_argument("overrides", nargs="*", help="training config overrides, e.g. trainer.accelerator=gpu")
     args = parser.parse_args(argv)
     timings = run(args.batch_sizes, args.warmup, args.samples, args.rounds, args.overrides)
@@ -181,8 +181,8 @@ def main(argv: Sequence[str] | None = None) -> list[Timing]:
     text = table(timings, device, method)
     print(__doc__.split("Method:")[0].strip().splitlines()[0])
     print(text)
-    if args.out:
-        args.out.write_text(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
     return timings
 
 

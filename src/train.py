@@ -48,8 +48,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         OmegaConf.save(cfg, config_file, resolve=True)
     trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
     (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+    test_loader = trainer.test_dataloaders
     best = trainer.checkpoint_callback
     return {
+        "test_images": min(len(test_loader.sampler), int(trainer.num_test_batches[0]) * test_loader.batch_size),
         "test_acc": float(test_metrics["test/acc"]),
         "test_loss": float(test_metrics["test/loss"]),
         "best_val_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
@@ -62,7 +64,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def print_summary(summary: dict[str, Any]) -> None:
     print(
-        f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) on the 10,000 MNIST test images\n"
+        f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) on {summary['test_images']:,} "
+        "MNIST test images\n"
         f"best val accuracy {summary['best_val_acc']:.4f} after {summary['epochs']} epochs, {summary['global_step']} steps\n"
         f"run folder       {summary['run_dir']}\n"
         f"best checkpoint  {summary['best_checkpoint']}\n"

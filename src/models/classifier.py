@@ -1,11 +1,12 @@
 """The LightningModule: the tutorial's network plus a configurable loss, optimizer, schedule and metrics."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_method, instantiate
 from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
@@ -26,6 +27,16 @@ def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[flo
         window = batch_sizes[start : start + accumulate]
         scales += [accumulate / sum(window)] * len(window)
     return scales
+
+
+def bound_function(config: dict[str, Any]) -> Callable[..., Tensor]:
+    """The function named by ``config["_target_"]`` with the other keys bound, as a plain ``functools.partial``.
+
+    Not ``hydra.utils.instantiate(config)``: Hydra 1.3.8's partial objects re-run its target-safety checks on every
+    call, which costs more than this network's whole training step.
+    """
+    arguments = {key: value for key, value in config.items() if not key.startswith("_")}
+    return partial(get_method(config["_target_"]), **arguments)
 
 
 def epoch_batch_sizes(loader: Any) -> list[int]:
@@ -57,7 +68,7 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = instantiate(model)
-        self.loss_fn = instantiate(loss)
+        self.loss_fn = bound_function(loss)
         self.example_input_array = torch.zeros(1, 1, 28, 28)  # lets the model summary show each layer's shapes
         classes = self.net.num_classes
         # validate_args=False: the argument checks sync with the host on every call, which costs more than the step.

@@ -75,6 +75,7 @@ class Classifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
         self.test_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
+        self.train_loss = MeanMetric()
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self._loss_scales: list[float] = []
@@ -94,7 +95,7 @@ class Classifier(L.LightningModule):
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             # Only on the steps the logger writes (Lightning logs step k at k+1 % n == 0): each self.log call walks
             # Lightning's result objects and costs milliseconds, more than a whole step of this network on a CPU.
-            self.log("train/loss", losses.detach().mean(), prog_bar=True)
+            self.log("train/loss", self.train_loss(losses.detach()), prog_bar=True)
             self.log("train/acc", self.train_acc(logits.detach(), targets), prog_bar=True)
         return losses.sum() * self._loss_scales[batch_idx]
 

@@ -1,0 +1,1 @@
+"""Where MNIST comes from and how batches reach the model."""

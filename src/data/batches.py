@@ -1,0 +1,71 @@
+"""A device-resident batch iterator: the tutorial's "keep the data set as tensors and slice batches" as a loader.
+
+The whole split already sits on the training device as one tensor of images and one of labels; a batch is an index
+slice of them. There is no per-sample ``__getitem__``, no worker process and no host-to-device copy per step.
+"""
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+
+class EpochShuffle(Sampler[int]):
+    """The sample indices of one rank, in an order that depends only on ``seed`` and the epoch.
+
+    Lightning calls ``set_epoch`` at the start of each epoch (it looks for ``loader.sampler.set_epoch``), so a run
+    resumed at epoch 3 sees exactly the batches an uninterrupted run sees there. With several ranks each takes every
+    ``world_size``-th index of the same permutation; with ``pad=True`` (training) the permutation is first padded by
+    wrapping around, so every rank gets the same number of samples and so the same number of steps.
+    """
+
+    def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True) -> None:
+        self.size, self.shuffle, self.seed = size, shuffle, seed
+        self.rank, self.world_size, self.pad = rank, world_size, pad
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def indices(self) -> Tensor:
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.arange(self.size)
+        if self.pad and self.size % self.world_size:
+            order = torch.cat([order, order[: self.world_size - self.size % self.world_size]])
+        return order[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        if self.pad:
+            return math.ceil(self.size / self.world_size)
+        return len(range(self.rank, self.size, self.world_size))
+
+
+class DeviceBatches:
+    """Yields ``(images[i], labels[i])`` for consecutive index slices ``i`` of ``sampler``'s order.
+
+    ``images`` and ``labels`` are already normalized and on the device. Exposes ``sampler``, ``batch_size``, ``batch_sampler`` and
+    ``drop_last`` like a ``DataLoader``, which is all Lightning and the classifier ask of a loader.
+    """
+
+    drop_last = False
+    batch_sampler = None  # what Lightning inspects on a DataLoader: batches come from `sampler` and `batch_size`
+
+    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, sampler: EpochShuffle) -> None:
+        self.images, self.labels = images, labels
+        self.batch_size, self.sampler = batch_size, sampler
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sampler) / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        order = self.sampler.indices().to(self.images.device)
+        for batch in order.split(self.batch_size):
+            yield self.images[batch], self.labels[batch]

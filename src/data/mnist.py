@@ -1,5 +1,6 @@
 """The MNIST DataModule: verified raw files, decoded once, split 55k/5k by a fixed seed, the official 10k test set."""
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,8 @@ from torchvision import datasets, transforms
 
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.sources import MNIST_SHA256, fetch_mnist
+
+log = logging.getLogger(__name__)
 
 # (mean, std) applied to pixels scaled to [0, 1]: "standard" is the training set's statistics, "symmetric" maps
 # [0, 1] to the tutorial's [-1, 1].
@@ -50,7 +53,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
 
     def prepare_data(self) -> None:
-        fetch_mnist(self.raw_dir, self.hparams.sources, self.checksums)
+        source = fetch_mnist(self.raw_dir, self.hparams.sources, self.checksums)
+        log.info("MNIST raw files in %s (%s, sha256 verified)", self.raw_dir, "already there" if source == "local" else f"fetched by {source}")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_indices is not None:

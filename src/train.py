@@ -6,6 +6,7 @@ compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, call
 
 import sys
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import hydra
@@ -21,6 +22,15 @@ from src.runs import resolve_checkpoint, resumed_logger_args
 def plain(node: Any) -> Any:
     """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Plain Python floats copied out of (possibly live) tensors, for summaries and records.
+
+    ``float()`` copies the value; a ``tensor.numpy()`` view would share memory and change as training goes on,
+    which the tutorial warns about.
+    """
+    return {name: float(value) for name, value in metrics.items()}
 
 
 def build_classifier(cfg: DictConfig) -> Classifier:
@@ -47,14 +57,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         config_file = run_dir / ("config.yaml" if checkpoint is None else "config.resumed.yaml")
         OmegaConf.save(cfg, config_file, resolve=True)
     trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
-    (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path="best", verbose=False)
+    best = trainer.checkpoint_callback  # the first ModelCheckpoint: the best by val/acc
+    (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
+    test_metrics = numbers(test_metrics)
     test_loader = trainer.test_dataloaders
-    best = trainer.checkpoint_callback
+    best_val_acc = numbers({"best": best.best_model_score})["best"] if best.best_model_score is not None else float("nan")
+    # The HPARAMS tab: this run's settings beside its final numbers (plain floats, copied out of the tensors).
+    settings = {key: plain(cfg[key]) for key in ("model", "loss", "optimizer", "scheduler", "data", "trainer", "seed")}
+    final = {"hp/test_acc": test_metrics["test/acc"], "hp/best_val_acc": best_val_acc}
+    logger.log_hyperparams(settings, final, step=trainer.global_step)
+    logger.finalize("success")  # flush and close: Lightning closed the writer after test, this reopened it
     return {
         "test_images": min(len(test_loader.sampler), int(trainer.num_test_batches[0]) * test_loader.batch_size),
-        "test_acc": float(test_metrics["test/acc"]),
-        "test_loss": float(test_metrics["test/loss"]),
-        "best_val_acc": float(best.best_model_score) if best.best_model_score is not None else float("nan"),
+        "test_acc": test_metrics["test/acc"],
+        "test_loss": test_metrics["test/loss"],
+        "best_val_acc": best_val_acc,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "run_dir": logger.log_dir,

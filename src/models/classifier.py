@@ -102,16 +102,18 @@ class Classifier(L.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_acc, self.val_loss)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_acc, self.test_loss)
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Returns the predicted classes, for callbacks that report on them (src/callbacks/test_figures.py)."""
+        return self._evaluate(batch, "test", self.test_acc, self.test_loss)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, acc: MulticlassAccuracy, loss: MeanMetric) -> None:
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, acc: MulticlassAccuracy, loss: MeanMetric) -> Tensor:
         images, targets = batch
         logits = self.net(images)
         acc.update(logits, targets)
         loss.update(self.loss_fn(logits, targets))
         self.log(f"{stage}/acc", acc, prog_bar=True)
         self.log(f"{stage}/loss", loss)
+        return logits.argmax(dim=1)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.hparams.scheduler:

@@ -1,0 +1,58 @@
+"""Progress while training: Lightning's tqdm bar in a terminal, plain lines every N steps elsewhere (CI, log files)."""
+
+import sys
+import time
+
+import lightning as L
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+
+
+class LineProgress(ProgressBar):
+    """One line every ``every_n_steps`` training batches and one after each validation: no carriage returns."""
+
+    def __init__(self, every_n_steps: int = 100) -> None:
+        super().__init__()
+        self.every_n_steps = every_n_steps
+        self._enabled = True
+        self._epoch_start = 0.0
+
+    def disable(self) -> None:
+        self._enabled = False
+
+    def enable(self) -> None:
+        self._enabled = True
+
+    def _print(self, text: str) -> None:
+        if self._enabled and self.trainer.is_global_zero:
+            print(text, flush=True)
+
+    def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str = "") -> str:
+        metrics = self.get_metrics(trainer, pl_module)
+        shown = {k: v for k, v in metrics.items() if k.startswith(prefix) and k != "v_num"}
+        return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._epoch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        done, total = batch_idx + 1, self.total_train_batches
+        if done % self.every_n_steps and done != total:
+            return
+        elapsed = time.perf_counter() - self._epoch_start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / rate if rate > 0 and total != float("inf") else 0.0
+        self._print(
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} batch {done}/{total} "
+            f"{rate:.1f} it/s eta {eta:.0f}s {self._metrics(trainer, pl_module)}"
+        )
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._print(f"epoch {trainer.current_epoch + 1} validation: {self._metrics(trainer, pl_module, 'val/')}")
+
+
+def progress_bar(refresh_rate: int = 25, every_n_steps: int = 100) -> ProgressBar:
+    """Lightning's tqdm bar (redrawn every ``refresh_rate`` steps) when stderr is a terminal, else :class:`LineProgress`."""
+    if sys.stderr.isatty():
+        return TQDMProgressBar(refresh_rate=refresh_rate)
+    return LineProgress(every_n_steps=every_n_steps)

@@ -1,0 +1,113 @@
+"""What people look at: TensorBoard (through its real server), the PNG per run and per sweep, recorded numbers."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from src.plot import main as plot_main
+from src.train import numbers, train
+from tests.conftest import REPO
+from tests.test_training import tiny_config
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str, body: dict | None = None) -> object:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_tensorboard_server_shows_the_run(compose_config, tiny_mnist) -> None:
+    summary = train(tiny_config(compose_config, tiny_mnist, "trainer.max_epochs=3", "trainer.log_every_n_steps=4"))
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", summary["run_dir"], "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/data/plugin"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                tags = get_json(f"{base}/scalars/tags")["."]
+                if "test/acc" in tags:
+                    break
+            except (OSError, KeyError):
+                pass
+            assert time.monotonic() < deadline, "tensorboard did not serve the run within 90 s"
+            assert server.poll() is None, "tensorboard exited"
+            time.sleep(1)
+        assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/loss", "lr-AdamW"} <= set(tags)
+
+        def steps(tag: str) -> list[int]:
+            return [step for _, step, _ in get_json(f"{base}/scalars/scalars?run=.&tag={tag}")]
+
+        # 500 training samples in batches of 32: 16 steps an epoch, 48 in all; logged every 4 steps.
+        assert steps("train/loss") == list(range(3, 48, 4))
+        assert steps("val/acc") == [15, 31, 47]  # once per epoch
+        assert steps("test/acc") == [48]
+        assert len(steps("lr-AdamW")) == 12
+        images = get_json(f"{base}/images/tags")["."]
+        assert {"test/confusion_matrix", "test/misclassified"} <= set(images)
+        experiment = get_json(f"{base}/hparams/experiment", {"experimentName": ""})
+        hparams = {info["name"] for info in experiment["hparamInfos"]}
+        assert {"optimizer/lr", "data/batch_size", "trainer/max_epochs"} <= hparams
+        assert {m["name"]["tag"] for m in experiment["metricInfos"]} >= {"hp/test_acc", "hp/best_val_acc"}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(compose_config, tiny_mnist, capsys) -> None:
+    runs = [train(tiny_config(compose_config, tiny_mnist, "name=sweep", "trainer.max_epochs=2", f"seed={s}")) for s in (1, 2)]
+    for run in runs:
+        assert (Path(run["run_dir"]) / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    sweep = Path(runs[0]["run_dir"]).parent
+    plot_main([str(sweep)])
+    assert (sweep / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert str(sweep / "curves.png") in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no TensorBoard event files"):
+        plot_main([str(sweep / "checkpoints-nowhere")])
+
+
+def test_recorded_numbers_are_copies_that_stay_put(compose_config, tiny_mnist) -> None:
+    """The tutorial's warning: ``tensor.numpy()`` shares memory. What this project records does not."""
+    cfg = tiny_config(compose_config, tiny_mnist, "trainer.max_epochs=3", "scheduler=none")
+
+    class Recorder(L.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 0:
+                weight = pl_module.net.layers[1].weight
+                self.copy = numbers({"w": weight[0, 0], "loss": trainer.callback_metrics["train/loss"]})
+                self.view = weight.detach().numpy()[0]  # what the tutorial warns about
+                self.value_then = float(weight[0, 0])
+
+    from hydra.utils import instantiate
+    from src.train import build_classifier
+
+    recorder = Recorder()
+    model = build_classifier(cfg)
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, callbacks=[recorder], use_distributed_sampler=False, log_every_n_steps=5)
+    trainer.fit(model, datamodule=instantiate(cfg.data, _convert_="all"))
+    assert all(type(value) is float for value in recorder.copy.values())
+    assert recorder.copy["w"] == recorder.value_then  # unchanged while training went on for two more epochs
+    assert recorder.view[0] != recorder.value_then  # the numpy view moved with the live weights
+    assert recorder.view[0] == float(model.net.layers[1].weight[0, 0])

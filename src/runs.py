@@ -33,18 +33,42 @@ def resolve_checkpoint(ckpt_path: str | None, save_dir: Path, name: str) -> Path
     return path
 
 
-def optimizer_steps(checkpoint: Path) -> int:
-    """How many optimizer steps the checkpoint holds. Lightning logs the batch that makes step k at step k-1, so
-    everything the interrupted run logged at this step or later came after the checkpoint."""
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents (tensors memory-mapped, plain data only), or a ConfigError that says it is damaged."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # a truncated or corrupted file raises many kinds of errors
+        others = sorted(str(other) for other in path.parent.glob("*.ckpt") if other != path)
+        raise ConfigError(
+            f"ckpt_path={path}: the file is damaged and cannot be read ({type(error).__name__}); "
+            f"other checkpoints of this run: {', '.join(others) or 'none'}"
+        ) from error
 
 
-def resumed_logger_args(checkpoint: Path | None) -> dict[str, Any]:
+def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path) -> None:
+    """Name the first layer whose shape differs between the checkpoint and the configured network."""
+    saved, ours = state.get("state_dict", {}), model.state_dict()
+    for name, tensor in ours.items():
+        if name not in saved:
+            raise ConfigError(f"ckpt_path={path}: made by a different network: it has no {name}; use that run's model settings (its config.yaml)")
+        if tuple(saved[name].shape) != tuple(tensor.shape):
+            raise ConfigError(
+                f"ckpt_path={path}: made by a different network: {name} is {list(saved[name].shape)} there but "
+                f"{list(tensor.shape)} with this config; use that run's model settings (its config.yaml)"
+            )
+    extra = sorted(saved.keys() - ours.keys())
+    if extra:
+        raise ConfigError(f"ckpt_path={path}: made by a different network: it has {extra[0]}, which this config's network lacks")
+
+
+def resumed_logger_args(checkpoint: Path | None, state: dict[str, Any] | None) -> dict[str, Any]:
     """TensorBoardLogger arguments that reopen the checkpoint's run folder, or none for a new run.
 
+    ``purge_step``: Lightning logs the batch that makes optimizer step k at step k-1, so everything the interrupted
+    run logged at the checkpoint's ``global_step`` or later came after the checkpoint and is dropped.
     A checkpoint outside the ``<save_dir>/<name>/<version>/checkpoints/`` layout starts a new run folder.
     """
-    if checkpoint is None or checkpoint.parent.name != "checkpoints":
+    if checkpoint is None or state is None or checkpoint.parent.name != "checkpoints":
         return {}
     run = checkpoint.parent.parent
-    return {"save_dir": str(run.parent.parent), "name": run.parent.name, "version": run.name, "purge_step": optimizer_steps(checkpoint)}
+    return {"save_dir": str(run.parent.parent), "name": run.parent.name, "version": run.name, "purge_step": int(state["global_step"])}

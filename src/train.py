@@ -4,6 +4,7 @@ compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, call
 -> summary. Builders are plain functions so that other entry points can reuse them.
 """
 
+import os
 import sys
 from pathlib import Path
 from collections.abc import Mapping
@@ -14,14 +15,17 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.checks import ConfigError, check_config
+from src.checks import ConfigError, check_config, check_group_choices
 from src.models.classifier import Classifier
-from src.runs import resolve_checkpoint, resumed_logger_args
+from src.runs import check_same_network, read_checkpoint, resolve_checkpoint, resumed_logger_args
 
 
 def plain(node: Any) -> Any:
     """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -46,10 +50,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one run; return its summary (metrics as plain floats, paths as strings)."""
     check_config(cfg)
     checkpoint = resolve_checkpoint(cfg.ckpt_path, Path(cfg.logger.save_dir), cfg.name)
+    state = read_checkpoint(checkpoint) if checkpoint else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, _convert_="all")
     model = build_classifier(cfg)
-    logger = instantiate(cfg.logger, **resumed_logger_args(checkpoint))
+    if state is not None:
+        check_same_network(state, model, checkpoint)
+    logger = instantiate(cfg.logger, **resumed_logger_args(checkpoint, state))
     trainer = build_trainer(cfg, logger)
     if trainer.is_global_zero:
         run_dir = Path(logger.log_dir)
@@ -90,16 +97,27 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
 
 
+def exit_on_config_error(error: ConfigError) -> None:
+    """One line on stderr and exit status 2; the traceback too when HYDRA_FULL_ERROR=1."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
         summary = train(cfg)
     except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_on_config_error(error)
     print_summary(summary)
     return summary["best_val_acc"]
 
 
 if __name__ == "__main__":
+    try:
+        check_group_choices(sys.argv[1:], CONF_DIR)
+    except ConfigError as error:
+        exit_on_config_error(error)
     main()

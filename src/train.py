@@ -13,11 +13,16 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+
+from src.callbacks.finite_loss import NonFiniteLoss
+from src.checkpoint_io import CheckpointWriteError
 
 from src.checks import ConfigError, check_config, check_group_choices
 from src.models.classifier import Classifier
-from src.runs import check_same_network, read_checkpoint, resolve_checkpoint, resumed_logger_args
+from src.runs import check_same_network, last_checkpoint, read_checkpoint, resolve_checkpoint, resumed_logger_args
 
 
 def plain(node: Any) -> Any:
@@ -105,12 +110,26 @@ def exit_on_config_error(error: ConfigError) -> None:
     sys.exit(2)
 
 
+def resume_command(cfg: DictConfig) -> str:
+    """The command line that continues this run from its last checkpoint."""
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")] if HydraConfig.initialized() else []
+    run_dir = Path(cfg.logger.save_dir) / cfg.name
+    last = last_checkpoint(Path(cfg.logger.save_dir), cfg.name) or run_dir / "<version>" / "checkpoints" / "last.ckpt"
+    return " ".join(["python -m src.train", *overrides, f"ckpt_path={last}"])
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
         summary = train(cfg)
     except ConfigError as error:
         exit_on_config_error(error)
+    except SIGTERMException:
+        print(f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(cfg)}", file=sys.stderr)
+        sys.exit(130)
+    except (NonFiniteLoss, CheckpointWriteError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
     print_summary(summary)
     return summary["best_val_acc"]
 

@@ -51,8 +51,11 @@ class EpochShuffle(Sampler[int]):
 class DeviceBatches:
     """Yields ``(images[i], labels[i])`` for consecutive index slices ``i`` of ``sampler``'s order.
 
-    ``images`` and ``labels`` are already normalized and on the device. Exposes ``sampler``, ``batch_size``, ``batch_sampler`` and
-    ``drop_last`` like a ``DataLoader``, which is all Lightning and the classifier ask of a loader.
+    ``images`` and ``labels`` are already normalized and on the device. Exposes ``sampler``, ``batch_size``,
+    ``batch_sampler`` and ``drop_last`` like a ``DataLoader``, which is all Lightning and the classifier ask of a loader.
+    It is also *stateful* in Lightning's sense (``state_dict``/``load_state_dict``): a checkpoint taken in the middle of
+    an epoch records how many batches of which epoch were served, and the resumed run skips exactly those, so it sees
+    the same batches as an uninterrupted run.
     """
 
     drop_last = False
@@ -61,11 +64,25 @@ class DeviceBatches:
     def __init__(self, images: Tensor, labels: Tensor, batch_size: int, sampler: EpochShuffle) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.sampler = batch_size, sampler
+        self.served = 0  # batches of the current epoch handed out so far
+        self._resume: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        skip = 0
+        if self._resume is not None and self._resume["epoch"] == self.sampler.epoch:
+            skip = self._resume["served"]
+        self._resume = None
         order = self.sampler.indices().to(self.images.device)
-        for batch in order.split(self.batch_size):
+        self.served = skip
+        for batch in order[skip * self.batch_size :].split(self.batch_size):
+            self.served += 1
             yield self.images[batch], self.labels[batch]
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "served": self.served}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = dict(state)

@@ -88,6 +88,10 @@ class Classifier(L.LightningModule):
         sizes = epoch_batch_sizes(self.trainer.train_dataloader)[: int(self.trainer.num_training_batches)]
         self._loss_scales = accumulation_scales(sizes, self.trainer.accumulate_grad_batches)
 
+    def on_train_start(self) -> None:
+        # A run resumed in the middle of an epoch does not get on_train_epoch_start for that epoch.
+        self.on_train_epoch_start()
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, targets = batch
         logits = self.net(images)

@@ -1,0 +1,47 @@
+"""Stops a run whose training loss turned NaN or infinite, before a checkpoint of the broken weights is written."""
+
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(L.Callback):
+    """Watches the training loss without a host sync per step.
+
+    Each step only updates, on the device, the first step whose loss was not finite. That value is read every
+    ``check_every_n_steps`` steps and before every checkpoint is written: a run that went bad stops with a message
+    naming the step and the likely cause, and no checkpoint of the broken state replaces the last good one.
+    """
+
+    def __init__(self, check_every_n_steps: int = 50) -> None:
+        self.check_every_n_steps = check_every_n_steps
+        self.first_bad_step: torch.Tensor | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.first_bad_step = torch.tensor(-1, device=pl_module.device)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"].detach() if isinstance(outputs, dict) else outputs.detach()
+        self.first_bad_step.masked_fill_((self.first_bad_step < 0) & ~torch.isfinite(loss), trainer.global_step)
+        if trainer.global_step % self.check_every_n_steps == 0:
+            self._check(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._check(trainer, pl_module)  # raising here leaves the previous checkpoint file untouched
+
+    def _check(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.first_bad_step is None or int(self.first_bad_step) < 0:
+            return
+        optimizer = trainer.optimizers[0]
+        lr = optimizer.param_groups[0]["lr"]
+        kept = [c.last_model_path or c.best_model_path for c in trainer.checkpoint_callbacks if c.last_model_path or c.best_model_path]
+        raise NonFiniteLoss(
+            f"the training loss became NaN or infinite at optimizer step {int(self.first_bad_step)}: the learning rate "
+            f"({type(optimizer).__name__}, lr {lr:g}) is most likely too high for this loss and batch size; lower "
+            f"optimizer.lr. Training stopped; last good checkpoint: {kept[-1] if kept else 'none was written yet'}"
+        )

@@ -1,0 +1,40 @@
+"""Ctrl-C stops training at the end of the current batch, with a checkpoint of that step, as SIGTERM does."""
+
+import signal
+from types import FrameType
+
+import lightning as L
+
+
+class StopOnCtrlC(L.Callback):
+    """Turns the first Ctrl-C (SIGINT) into what Lightning does on SIGTERM: finish the batch, then stop.
+
+    Lightning then raises ``SIGTERMException`` at that batch boundary (on every rank), the ``last_checkpoint``
+    callback (``save_on_exception``) writes ``last.ckpt`` of that very step, and ``src.train`` prints the command that
+    resumes. A second Ctrl-C interrupts at once, as Lightning's own handling would.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = False
+        self._previous: object = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        def stop_after_this_batch(signum: int, frame: FrameType | None) -> None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            self.interrupted = True
+            # Lightning's SIGTERM path: flag the trainer, tell other ranks. (Lightning has no public setter for it.)
+            trainer._signal_connector._sigterm_notifier_fn(signum, frame)
+
+        self._previous = signal.signal(signal.SIGINT, stop_after_this_batch)
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()

@@ -121,3 +121,20 @@ def test_no_source_available_lists_what_was_tried(tmp_path, monkeypatch) -> None
     message = str(caught.value)
     assert "torchvision: OSError" in message and "npm: OSError" in message
     assert "train-images-idx3-ubyte" in message and str(tmp_path / "raw") in message
+
+
+def test_device_batches_resume_mid_epoch_where_they_stopped() -> None:
+    images, labels = torch.arange(10.0).view(10, 1), torch.arange(10)
+    first = DeviceBatches(images, labels, batch_size=3, sampler=EpochShuffle(10, shuffle=True, seed=5))
+    first.sampler.set_epoch(2)
+    full = [y.tolist() for _, y in first]
+    iterator = iter(first)
+    next(iterator), next(iterator)  # two batches served, then the run stops
+    position = first.position()
+    assert position == {"epoch": 2, "served": 2}
+    resumed = DeviceBatches(images, labels, batch_size=3, sampler=EpochShuffle(10, shuffle=True, seed=5))
+    resumed.resume_at(position)
+    resumed.sampler.set_epoch(2)
+    assert [y.tolist() for _, y in resumed] == full[2:]
+    resumed.sampler.set_epoch(3)  # the skip applies once, to the epoch it was recorded in
+    assert len(list(resumed)) == 4

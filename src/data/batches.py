@@ -53,9 +53,9 @@ class DeviceBatches:
 
     ``images`` and ``labels`` are already normalized and on the device. Exposes ``sampler``, ``batch_size``,
     ``batch_sampler`` and ``drop_last`` like a ``DataLoader``, which is all Lightning and the classifier ask of a loader.
-    It is also *stateful* in Lightning's sense (``state_dict``/``load_state_dict``): a checkpoint taken in the middle of
-    an epoch records how many batches of which epoch were served, and the resumed run skips exactly those, so it sees
-    the same batches as an uninterrupted run.
+    ``position()`` says how many batches of which epoch were served; ``resume_at(position)`` makes the next pass over
+    that epoch skip them. The DataModule keeps this position in checkpoints, so a run stopped in the middle of an epoch
+    resumes on exactly the batches an uninterrupted run sees.
     """
 
     drop_last = False
@@ -81,8 +81,8 @@ class DeviceBatches:
             self.served += 1
             yield self.images[batch], self.labels[batch]
 
-    def state_dict(self) -> dict[str, int]:
+    def position(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "served": self.served}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self._resume = dict(state)
+    def resume_at(self, position: dict[str, int]) -> None:
+        self._resume = dict(position)

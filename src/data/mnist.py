@@ -51,6 +51,8 @@ class MNISTDataModule(L.LightningDataModule):
         self.mean, self.std = NORMALIZATIONS[normalization]
         self.train_indices: Tensor | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
+        self.train_batches: DeviceBatches | None = None
+        self.resume_position: dict[str, int] | None = None
 
     def prepare_data(self) -> None:
         source = fetch_mnist(self.raw_dir, self.hparams.sources, self.checksums)
@@ -98,7 +100,23 @@ class MNISTDataModule(L.LightningDataModule):
         return DataLoader(dataset, batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DeviceBatches | DataLoader:
-        return self._loader("train", shuffle=True, batch_size=self.hparams.batch_size)
+        loader = self._loader("train", shuffle=True, batch_size=self.hparams.batch_size)
+        if isinstance(loader, DeviceBatches):
+            self.train_batches = loader
+            if self.resume_position is not None:  # kept: Lightning may build the loader more than once
+                loader.resume_at(self.resume_position)
+        return loader
+
+    def state_dict(self) -> dict[str, dict[str, int]]:
+        """Saved in checkpoints: where in its epoch the device-resident training loader stands (see DeviceBatches).
+
+        The DataModule carries it, not the loader, because Lightning restores a DataModule before it builds the
+        loaders; a loader's own state is lost when the loader is built early (to count the steps of a schedule).
+        """
+        return {"train_position": self.train_batches.position()} if self.train_batches is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, dict[str, int]]) -> None:
+        self.resume_position = state_dict.get("train_position")
 
     def val_dataloader(self) -> DeviceBatches | DataLoader:
         return self._loader("val", shuffle=False, batch_size=self.hparams.eval_batch_size)

@@ -1,0 +1,92 @@
+"""Real training processes stopped by SIGTERM or killed by SIGKILL, resumed, and compared to an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+from tests.test_training import scalars
+
+# Small but real: MNIST, 2 epochs of 120 batches, dropout (so the RNG state matters), one-cycle (so the schedule does).
+RUN = [
+    "model.hidden=[64]", "model.dropout=0.2", "data.batch_size=64", "trainer.limit_train_batches=120",
+    "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.max_epochs=2", "trainer.deterministic=true",
+    "trainer.log_every_n_steps=10", "callbacks.progress_bar.every_n_steps=20", "~callbacks.model_summary",
+]
+
+
+def command(save_dir: Path, name: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "src.train", *RUN, f"logger.save_dir={save_dir}", f"name={name}", *extra]
+
+
+def run(args: list[str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+
+
+def stop_when(args: list[str], line_start: str, signum: int) -> tuple[int, str, str]:
+    """Start training, send ``signum`` when a stdout line starts with ``line_start``; return (code, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith(line_start):
+            process.send_signal(signum)
+            break
+    out, err = process.communicate(timeout=300)
+    return process.returncode, "".join(seen) + out, err
+
+
+def last_state(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def straight(real_mnist, tmp_path_factory) -> Path:
+    save_dir = tmp_path_factory.mktemp("logs")
+    done = run(command(save_dir, "straight"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return save_dir / "straight" / "version_0"
+
+
+def assert_same_run(resumed: Path, straight: Path) -> None:
+    expected, got = last_state(straight), last_state(resumed)
+    assert got["global_step"] == expected["global_step"] == 240
+    for name, tensor in expected["state_dict"].items():
+        assert torch.equal(tensor, got["state_dict"][name]), name
+    assert scalars(str(resumed)) == scalars(str(straight))  # TensorBoard: no gap, no step twice
+
+
+@pytest.mark.slow
+def test_sigterm_mid_epoch_saves_the_step_and_resumes_exactly(straight: Path, tmp_path: Path) -> None:
+    code, out, err = stop_when(command(tmp_path, "cut"), "epoch 1/2 batch 60/", signal.SIGTERM)
+    assert code == 130, err[-2000:]
+    run_dir = tmp_path / "cut" / "version_0"
+    stopped_at = last_state(run_dir)["global_step"]
+    assert 60 <= stopped_at < 120  # the batch that was running when the signal came, in the first epoch
+    resume = err.strip().splitlines()[-1].strip()
+    assert resume.startswith("python -m src.train ") and resume.endswith(f"ckpt_path={run_dir}/checkpoints/last.ckpt")
+    done = run([sys.executable, *resume.split()[1:]])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_same_run(run_dir, straight)
+
+
+@pytest.mark.slow
+def test_sigkill_loses_at_most_the_periodic_interval(straight: Path, tmp_path: Path) -> None:
+    every = ["callbacks.step_checkpoint.every_n_train_steps=25"]
+    code, out, err = stop_when(command(tmp_path, "killed", *every), "epoch 2/2 batch 40/", signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    run_dir = tmp_path / "killed" / "version_0"
+    state = last_state(run_dir)  # whole: the atomic rename never leaves a partial last.ckpt
+    progressed = 120 + 40
+    assert progressed - 25 <= state["global_step"] <= progressed + 5  # at most 25 steps (plus the batches in flight)
+    assert not list((run_dir / "checkpoints").glob(".*partial*"))
+    done = run(command(tmp_path, "killed", *every, "ckpt_path=last"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_same_run(run_dir, straight)

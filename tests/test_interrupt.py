@@ -64,8 +64,9 @@ def assert_same_run(resumed: Path, straight: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_mid_epoch_saves_the_step_and_resumes_exactly(straight: Path, tmp_path: Path) -> None:
-    code, out, err = stop_when(command(tmp_path, "cut"), "epoch 1/2 batch 60/", signal.SIGTERM)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "ctrl-c"])
+def test_signal_mid_epoch_saves_the_step_and_resumes_exactly(straight: Path, tmp_path: Path, signum: int) -> None:
+    code, out, err = stop_when(command(tmp_path, "cut"), "epoch 1/2 batch 60/", signum)
     assert code == 130, err[-2000:]
     run_dir = tmp_path / "cut" / "version_0"
     stopped_at = last_state(run_dir)["global_step"]

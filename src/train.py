@@ -80,7 +80,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     logger.log_hyperparams(settings, final, step=trainer.global_step)
     logger.finalize("success")  # flush and close: Lightning closed the writer after test, this reopened it
     return {
-        "test_images": min(len(test_loader.sampler), int(trainer.num_test_batches[0]) * test_loader.batch_size),
+        "test_images": min(test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size),
+        "is_global_zero": trainer.is_global_zero,
         "test_acc": test_metrics["test/acc"],
         "test_loss": test_metrics["test/loss"],
         "best_val_acc": best_val_acc,
@@ -130,7 +131,8 @@ def main(cfg: DictConfig) -> float:
     except (NonFiniteLoss, CheckpointWriteError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
-    print_summary(summary)
+    if summary["is_global_zero"]:
+        print_summary(summary)
     return summary["best_val_acc"]
 
 

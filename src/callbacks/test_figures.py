@@ -16,7 +16,8 @@ class TestFigures(L.Callback):
     """Collects the test predictions (``test_step`` returns them) and logs two figures at the end of the test.
 
     ``test/confusion_matrix``: counts of true (rows) against predicted (columns) classes, by torchmetrics.
-    ``test/misclassified``: up to ``max_digits`` wrongly classified test digits, each titled predicted/true.
+    ``test/misclassified``: up to ``max_digits`` wrongly classified test digits, each titled predicted/true
+    (under DDP, from rank 0's shard of the test set).
     """
 
     def __init__(self, max_digits: int = 64) -> None:
@@ -36,11 +37,12 @@ class TestFigures(L.Callback):
             self.wrong += [(images[i].detach().float().cpu().clone(), int(outputs[i]), int(targets[i])) for i in missed]
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        matrix = self.confusion.compute()  # on every rank: under DDP this gathers all ranks' counts
         writer = getattr(trainer.logger, "experiment", None)
         if not trainer.is_global_zero or not hasattr(writer, "add_figure"):
             return
         step = trainer.global_step
-        figure, _ = self.confusion.plot(add_text=True)
+        figure, _ = self.confusion.plot(val=matrix, add_text=True)
         figure.set_size_inches(7, 7)
         writer.add_figure("test/confusion_matrix", figure, global_step=step, close=True)
         writer.add_figure("test/misclassified", self._grid(), global_step=step, close=True)

@@ -4,6 +4,7 @@ Each failure is one line that names the key, the bad value and what is allowed; 
 with status 2 (no traceback unless HYDRA_FULL_ERROR=1).
 """
 
+import importlib.util
 import os
 import tempfile
 import typing
@@ -27,12 +28,22 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+# Config choices that need an optional Hydra plugin: (module it provides, the pyproject extra that installs it).
+PLUGINS = {"hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm")}
+
+
 def check_group_choices(overrides: Sequence[str], conf_dir: Path) -> None:
-    """``optimizer=adamm``: name the group's real choices (Hydra's own message spans many lines and exits 1)."""
+    """``optimizer=adamm``: name the group's real choices (Hydra's own message spans many lines and exits 1).
+
+    A choice that needs a plugin which is not installed names the extra to install.
+    """
     for override in overrides:
+        if override in PLUGINS and importlib.util.find_spec(PLUGINS[override][0]) is None:
+            raise ConfigError(f"{override}: needs a Hydra plugin that is not installed; pip install -e '.[{PLUGINS[override][1]}]'")
         key, assigned, value = override.lstrip("+~").partition("=")
         group = conf_dir / key
-        if not assigned or not group.is_dir() or "(" in value:  # choice(...), range(...): left to Hydra
+        if not assigned or not group.is_dir() or "(" in value or key.startswith("hydra/"):
+            # choice(...), range(...), and Hydra's own groups (their choices come from plugins): left to Hydra
             continue
         choices = sorted(path.stem for path in group.glob("*.yaml"))
         for choice in value.split(","):  # multirun: a,b,c

@@ -56,7 +56,7 @@ def test_unknown_group_choice_lists_the_real_ones(override: str) -> None:
 
 
 def test_known_choices_and_plain_values_pass() -> None:
-    check_group_choices(["optimizer=sgd,adam", "loss=tutorial", "experiment=fast", "optimizer.lr=0.1", "seed=1"], CONF_DIR)
+    check_group_choices(["optimizer=sgd,adam", "loss=tutorial", "experiment=fast", "optimizer.lr=0.1", "seed=1", "hydra/launcher=basic"], CONF_DIR)
 
 
 @pytest.mark.parametrize(("override", "start"), [("optimizer=adamm", "error: optimizer=adamm:"), ("optimizer.lr=-1", "error: optimizer.lr=-1:")])
@@ -85,3 +85,23 @@ def test_damaged_checkpoint_says_so_and_names_the_others(compose_config, tiny_mn
         train(tiny_config(compose_config, tiny_mnist, "scheduler=none", "ckpt_path=last"))
     message = str(caught.value)
     assert "the file is damaged" in message and str(first["best_checkpoint"]) in message
+
+
+def test_slurm_launcher_config_composes(tmp_path) -> None:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
+
+
+def test_a_plugin_that_is_not_installed_names_its_extra(monkeypatch) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError, match=r"^hydra/launcher=slurm: needs a Hydra plugin that is not installed; pip install -e '\.\[slurm\]'"):
+        check_group_choices(["hydra/launcher=slurm"], CONF_DIR)

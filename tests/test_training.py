@@ -143,3 +143,11 @@ def test_bf16_mixed_precision_and_compile_train(compose_config, tiny_mnist) -> N
     assert summary["test_acc"] > 0.8 and summary["test_images"] == 200
     state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
     assert "net.layers.1.weight" in state  # compiled in place: the checkpoint keys are those of the plain network
+
+
+def test_device_and_dataloader_paths_train_to_the_same_weights(compose_config, tiny_mnist) -> None:
+    """Same seed-and-epoch order, same normalization arithmetic: the two loaders train identical networks."""
+    device = fit_weights(tiny_config(compose_config, tiny_mnist, "data.loader=device", "trainer.max_epochs=2", "scheduler=none"))
+    loader = fit_weights(tiny_config(compose_config, tiny_mnist, "data.loader=dataloader", "trainer.max_epochs=2", "scheduler=none"))
+    for name in device:
+        assert torch.equal(device[name], loader[name]), name

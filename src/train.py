@@ -5,32 +5,39 @@ compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, call
 """
 
 import os
+import shlex
 import sys
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-from hydra.utils import instantiate
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.finite_loss import NonFiniteLoss
 from src.checkpoint_io import CheckpointWriteError
-
 from src.checks import ConfigError, check_config, check_group_choices
 from src.models.classifier import Classifier
-from src.runs import check_same_network, last_checkpoint, read_checkpoint, resolve_checkpoint, resumed_logger_args
+from src.runs import check_same_network, read_checkpoint, resolve_checkpoint, resumed_logger_args
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+class Interrupted(Exception):
+    """Training stopped on Ctrl-C or SIGTERM after saving ``checkpoint``."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
 
 
 def plain(node: Any) -> Any:
     """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -68,7 +75,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         config_file = run_dir / ("config.yaml" if checkpoint is None else "config.resumed.yaml")
         OmegaConf.save(cfg, config_file, resolve=True)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
+    except SIGTERMException as stop:  # the last_checkpoint callback saved this step on the way out
+        raise Interrupted(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt") from stop
     best = trainer.checkpoint_callback  # the first ModelCheckpoint: the best by val/acc
     (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
     test_metrics = numbers(test_metrics)
@@ -111,12 +121,10 @@ def exit_on_config_error(error: ConfigError) -> None:
     sys.exit(2)
 
 
-def resume_command(cfg: DictConfig) -> str:
-    """The command line that continues this run from its last checkpoint."""
+def resume_command(checkpoint: Path) -> str:
+    """The command line, quoted for a shell, that continues this run from ``checkpoint``."""
     overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")] if HydraConfig.initialized() else []
-    run_dir = Path(cfg.logger.save_dir) / cfg.name
-    last = last_checkpoint(Path(cfg.logger.save_dir), cfg.name) or run_dir / "<version>" / "checkpoints" / "last.ckpt"
-    return " ".join(["python -m src.train", *overrides, f"ckpt_path={last}"])
+    return shlex.join(["python", "-m", "src.train", *overrides, f"ckpt_path={checkpoint}"])
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -125,8 +133,8 @@ def main(cfg: DictConfig) -> float:
         summary = train(cfg)
     except ConfigError as error:
         exit_on_config_error(error)
-    except SIGTERMException:
-        print(f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(cfg)}", file=sys.stderr)
+    except Interrupted as stop:
+        print(f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}", file=sys.stderr)
         sys.exit(130)
     except (NonFiniteLoss, CheckpointWriteError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Real training processes stopped by SIGTERM or killed by SIGKILL, resumed, and compared to an uninterrupted run."""
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -71,9 +72,10 @@ def test_signal_mid_epoch_saves_the_step_and_resumes_exactly(straight: Path, tmp
     run_dir = tmp_path / "cut" / "version_0"
     stopped_at = last_state(run_dir)["global_step"]
     assert 60 <= stopped_at < 120  # the batch that was running when the signal came, in the first epoch
-    resume = err.strip().splitlines()[-1].strip()
-    assert resume.startswith("python -m src.train ") and resume.endswith(f"ckpt_path={run_dir}/checkpoints/last.ckpt")
-    done = run([sys.executable, *resume.split()[1:]])
+    resume = shlex.split(err.strip().splitlines()[-1])
+    assert resume[:3] == ["python", "-m", "src.train"] and resume[-1] == f"ckpt_path={run_dir}/checkpoints/last.ckpt"
+    assert "model.hidden=[64]" in resume  # the original overrides, quoted for a shell
+    done = run([sys.executable, *resume[1:]])
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_run(run_dir, straight)
 

@@ -1,4 +1,5 @@
-"""Where runs live: one folder per run, lightning_logs/<name>/version_<N>/, holding events, config and checkpoints.
+"""Where runs live: one folder per run, lightning_logs/<name>/version_<N>/, holding events, config and checkpoints
+(in a multirun: the job's folder inside the sweep's, see src/sweeps.py).
 
 Resuming continues in the checkpoint's own run folder, and TensorBoard is told to drop what the interrupted run
 logged after the checkpoint (``purge_step``), so the curves have no gap and no step twice.
@@ -8,8 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from src.checks import ConfigError
+
+
+def sweep_job_logger_args() -> dict[str, Any]:
+    """In a Hydra multirun, log straight into the job's own folder (Hydra names it by job number and overrides)."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return {"save_dir": HydraConfig.get().runtime.output_dir, "name": "", "version": ""}
+    return {}
 
 
 def last_checkpoint(save_dir: Path, name: str) -> Path | None:

@@ -7,6 +7,7 @@ compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, call
 import os
 import shlex
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -22,9 +24,12 @@ from src.callbacks.finite_loss import NonFiniteLoss
 from src.checkpoint_io import CheckpointWriteError
 from src.checks import ConfigError, check_config, check_group_choices
 from src.models.classifier import Classifier
-from src.runs import check_same_network, read_checkpoint, resolve_checkpoint, resumed_logger_args
+from src.runs import check_same_network, read_checkpoint, resolve_checkpoint, resumed_logger_args, sweep_job_logger_args
+from src.sweeps import SWEPT_KEYS_VARIABLE, job_folder_name, swept_keys, swept_overrides, write_result
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)  # sweep folders: unique per process
+OmegaConf.register_new_resolver("job_folder", job_folder_name, replace=True)  # a sweep job's folder: its swept values
 
 
 class Interrupted(Exception):
@@ -68,7 +73,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = build_classifier(cfg)
     if state is not None:
         check_same_network(state, model, checkpoint)
-    logger = instantiate(cfg.logger, **resumed_logger_args(checkpoint, state))
+    logger = instantiate(cfg.logger, **(resumed_logger_args(checkpoint, state) or sweep_job_logger_args()))
     trainer = build_trainer(cfg, logger)
     if trainer.is_global_zero:
         run_dir = Path(logger.log_dir)
@@ -127,8 +132,29 @@ def resume_command(checkpoint: Path) -> str:
     return shlex.join(["python", "-m", "src.train", *overrides, f"ckpt_path={checkpoint}"])
 
 
+def sweep_job(cfg: DictConfig) -> float:
+    """One job of a multirun: its failure becomes a row of the sweep summary, and the other jobs still run."""
+    started = time.perf_counter()
+    job = HydraConfig.get()
+    row: dict[str, Any] = {"overrides": " ".join(swept_overrides(job.overrides.task)), "folder": job.runtime.output_dir}
+    try:
+        summary = train(cfg)
+    except Exception as error:  # recorded, not raised: the sweep goes on
+        row |= {"error": f"{type(error).__name__}: {error}".splitlines()[0], "wall_s": time.perf_counter() - started}
+        write_result(Path(row["folder"]), row)
+        print(f"error: {row['error']}", file=sys.stderr)
+        return float("nan")
+    if summary["is_global_zero"]:
+        print_summary(summary)
+        row |= {key: summary[key] for key in ("best_val_acc", "test_acc", "epochs")} | {"wall_s": time.perf_counter() - started}
+        write_result(Path(row["folder"]), row)
+    return summary["best_val_acc"]
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return sweep_job(cfg)
     try:
         summary = train(cfg)
     except ConfigError as error:
@@ -149,4 +175,5 @@ if __name__ == "__main__":
         check_group_choices(sys.argv[1:], CONF_DIR)
     except ConfigError as error:
         exit_on_config_error(error)
+    os.environ[SWEPT_KEYS_VARIABLE] = ",".join(swept_keys(sys.argv[1:]))
     main()

@@ -1,0 +1,53 @@
+"""Hydra multirun sweeps through the real command line: folders, summary, failing runs."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_training import scalars
+
+TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=20", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
+        "model.hidden=[64]", "~callbacks.model_summary"]
+
+
+def sweep(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    folder = tmp_path / "sweep"
+    done = subprocess.run([sys.executable, "-m", "src.train", "-m", *TINY, *overrides, f"hydra.sweep.dir={folder}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done, folder
+
+
+@pytest.mark.slow
+def test_two_by_two_sweep_gives_four_folders_and_a_summary_that_matches_their_logs(real_mnist, tmp_path) -> None:
+    done, folder = sweep(tmp_path, "optimizer=sgd,adam", "data.batch_size=64,128")
+    runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    assert runs == ["0_optimizer=sgd,data.batch_size=64", "1_optimizer=sgd,data.batch_size=128",
+                    "2_optimizer=adam,data.batch_size=64", "3_optimizer=adam,data.batch_size=128"]
+    with (folder / "summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 4 and "summary.md" in os.listdir(folder)
+    best = [float(row["best_val_acc"]) for row in rows]
+    assert best == sorted(best, reverse=True)  # best first
+    for row in rows:
+        logged = scalars(row["folder"])
+        assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in logged["val/acc"]), abs=1e-6)
+        assert float(row["test_acc"]) == pytest.approx(logged["test/acc"][-1][1], abs=1e-6)
+        assert row["epochs"] == "1" and float(row["wall_s"]) > 0 and not row["error"]
+    assert f"tensorboard --logdir {folder}" in done.stdout
+
+
+@pytest.mark.slow
+def test_a_failing_run_is_a_row_and_the_others_finish(real_mnist, tmp_path) -> None:
+    done, folder = sweep(tmp_path, "optimizer.lr=-1,0.001")
+    with (folder / "summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["overrides"] for row in rows] == ["optimizer.lr=0.001", "optimizer.lr=-1"]  # the failed run last
+    assert rows[0]["test_acc"] and not rows[0]["error"]
+    assert rows[1]["error"].startswith("ConfigError: optimizer.lr=-1: the learning rate must be > 0") and not rows[1]["test_acc"]

@@ -29,7 +29,10 @@ def _require(condition: bool, message: str) -> None:
 
 
 # Config choices that need an optional Hydra plugin: (module it provides, the pyproject extra that installs it).
-PLUGINS = {"hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm")}
+PLUGINS = {
+    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
+    "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "parallel"),
+}
 
 
 def check_group_choices(overrides: Sequence[str], conf_dir: Path) -> None:

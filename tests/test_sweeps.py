@@ -51,3 +51,15 @@ def test_a_failing_run_is_a_row_and_the_others_finish(real_mnist, tmp_path) -> N
     assert [row["overrides"] for row in rows] == ["optimizer.lr=0.001", "optimizer.lr=-1"]  # the failed run last
     assert rows[0]["test_acc"] and not rows[0]["error"]
     assert rows[1]["error"].startswith("ConfigError: optimizer.lr=-1: the learning rate must be > 0") and not rows[1]["test_acc"]
+
+
+@pytest.mark.slow
+def test_parallel_jobs_through_joblib_never_share_a_folder(real_mnist, tmp_path) -> None:
+    done, folder = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optimizer=sgd,adam", "data.batch_size=64,128")
+    runs = [p for p in folder.iterdir() if p.is_dir()]
+    assert len(runs) == 4
+    for run in runs:  # each job logged into its own folder, one TensorBoard run each
+        assert len(list(run.glob("events.out.tfevents.*"))) >= 1 and (run / "checkpoints" / "last.ckpt").is_file()
+        assert "val/acc" in scalars(str(run))
+    with (folder / "summary.csv").open() as file:
+        assert len({row["folder"] for row in csv.DictReader(file)}) == 4

@@ -44,6 +44,7 @@ def draw_run(curves: Curves, path: Path, title: str) -> Path:
     figure, (accuracy, loss) = plt.subplots(1, 2, figsize=(11, 4))
     _series(accuracy, curves, "train/acc", label="train", alpha=0.6)
     _series(accuracy, curves, "val/acc", label="val", marker="o")
+    _series(accuracy, curves, "tutorial/test_batch_acc", label="test batch (tutorial)", marker="x")
     if curves.get("test/acc"):
         step, value = curves["test/acc"][-1]
         accuracy.plot([step], [value], "r*", markersize=14, label=f"test {value:.4f}")

@@ -1,0 +1,28 @@
+"""Experiment configs: what they set, and that they run."""
+
+from src.train import train
+from tests.test_training import scalars, tiny_config
+
+
+def test_tutorial_experiment_is_the_tutorials_setup(compose_config) -> None:
+    cfg = compose_config("experiment=tutorial")
+    assert cfg.loss._target_ == "src.models.losses.tutorial"
+    assert cfg.optimizer._target_ == "torch.optim.SGD"
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (0.01, 0.0, 0.0)
+    assert not cfg.scheduler and cfg.data.normalization == "symmetric" and cfg.data.batch_size == 4096
+    assert cfg.callbacks.test_batch_accuracy.every_n_steps == 50
+
+
+def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(compose_config, tiny_mnist) -> None:
+    cfg = tiny_config(compose_config, tiny_mnist, "experiment=tutorial", "data.batch_size=50", "trainer.max_epochs=4",
+                      "callbacks.test_batch_accuracy.every_n_steps=5", "trainer.log_every_n_steps=5")
+    summary = train(cfg)
+    curve = scalars(summary["run_dir"])["tutorial/test_batch_acc"]
+    assert [step for step, _ in curve] == list(range(4, 40, 5))  # every 5 optimizer steps (logged at step k-1)
+    assert all(0.0 <= value <= 1.0 for _, value in curve)
+
+
+def test_fast_experiment_settings(compose_config) -> None:
+    cfg = compose_config("experiment=fast")
+    assert cfg.trainer.max_epochs == 2 and cfg.loss.label_smoothing == 0.1
+    assert cfg.scheduler._target_ == "src.models.schedules.one_cycle" and cfg.optimizer.lr == 0.002

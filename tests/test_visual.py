@@ -10,11 +10,9 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-import torch
 
 from src.plot import main as plot_main
 from src.train import numbers, train
-from tests.conftest import REPO
 from tests.test_training import tiny_config
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

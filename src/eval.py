@@ -1,0 +1,61 @@
+"""``python -m src.eval ckpt_path=<file>``: a trained checkpoint on the official 10k MNIST test images.
+
+Prints test accuracy and loss and the accuracy of each class, and writes ``confusion_matrix.png`` into the checkpoint's
+run folder. Model and data settings come from the checkpoint itself (plain hyper-parameters), nothing else is needed.
+"""
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import matplotlib
+from omegaconf import DictConfig
+
+matplotlib.use("Agg")
+
+from src.callbacks.test_figures import TestFigures  # noqa: E402
+from src.checks import ConfigError  # noqa: E402
+from src.data.mnist import MNISTDataModule  # noqa: E402
+from src.models.classifier import Classifier  # noqa: E402
+from src.runs import read_checkpoint  # noqa: E402
+from src.train import exit_on_config_error, numbers  # noqa: E402
+
+
+def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = None) -> dict[str, Any]:
+    checkpoint = Path(ckpt_path)
+    if not checkpoint.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train")
+    state = read_checkpoint(checkpoint)
+    data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
+    datamodule = MNISTDataModule(**data_settings)
+    model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    figures = TestFigures()
+    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, callbacks=[figures], enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False)
+    (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    matrix = figures.confusion.compute().cpu()
+    per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    figure, _ = figures.confusion.plot(val=matrix, add_text=True)
+    figure.set_size_inches(7, 7)
+    png = run_dir / "confusion_matrix.png"
+    figure.savefig(png, dpi=100)
+    return numbers(metrics) | {"per_class_acc": per_class, "confusion_png": str(png), "test_images": int(matrix.sum())}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    try:
+        result = evaluate(cfg.ckpt_path, cfg.accelerator, cfg.data_dir)
+    except ConfigError as error:
+        exit_on_config_error(error)
+    print(f"test accuracy {result['test/acc']:.4f}, loss {result['test/loss']:.4f} on {result['test_images']:,} test images")
+    for digit, accuracy in enumerate(result["per_class_acc"]):
+        print(f"  digit {digit}: {accuracy:.4f}")
+    print(f"confusion matrix: {result['confusion_png']}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

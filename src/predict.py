@@ -1,0 +1,71 @@
+"""``python -m src.predict ckpt_path=<file> image=<file or folder>``: read digits from image files.
+
+Any size, colour or grey, dark-on-light or light-on-dark: each image is made grey, padded to a square, resized to
+28x28, inverted when its background is light (MNIST digits are light on dark), then normalized exactly as the
+checkpoint's training data was. Prints the digit and the ten probabilities for each image.
+"""
+
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig
+from PIL import Image, ImageOps
+
+from src.checks import ConfigError
+from src.data.mnist import NORMALIZATIONS
+from src.models.classifier import Classifier
+from src.runs import read_checkpoint
+from src.train import exit_on_config_error
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+def to_mnist(path: Path) -> torch.Tensor:
+    """An image file as MNIST pixels: uint8 ``(28, 28)``, light digit on a dark background."""
+    image = ImageOps.grayscale(Image.open(path))
+    side = max(image.size)
+    background = 255 if ImageOps.grayscale(image).getpixel((0, 0)) > 127 else 0
+    image = ImageOps.pad(image, (side, side), color=background).resize((28, 28), Image.Resampling.BILINEAR)
+    pixels = torch.tensor(list(image.getdata()), dtype=torch.uint8).view(28, 28)
+    if pixels.float().mean() > 127:  # mostly light: a dark digit on light paper
+        pixels = 255 - pixels
+    return pixels
+
+
+def image_files(target: Path) -> list[Path]:
+    if target.is_dir():
+        return sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if target.is_file():
+        return [target]
+    raise ConfigError(f"image={target}: no such file or folder")
+
+
+def predict(ckpt_path: str, image: str) -> list[tuple[Path, int, list[float]]]:
+    checkpoint = Path(ckpt_path)
+    if not checkpoint.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train")
+    files = image_files(Path(image))
+    if not files:
+        raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    mean, std = NORMALIZATIONS[read_checkpoint(checkpoint)["datamodule_hyper_parameters"]["normalization"]]
+    model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    pixels = torch.stack([to_mnist(path) for path in files]).unsqueeze(1)
+    with torch.no_grad():
+        probabilities = model(pixels.float().div(255).sub(mean).div(std)).softmax(dim=1)
+    return [(path, int(p.argmax()), p.tolist()) for path, p in zip(files, probabilities)]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    try:
+        results = predict(cfg.ckpt_path, cfg.image)
+    except ConfigError as error:
+        exit_on_config_error(error)
+    for path, digit, probabilities in results:
+        print(f"{path}: {digit}   " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

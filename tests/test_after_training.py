@@ -1,0 +1,46 @@
+"""Using a trained model: evaluation and prediction on images, as a user runs them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from src.eval import evaluate
+from src.predict import predict, to_mnist
+from src.train import train
+from tests.conftest import REPO, synthetic_digits
+from tests.test_training import tiny_config
+
+
+@pytest.fixture
+def trained(compose_config, tiny_mnist) -> dict:
+    return train(tiny_config(compose_config, tiny_mnist, "trainer.max_epochs=3"))
+
+
+def test_eval_reports_accuracy_per_class_and_a_confusion_png(trained, tiny_mnist) -> None:
+    result = evaluate(trained["best_checkpoint"], data_dir=str(tiny_mnist.root))
+    assert result["test/acc"] == pytest.approx(trained["test_acc"])  # the same checkpoint, the same 200 test images
+    assert result["test_images"] == 200 and len(result["per_class_acc"]) == 10
+    assert Path(result["confusion_png"]).read_bytes().startswith(b"\x89PNG")
+
+
+def test_predict_reads_digits_of_any_size_colour_and_polarity(trained, tmp_path) -> None:
+    images, labels = synthetic_digits(6, seed=9)
+    folder = tmp_path / "digits"
+    folder.mkdir()
+    for i, (pixels, label) in enumerate(zip(images, labels.tolist())):
+        picture = Image.fromarray(pixels.numpy())
+        if i % 3 == 1:
+            picture = Image.fromarray(255 - pixels.numpy())  # dark digit on light paper
+        if i % 3 == 2:
+            picture = picture.convert("RGB").resize((112, 112), Image.Resampling.NEAREST)  # bigger, in colour
+        picture.save(folder / f"{i}_label{label}.png")
+    assert (to_mnist(folder / "1_label{}.png".format(labels[1].item())).float().mean() < 127)  # inverted back
+    results = predict(trained["best_checkpoint"], str(folder))
+    assert [digit for _, digit, _ in results] == labels.tolist()
+    assert all(abs(sum(p) - 1) < 1e-4 and len(p) == 10 for _, _, p in results)
+    done = subprocess.run([sys.executable, "-m", "src.predict", f"ckpt_path={trained['best_checkpoint']}", f"image={folder / '0_label{}.png'.format(labels[0].item())}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and f": {labels[0].item()}   0:" in done.stdout

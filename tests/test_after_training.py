@@ -44,3 +44,20 @@ def test_predict_reads_digits_of_any_size_colour_and_polarity(trained, tmp_path)
     done = subprocess.run([sys.executable, "-m", "src.predict", f"ckpt_path={trained['best_checkpoint']}", f"image={folder / '0_label{}.png'.format(labels[0].item())}"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and f": {labels[0].item()}   0:" in done.stdout
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+def test_export_round_trip_matches_the_checkpoint(trained, tiny_mnist, format: str) -> None:
+    from src.export import export
+
+    path, difference = export(trained["best_checkpoint"], format, check_images=100)
+    assert path.is_file() and path.suffix == {"onnx": ".onnx", "torchscript": ".pt"}[format]
+    assert difference < 1e-4
+
+
+def test_export_rejects_an_unknown_format(trained) -> None:
+    from src.checks import ConfigError
+    from src.export import export
+
+    with pytest.raises(ConfigError, match="^format=tflite: unknown; use one of onnx, torchscript"):
+        export(trained["best_checkpoint"], "tflite")

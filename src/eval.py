@@ -5,28 +5,22 @@ run folder. Model and data settings come from the checkpoint itself (plain hyper
 """
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
-import matplotlib
 from omegaconf import DictConfig
 
-matplotlib.use("Agg")
-
-from src.callbacks.test_figures import TestFigures  # noqa: E402
-from src.checks import ConfigError  # noqa: E402
-from src.data.mnist import MNISTDataModule  # noqa: E402
-from src.models.classifier import Classifier  # noqa: E402
-from src.runs import read_checkpoint  # noqa: E402
-from src.train import exit_on_config_error, numbers  # noqa: E402
+from src.callbacks.test_figures import TestFigures  # also sets matplotlib's headless backend
+from src.checks import ConfigError
+from src.data.mnist import MNISTDataModule
+from src.models.classifier import Classifier
+from src.runs import existing_checkpoint, read_checkpoint, run_folder
+from src.train import exit_on_config_error, numbers
 
 
 def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = None) -> dict[str, Any]:
-    checkpoint = Path(ckpt_path)
-    if not checkpoint.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train")
+    checkpoint = existing_checkpoint(ckpt_path)
     state = read_checkpoint(checkpoint)
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
     datamodule = MNISTDataModule(**data_settings)
@@ -37,10 +31,9 @@ def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = N
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
     matrix = figures.confusion.compute().cpu()
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     figure, _ = figures.confusion.plot(val=matrix, add_text=True)
     figure.set_size_inches(7, 7)
-    png = run_dir / "confusion_matrix.png"
+    png = run_folder(checkpoint) / "confusion_matrix.png"
     figure.savefig(png, dpi=100)
     return numbers(metrics) | {"per_class_acc": per_class, "confusion_png": str(png), "test_images": int(matrix.sum())}
 

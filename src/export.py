@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from src.checks import ConfigError
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
-from src.runs import read_checkpoint
+from src.runs import existing_checkpoint, read_checkpoint, run_folder
 from src.train import exit_on_config_error
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -34,11 +34,8 @@ def export(ckpt_path: str, format: str, out: str | None = None, check_images: in
     """Write the exported model and return its path and the largest logit difference from the checkpoint."""
     if format not in SUFFIXES:
         raise ConfigError(f"format={format}: unknown; use one of {', '.join(SUFFIXES)}")
-    checkpoint = Path(ckpt_path)
-    if not checkpoint.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train")
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    target = Path(out) if out else run_dir / "exported" / f"model{SUFFIXES[format]}"
+    checkpoint = existing_checkpoint(ckpt_path)
+    target = Path(out) if out else run_folder(checkpoint) / "exported" / f"model{SUFFIXES[format]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     net = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).net.eval()
     images = test_images(checkpoint, check_images).cpu()

@@ -39,6 +39,20 @@ def _series(axis: plt.Axes, curves: Curves, tag: str, **style: object) -> None:
         axis.plot(steps, values, **style)
 
 
+def _save(figure: plt.Figure, accuracy: plt.Axes, loss: plt.Axes, names: tuple[str, str], path: Path, title: str) -> Path:
+    """Label both panels (loss on a log scale), add legends, title, write the PNG and free the figure."""
+    for axis, name in zip((accuracy, loss), names):
+        axis.set(xlabel="optimizer step", ylabel=name)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize="small")
+    loss.set_yscale("log")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
 def draw_run(curves: Curves, path: Path, title: str) -> Path:
     """Two panels, accuracy and loss, train (by step) and val (by epoch), the test accuracy as a marked point."""
     figure, (accuracy, loss) = plt.subplots(1, 2, figsize=(11, 4))
@@ -50,16 +64,7 @@ def draw_run(curves: Curves, path: Path, title: str) -> Path:
         accuracy.plot([step], [value], "r*", markersize=14, label=f"test {value:.4f}")
     _series(loss, curves, "train/loss", label="train", alpha=0.6)
     _series(loss, curves, "val/loss", label="val", marker="o")
-    for axis, name in ((accuracy, "accuracy"), (loss, "loss")):
-        axis.set(xlabel="optimizer step", ylabel=name)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    loss.set_yscale("log")
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(figure, accuracy, loss, ("accuracy", "loss"), path, title)
 
 
 def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
@@ -68,16 +73,7 @@ def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
     for name, curves in runs.items():
         _series(accuracy, curves, "val/acc", label=name, marker=".")
         _series(loss, curves, "val/loss", label=name, marker=".")
-    for axis, name in ((accuracy, "val accuracy"), (loss, "val loss")):
-        axis.set(xlabel="optimizer step", ylabel=name)
-        axis.grid(alpha=0.3)
-    loss.set_yscale("log")
-    accuracy.legend(fontsize="small")
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(figure, accuracy, loss, ("val accuracy", "val loss"), path, title)
 
 
 def plot(folder: Path) -> Path:

@@ -16,7 +16,7 @@ from PIL import Image, ImageOps
 from src.checks import ConfigError
 from src.data.mnist import NORMALIZATIONS
 from src.models.classifier import Classifier
-from src.runs import read_checkpoint
+from src.runs import existing_checkpoint, read_checkpoint
 from src.train import exit_on_config_error
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -26,7 +26,7 @@ def to_mnist(path: Path) -> torch.Tensor:
     """An image file as MNIST pixels: uint8 ``(28, 28)``, light digit on a dark background."""
     image = ImageOps.grayscale(Image.open(path))
     side = max(image.size)
-    background = 255 if ImageOps.grayscale(image).getpixel((0, 0)) > 127 else 0
+    background = 255 if image.getpixel((0, 0)) > 127 else 0  # pad with the corner's shade
     image = ImageOps.pad(image, (side, side), color=background).resize((28, 28), Image.Resampling.BILINEAR)
     pixels = torch.tensor(list(image.getdata()), dtype=torch.uint8).view(28, 28)
     if pixels.float().mean() > 127:  # mostly light: a dark digit on light paper
@@ -43,9 +43,7 @@ def image_files(target: Path) -> list[Path]:
 
 
 def predict(ckpt_path: str, image: str) -> list[tuple[Path, int, list[float]]]:
-    checkpoint = Path(ckpt_path)
-    if not checkpoint.is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train")
+    checkpoint = existing_checkpoint(ckpt_path)
     files = image_files(Path(image))
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")

@@ -28,6 +28,19 @@ def last_checkpoint(save_dir: Path, name: str) -> Path | None:
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
+def existing_checkpoint(ckpt_path: str) -> Path:
+    """``ckpt_path`` as a path, or a ConfigError when no such file exists (for the entry points that use a model)."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train")
+    return path
+
+
+def run_folder(checkpoint: Path) -> Path:
+    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), else the folder it lies in."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
 def resolve_checkpoint(ckpt_path: str | None, save_dir: Path, name: str) -> Path | None:
     """Turn ``ckpt_path`` (None, "last" or a file) into an existing checkpoint file, or raise ConfigError."""
     if ckpt_path is None:

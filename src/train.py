@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
     test_metrics = numbers(test_metrics)
     test_loader = trainer.test_dataloaders
-    best_val_acc = numbers({"best": best.best_model_score})["best"] if best.best_model_score is not None else float("nan")
+    best_val_acc = float(best.best_model_score) if best.best_model_score is not None else float("nan")
     # The HPARAMS tab: this run's settings beside its final numbers (plain floats, copied out of the tensors).
     settings = {key: plain(cfg[key]) for key in ("model", "loss", "optimizer", "scheduler", "data", "trainer", "seed")}
     final = {"hp/test_acc": test_metrics["test/acc"], "hp/best_val_acc": best_val_acc}

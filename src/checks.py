@@ -32,15 +32,21 @@ def _require(condition: bool, message: str) -> None:
 PLUGINS = {
     "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "slurm"),
     "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "parallel"),
+    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
+    "hparams_search=optuna": ("hydra_plugins.hydra_optuna_sweeper", "optuna"),
 }
 
 
 def check_group_choices(overrides: Sequence[str], conf_dir: Path) -> None:
     """``optimizer=adamm``: name the group's real choices (Hydra's own message spans many lines and exits 1).
 
-    A choice that needs a plugin which is not installed names the extra to install.
+    A choice that needs a plugin which is not installed names the extra to install; a search without ``-m``
+    (which would quietly train one run with the defaults) says to add it.
     """
+    multirun = "-m" in overrides or "--multirun" in overrides
     for override in overrides:
+        if override.startswith("hparams_search=") and override != "hparams_search=null" and not multirun:
+            raise ConfigError(f"{override}: a search runs many trials and needs multirun; python -m src.train -m {override}")
         if override in PLUGINS and importlib.util.find_spec(PLUGINS[override][0]) is None:
             raise ConfigError(f"{override}: needs a Hydra plugin that is not installed; pip install -e '.[{PLUGINS[override][1]}]'")
         key, assigned, value = override.lstrip("+~").partition("=")

@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +34,36 @@ def swept_keys(arguments: Sequence[str]) -> list[str]:
     return keys
 
 
-def swept_overrides(task_overrides: Sequence[str]) -> list[str]:
-    """A job's overrides of the swept keys only: what differs between the runs of a sweep."""
-    keys = set(filter(None, os.environ.get(SWEPT_KEYS_VARIABLE, "").split(",")))
+def swept_overrides(task_overrides: Sequence[str], sweeper_params: Mapping[str, Any] | None = None) -> list[str]:
+    """A job's overrides of the swept keys only: what differs between the runs of a sweep.
+
+    Swept keys are those of the command line (see ``swept_keys``) and those of ``hydra.sweeper.params``, where
+    the Optuna search (``hparams_search=optuna``) keeps its ranges.
+    """
+    keys = set(filter(None, os.environ.get(SWEPT_KEYS_VARIABLE, "").split(","))) | set(sweeper_params or ())
     return [o for o in task_overrides if o.lstrip("+~").partition("=")[0] in keys]
 
 
-def job_folder_name(task_overrides: Sequence[str]) -> str:
+def _short(override: str) -> str:
+    """``optimizer.lr=0.00016334587611069497`` -> ``optimizer.lr=0.000163``: sampled floats, readable in a folder name."""
+    key, _, value = override.partition("=")
+    if any(mark in value for mark in ".eE"):
+        try:
+            return f"{key}={float(value):.3g}"
+        except ValueError:
+            pass
+    return override
+
+
+def job_folder_name(task_overrides: Sequence[str], sweeper_params: Mapping[str, Any] | None = None) -> str:
     """A job's folder name: its swept values (``optimizer=sgd,data.batch_size=128``).
 
     Hydra's own ``override_dirname`` also repeats every fixed override of the command line; these names stay short.
+    The job number in front keeps them unique.
     """
-    return ",".join(swept_overrides(task_overrides)).replace("/", "_") or "run"
+    return ",".join(map(_short, swept_overrides(task_overrides, sweeper_params))).replace("/", "_") or "run"
+
+
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]
 
 
@@ -89,4 +107,8 @@ class SweepSummary(Callback):
             writer.writeheader()
             writer.writerows(rows)
         print(f"\nsweep of {len(rows)} runs, best first ({sweep_dir}/summary.md):\n{markdown(rows)}")
+        if rows and "error" not in rows[0]:
+            print(f"best run: {rows[0]['overrides'] or rows[0]['folder']}  (best val accuracy {rows[0]['best_val_acc']:.4f})")
+        if (sweep_dir / "optimization_results.yaml").is_file():
+            print(f"the Optuna study's best parameters: {sweep_dir}/optimization_results.yaml")
         print(f"compare them: tensorboard --logdir {sweep_dir}")

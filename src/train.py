@@ -136,7 +136,8 @@ def sweep_job(cfg: DictConfig) -> float:
     """One job of a multirun: its failure becomes a row of the sweep summary, and the other jobs still run."""
     started = time.perf_counter()
     job = HydraConfig.get()
-    row: dict[str, Any] = {"overrides": " ".join(swept_overrides(job.overrides.task)), "folder": job.runtime.output_dir}
+    swept = swept_overrides(job.overrides.task, job.sweeper.params)
+    row: dict[str, Any] = {"overrides": " ".join(swept), "folder": job.runtime.output_dir}
     try:
         summary = train(cfg)
     except Exception as error:  # recorded, not raised: the sweep goes on

@@ -105,3 +105,11 @@ def test_a_plugin_that_is_not_installed_names_its_extra(monkeypatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"^hydra/launcher=slurm: needs a Hydra plugin that is not installed; pip install -e '\.\[slurm\]'"):
         check_group_choices(["hydra/launcher=slurm"], CONF_DIR)
+    with pytest.raises(ConfigError, match=r"^hparams_search=optuna: needs a Hydra plugin that is not installed; pip install -e '\.\[optuna\]'"):
+        check_group_choices(["-m", "hparams_search=optuna"], CONF_DIR)
+
+
+def test_a_search_without_multirun_says_to_add_it() -> None:
+    with pytest.raises(ConfigError, match=r"^hparams_search=optuna: a search runs many trials and needs multirun; python -m src.train -m hparams_search=optuna$"):
+        check_group_choices(["hparams_search=optuna"], CONF_DIR)
+    check_group_choices(["--multirun", "hparams_search=optuna"], CONF_DIR)  # fine with it

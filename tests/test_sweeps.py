@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.conftest import REPO
 from tests.test_training import scalars
@@ -63,3 +64,24 @@ def test_parallel_jobs_through_joblib_never_share_a_folder(real_mnist, tmp_path)
         assert "val/acc" in scalars(str(run))
     with (folder / "summary.csv").open() as file:
         assert len({row["folder"] for row in csv.DictReader(file)}) == 4
+
+
+@pytest.mark.slow
+def test_an_optuna_search_of_three_tiny_trials_reports_its_best(real_mnist, tmp_path) -> None:
+    done, folder = sweep(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=3")
+    with (folder / "summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 3 and len([p for p in folder.iterdir() if p.is_dir()]) == 3
+    searched = {"optimizer", "optimizer.lr", "optimizer.weight_decay", "data.batch_size"}
+    for row in rows:  # each trial trained with the values Optuna proposed, and its folder is named after them
+        values = dict(o.split("=", 1) for o in row["overrides"].split())
+        assert set(values) == searched and not row["error"]
+        config = OmegaConf.load(Path(row["folder"]) / "config.yaml")
+        assert config.optimizer.lr == float(values["optimizer.lr"]) and config.data.batch_size == int(values["data.batch_size"])
+        assert config.optimizer.weight_decay == float(values["optimizer.weight_decay"])
+        assert Path(row["folder"]).name.split("_", 1)[1].startswith(f"optimizer={values['optimizer']},optimizer.lr=")
+        assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in scalars(row["folder"])["val/acc"]), abs=1e-6)
+    best = OmegaConf.load(folder / "optimization_results.yaml")  # the sweeper's own record of the study
+    assert best.best_value == pytest.approx(float(rows[0]["best_val_acc"]), abs=1e-6)  # the top row is the best trial
+    assert {key: str(value) for key, value in best.best_params.items()} == dict(o.split("=", 1) for o in rows[0]["overrides"].split())
+    assert f"best run: {rows[0]['overrides']}" in done.stdout

@@ -1,9 +1,12 @@
 """The DataModule, the sources of the raw files and the device-resident batches, on a tiny IDX set."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from src.data import sources
+from src.data.augment import random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
 from src.data.sources import MNISTUnavailable, fetch_mnist
@@ -138,3 +141,41 @@ def test_device_batches_resume_mid_epoch_where_they_stopped() -> None:
     assert [y.tolist() for _, y in resumed] == full[2:]
     resumed.sampler.set_epoch(3)  # the skip applies once, to the epoch it was recorded in
     assert len(list(resumed)) == 4
+
+
+def shifted(image: torch.Tensor, dy: int, dx: int, background: float) -> torch.Tensor:
+    """``image`` (C, H, W) moved by (dy, dx) pixels the slow, obvious way."""
+    out = torch.full_like(image, background)
+    _, height, width = image.shape
+    for y in range(height):
+        for x in range(width):
+            if 0 <= y + dy < height and 0 <= x + dx < width:
+                out[:, y, x] = image[:, y + dy, x + dx]
+    return out
+
+
+def test_random_shift_moves_each_image_by_its_own_offset_within_the_limit() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 8, 8)
+    out = random_shift(images, 2, background=-0.5)
+    offsets = []
+    for image, moved in zip(images, out):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(moved, shifted(image, dy, dx, -0.5))]
+        assert len(matches) == 1
+        offsets.append(matches[0])
+    assert len(set(offsets)) > 10  # not one offset for the whole batch
+    assert {dy for dy, _ in offsets} == {-2, -1, 0, 1, 2}
+    assert random_shift(images, 0, background=-0.5) is images
+
+
+def test_only_training_batches_are_shifted(tiny_mnist) -> None:
+    dm = datamodule(tiny_mnist, shift=2)
+    images, labels = next(iter(dm.train_dataloader()))
+    dm.trainer = SimpleNamespace(training=False)  # validation, test, predict
+    assert dm.on_after_batch_transfer((images, labels), 0)[0] is images
+    dm.trainer = SimpleNamespace(training=True)
+    moved, same_labels = dm.on_after_batch_transfer((images, labels), 0)
+    assert same_labels is labels and moved.shape == images.shape and not torch.equal(moved, images)
+    black = (0 - dm.mean) / dm.std
+    assert torch.allclose(moved.amin(), torch.tensor(black))  # pixels moved in are black, not 0 (grey)
+    assert dm.on_after_batch_transfer(images, 0) is images  # the model summary's example input passes untouched

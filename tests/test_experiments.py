@@ -26,3 +26,13 @@ def test_fast_experiment_settings(compose_config) -> None:
     cfg = compose_config("experiment=fast")
     assert cfg.trainer.max_epochs == 2 and cfg.loss.label_smoothing == 0.1
     assert cfg.scheduler._target_ == "src.models.schedules.one_cycle" and cfg.optimizer.lr == 0.002
+
+
+def test_best_experiment_is_the_tutorials_network_with_regularization(compose_config, tiny_mnist) -> None:
+    cfg = compose_config("experiment=best")
+    assert cfg.model.hidden == [512, 512, 512] and cfg.model._target_ == "src.models.mlp.MLP"  # the same MLP, no convolutions
+    assert cfg.model.dropout > 0 and cfg.data.shift == 2 and cfg.loss.label_smoothing == 0.1
+    assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.scheduler._target_ == "src.models.schedules.one_cycle"
+    assert cfg.name == "best"
+    summary = train(tiny_config(compose_config, tiny_mnist, "experiment=best", "trainer.max_epochs=3"))
+    assert summary["test_acc"] > 0.8 and summary["epochs"] == 3

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.data import sources
-from src.data.augment import random_shift
+from src.data.augment import random_rotate_scale, random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
 from src.data.sources import MNISTUnavailable, fetch_mnist
@@ -179,3 +179,30 @@ def test_only_training_batches_are_shifted(tiny_mnist) -> None:
     black = (0 - dm.mean) / dm.std
     assert torch.allclose(moved.amin(), torch.tensor(black))  # pixels moved in are black, not 0 (grey)
     assert dm.on_after_batch_transfer(images, 0) is images  # the model summary's example input passes untouched
+
+
+def centre_of_mass(images: torch.Tensor, background: float) -> torch.Tensor:
+    """(B, 2) row and column of each image's bright mass, relative to the image centre."""
+    weights = (images[:, 0] - background).clamp(min=0)
+    size = images.shape[-1]
+    coords = torch.arange(size, dtype=torch.float) - (size - 1) / 2
+    total = weights.sum((1, 2))
+    return torch.stack([(weights.sum(2) * coords).sum(1) / total, (weights.sum(1) * coords).sum(1) / total], 1)
+
+
+def test_random_rotation_and_scale_stay_within_their_limits() -> None:
+    torch.manual_seed(0)
+    background = -0.5
+    images = torch.full((256, 1, 28, 28), background)
+    images[:, :, 12:16, 22:26] = 2.0  # a bright square 10 pixels right of the centre
+    before = centre_of_mass(images, background)
+    turned = centre_of_mass(random_rotate_scale(images, 30, 0.0, background), background)
+    radius = turned.norm(dim=1)
+    angles = torch.rad2deg(torch.atan2(turned[:, 0], turned[:, 1]) - torch.atan2(before[:, 0], before[:, 1]))
+    assert torch.allclose(radius, before.norm(dim=1), atol=0.3)  # turned about the centre: same distance
+    assert angles.abs().max() <= 30.5 and angles.abs().max() > 25 and angles.std() > 10  # each its own angle
+    resized = centre_of_mass(random_rotate_scale(images, 0.0, 0.2, background), background)
+    ratios = resized.norm(dim=1) / before.norm(dim=1)
+    assert ratios.min() >= 0.8 - 0.03 and ratios.max() <= 1.2 + 0.03 and ratios.max() - ratios.min() > 0.3
+    assert torch.allclose(resized[:, 0], before[:, 0], atol=0.3)  # not turned
+    assert random_rotate_scale(images, 0.0, 0.0, background) is images

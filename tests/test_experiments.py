@@ -31,7 +31,8 @@ def test_fast_experiment_settings(compose_config) -> None:
 def test_best_experiment_is_the_tutorials_network_with_regularization(compose_config, tiny_mnist) -> None:
     cfg = compose_config("experiment=best")
     assert cfg.model.hidden == [512, 512, 512] and cfg.model._target_ == "src.models.mlp.MLP"  # the same MLP, no convolutions
-    assert cfg.model.dropout > 0 and cfg.data.shift == 2 and cfg.loss.label_smoothing == 0.1
+    assert cfg.model.dropout > 0 and cfg.loss.label_smoothing == 0.1
+    assert (cfg.data.rotate, cfg.data.scale, cfg.data.shift) == (10.0, 0.1, 2)  # augmentation on the device
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.scheduler._target_ == "src.models.schedules.one_cycle"
     assert cfg.name == "best"
     summary = train(tiny_config(compose_config, tiny_mnist, "experiment=best", "trainer.max_epochs=3"))

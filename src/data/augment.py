@@ -23,3 +23,23 @@ def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:
     samples = torch.arange(batch, device=images.device)[:, None, None, None]
     channels = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
     return padded[samples, channels, rows, cols]
+
+
+def random_rotate_scale(images: Tensor, max_degrees: float, max_scale: float, background: float) -> Tensor:
+    """Each image turned by its own random angle in ``[-max_degrees, max_degrees]`` about its centre and resized by
+    its own factor in ``[1 - max_scale, 1 + max_scale]``, by bilinear resampling (``affine_grid`` + ``grid_sample``).
+
+    As in :func:`random_shift`, what comes in from outside the frame is ``background``, and the draws come from
+    torch's global generator on the batch's device.
+    """
+    if max_degrees <= 0 and max_scale <= 0:
+        return images
+    batch, device = images.shape[0], images.device
+    angles = (torch.rand(batch, device=device) * 2 - 1) * torch.pi * max_degrees / 180
+    factors = 1 + (torch.rand(batch, device=device) * 2 - 1) * max_scale
+    cos, sin = torch.cos(angles) / factors, torch.sin(angles) / factors  # the grid maps output to input points
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    moved = F.grid_sample(images - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return moved + background

@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from src.data.augment import random_shift
+from src.data.augment import random_rotate_scale, random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.sources import MNIST_SHA256, fetch_mnist
 
@@ -29,8 +29,9 @@ class MNISTDataModule(L.LightningDataModule):
     with per-sample ``ToTensor``/``Normalize`` transforms, for comparison and for per-sample augmentation. Both
     draw the training order from the same :class:`EpochShuffle`, so they train on identical batches.
     The test split is MNIST's official 10k set; it is never used for training, validation or checkpoint choice.
-    ``shift > 0`` moves each training image by a random offset of up to that many pixels, on the device, after the
-    batch is on it (``on_after_batch_transfer``), for both loaders; validation and test images are never moved.
+    ``rotate``, ``scale`` and ``shift`` turn, resize and move each training image at random (:mod:`src.data.augment`),
+    on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders; validation and test
+    images are never changed.
     """
 
     def __init__(
@@ -45,6 +46,8 @@ class MNISTDataModule(L.LightningDataModule):
         loader: Literal["device", "dataloader"] = "device",
         num_workers: int = 0,
         shift: int = 0,
+        rotate: float = 0.0,
+        scale: float = 0.0,
         sources: tuple[str, ...] = ("torchvision", "npm"),
         checksums: dict[str, str] | None = None,
     ) -> None:
@@ -64,10 +67,12 @@ class MNISTDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         # A lone tensor is the model summary's example input, not a training batch.
-        if self.hparams.shift and self.trainer is not None and self.trainer.training and not isinstance(batch, Tensor):
-            images, labels = batch
-            batch = random_shift(images, self.hparams.shift, background=-self.mean / self.std), labels
-        return batch
+        if self.trainer is None or not self.trainer.training or isinstance(batch, Tensor):
+            return batch
+        images, labels = batch
+        black = -self.mean / self.std  # a black pixel, normalized
+        images = random_rotate_scale(images, self.hparams.rotate, self.hparams.scale, background=black)
+        return random_shift(images, self.hparams.shift, background=black), labels
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_indices is not None:

@@ -97,6 +97,9 @@ def check_config(cfg: DictConfig) -> None:
     _require(1 <= int(data.batch_size) <= train_size,
              f"data.batch_size={data.batch_size}: must be between 1 and the training split's {train_size:,} images")
     _require(int(data.eval_batch_size) >= 1, f"data.eval_batch_size={data.eval_batch_size}: must be a whole number >= 1")
+    _require(0 <= int(data.shift) <= 13, f"data.shift={data.shift}: pixels to move a 28x28 image by; use 0 (off) to 13")
+    _require(0 <= float(data.rotate) <= 180, f"data.rotate={data.rotate}: the largest turn in degrees; use 0 (off) to 180")
+    _require(0 <= float(data.scale) < 1, f"data.scale={data.scale}: the largest resize, as a fraction; use 0 (off) to below 1")
     lr = cfg.optimizer.get("lr")
     _require(lr is not None and float(lr) > 0, f"optimizer.lr={lr}: the learning rate must be > 0")
     raw = Path(data.data_dir) / "MNIST" / "raw"

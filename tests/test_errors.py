@@ -24,6 +24,10 @@ BAD_SETTINGS = [
     ("data.val_size=60000", "data.val_size=60000:"),
     ("trainer.devices=4096", "trainer.devices=4096:"),
     ("trainer.precision=8-bit", "trainer.precision=8-bit:"),
+    ("data.shift=-1", "data.shift=-1:"),
+    ("data.shift=14", "data.shift=14:"),
+    ("data.rotate=-5", "data.rotate=-5:"),
+    ("data.scale=1.0", "data.scale=1.0:"),
     ("ckpt_path=last", "ckpt_path=last:"),
     ("ckpt_path=nowhere/last.ckpt", "ckpt_path=nowhere/last.ckpt:"),
 ]

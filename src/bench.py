@@ -11,10 +11,11 @@ images, normalized once):
                   DataLoader, the usual Lightning pipeline.
 
 Method: each path runs ``warmup`` steps, then is timed over about ``samples`` samples (at least 20 steps), by wall
-clock, with a device synchronize before reading the clock on a GPU; samples/s = steps * batch size / seconds. Validation is off and the progress bar
-is off in (b) and (c); everything else in the path is kept. The paths alternate per batch size, so machine noise
-hits them alike, and each path's best of ``rounds`` rounds is kept (interference from other work only ever slows a
-round down). Ratios within one run are what to compare, never times across runs.
+clock, with a device synchronize before reading the clock on a GPU; samples/s = steps * batch size / seconds.
+Validation (and with it the best-checkpoint callback) and the progress bar are off in (b) and (c); everything else
+in the path is kept, the last.ckpt writes included. The paths alternate per batch size, so machine noise hits them
+alike, and each path's best of ``rounds`` rounds is kept (interference from other work only ever slows a round down).
+Ratios within one run are what to compare, never times across runs.
 """
 
 import argparse
@@ -32,10 +33,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from src.cli import CONF_DIR, build_classifier, build_trainer
 from src.data.mnist import MNISTDataModule
-from src.train import build_classifier, build_trainer
-
-CONF = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass
@@ -110,12 +109,21 @@ def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, st
 
 
 def bench_config(overrides: Sequence[str]) -> DictConfig:
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("train", overrides=[
-            "~callbacks.progress_bar", "trainer.enable_progress_bar=false", "~callbacks.model_summary",
-            "trainer.enable_model_summary=false", "trainer.limit_val_batches=0", "trainer.max_epochs=-1", "scheduler=none",
-            *overrides,
-        ])
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(
+            "train",
+            overrides=[
+                "~callbacks.progress_bar",
+                "trainer.enable_progress_bar=false",
+                "~callbacks.model_summary",
+                "trainer.enable_model_summary=false",
+                "trainer.limit_val_batches=0",
+                "~callbacks.checkpoint",  # it keeps the best by val accuracy, and validation is off here
+                "trainer.max_epochs=-1",
+                "scheduler=none",
+                *overrides,
+            ],
+        )
 
 
 def with_loader(cfg: DictConfig, loader: str) -> DictConfig:
@@ -168,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> list[Timing]:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
     parser.add_argument("--samples", type=int, default=12_800, help="samples timed per path and round (default 12800)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per path; the best is kept (default 5)")
-    parser.add_argument("--out", type=Path, default=Path("lightning_logs/bench.md"), help="markdown table (default lightning_logs/bench.md)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("lightning_logs/bench.md"), help="markdown table (default lightning_logs/bench.md)"
+    )
     parser.add_argument("overrides", nargs="*", help="training config overrides, e.g. trainer.accelerator=gpu")
     args = parser.parse_args(argv)
     timings = run(args.batch_sizes, args.warmup, args.samples, args.rounds, args.overrides)

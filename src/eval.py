@@ -11,29 +11,36 @@ import hydra
 import lightning as L
 from omegaconf import DictConfig
 
-from src.callbacks.test_figures import TestFigures  # also sets matplotlib's headless backend
-from src.checks import ConfigError
+from src import checkpoints
+from src.callbacks.test_figures import TestFigures
+from src.cli import USER_ERRORS, checked_command_line, errors_named, exit_on_error, numbers
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
-from src.runs import existing_checkpoint, read_checkpoint, run_folder
-from src.train import exit_on_config_error, numbers
 
 
 def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = None) -> dict[str, Any]:
-    checkpoint = existing_checkpoint(ckpt_path)
-    state = read_checkpoint(checkpoint)
+    checkpoint = checkpoints.existing(ckpt_path)
+    state = checkpoints.read(checkpoint)
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
-    datamodule = MNISTDataModule(**data_settings)
+    with errors_named("data"):
+        datamodule = MNISTDataModule(**data_settings)
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     figures = TestFigures()
-    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, callbacks=[figures], enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False)
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        callbacks=[figures],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
     matrix = figures.confusion.compute().cpu()
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
     figure, _ = figures.confusion.plot(val=matrix, add_text=True)
     figure.set_size_inches(7, 7)
-    png = run_folder(checkpoint) / "confusion_matrix.png"
+    png = checkpoints.run_folder(checkpoint) / "confusion_matrix.png"
     figure.savefig(png, dpi=100)
     return numbers(metrics) | {"per_class_acc": per_class, "confusion_png": str(png), "test_images": int(matrix.sum())}
 
@@ -42,8 +49,8 @@ def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = N
 def main(cfg: DictConfig) -> None:
     try:
         result = evaluate(cfg.ckpt_path, cfg.accelerator, cfg.data_dir)
-    except ConfigError as error:
-        exit_on_config_error(error)
+    except USER_ERRORS as error:
+        exit_on_error(error)
     print(f"test accuracy {result['test/acc']:.4f}, loss {result['test/loss']:.4f} on {result['test_images']:,} test images")
     for digit, accuracy in enumerate(result["per_class_acc"]):
         print(f"  digit {digit}: {accuracy:.4f}")
@@ -51,4 +58,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    checked_command_line("eval")
     sys.exit(main())

@@ -13,29 +13,30 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from src.checks import ConfigError
+from src import checkpoints
+from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
-from src.runs import existing_checkpoint, read_checkpoint, run_folder
-from src.train import exit_on_config_error
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 def test_images(checkpoint: Path, count: int) -> torch.Tensor:
     """The first ``count`` official test images, normalized as the checkpoint's training data was."""
-    datamodule = MNISTDataModule(**read_checkpoint(checkpoint)["datamodule_hyper_parameters"] | {"loader": "device"})
+    datamodule = MNISTDataModule(**checkpoints.read(checkpoint)["datamodule_hyper_parameters"] | {"loader": "device"})
     datamodule.prepare_data()
     datamodule.setup("test")
     return datamodule.splits["test"][0][:count]
 
 
-def export(ckpt_path: str, format: str, out: str | None = None, check_images: int = 256, tolerance: float = 1e-4) -> tuple[Path, float]:
+def export(
+    ckpt_path: str, format: str, out: str | None = None, check_images: int = 256, tolerance: float = 1e-4
+) -> tuple[Path, float]:
     """Write the exported model and return its path and the largest logit difference from the checkpoint."""
     if format not in SUFFIXES:
         raise ConfigError(f"format={format}: unknown; use one of {', '.join(SUFFIXES)}")
-    checkpoint = existing_checkpoint(ckpt_path)
-    target = Path(out) if out else run_folder(checkpoint) / "exported" / f"model{SUFFIXES[format]}"
+    checkpoint = checkpoints.existing(ckpt_path)
+    target = Path(out) if out else checkpoints.run_folder(checkpoint) / "exported" / f"model{SUFFIXES[format]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     net = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).net.eval()
     images = test_images(checkpoint, check_images).cpu()
@@ -45,8 +46,14 @@ def export(ckpt_path: str, format: str, out: str | None = None, check_images: in
         import onnxruntime
 
         batch = torch.export.Dim("batch")
-        program = torch.onnx.export(net, (images[:2],), input_names=["images"], output_names=["logits"],
-                                    dynamic_shapes={"images": {0: batch}}, dynamo=True)
+        program = torch.onnx.export(
+            net,
+            (images[:2],),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes={"images": {0: batch}},
+            dynamo=True,
+        )
         program.save(str(target))
         session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         got = session.run(None, {"images": images.numpy()})[0]
@@ -64,11 +71,13 @@ def export(ckpt_path: str, format: str, out: str | None = None, check_images: in
 def main(cfg: DictConfig) -> None:
     try:
         path, difference = export(cfg.ckpt_path, cfg.format, cfg.out, cfg.check_images, cfg.tolerance)
-    except ConfigError as error:
-        exit_on_config_error(error)
-    print(f"{path}: {cfg.format} model; on {cfg.check_images} test images its logits match the checkpoint's "
-          f"within {difference:.1e}")
+    except USER_ERRORS as error:
+        exit_on_error(error)
+    print(
+        f"{path}: {cfg.format} model; on {cfg.check_images} test images its logits match the checkpoint's within {difference:.1e}"
+    )
 
 
 if __name__ == "__main__":
+    checked_command_line("export")
     sys.exit(main())

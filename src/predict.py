@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
-from src.checks import ConfigError
+from src import checkpoints
+from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
 from src.data.mnist import NORMALIZATIONS
 from src.models.classifier import Classifier
-from src.runs import existing_checkpoint, read_checkpoint
-from src.train import exit_on_config_error
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -28,7 +28,7 @@ def to_mnist(path: Path) -> torch.Tensor:
     side = max(image.size)
     background = 255 if image.getpixel((0, 0)) > 127 else 0  # pad with the corner's shade
     image = ImageOps.pad(image, (side, side), color=background).resize((28, 28), Image.Resampling.BILINEAR)
-    pixels = torch.tensor(list(image.getdata()), dtype=torch.uint8).view(28, 28)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
     if pixels.float().mean() > 127:  # mostly light: a dark digit on light paper
         pixels = 255 - pixels
     return pixels
@@ -43,27 +43,28 @@ def image_files(target: Path) -> list[Path]:
 
 
 def predict(ckpt_path: str, image: str) -> list[tuple[Path, int, list[float]]]:
-    checkpoint = existing_checkpoint(ckpt_path)
+    checkpoint = checkpoints.existing(ckpt_path)
     files = image_files(Path(image))
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    mean, std = NORMALIZATIONS[read_checkpoint(checkpoint)["datamodule_hyper_parameters"]["normalization"]]
+    mean, std = NORMALIZATIONS[checkpoints.read(checkpoint)["datamodule_hyper_parameters"]["normalization"]]
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
     pixels = torch.stack([to_mnist(path) for path in files]).unsqueeze(1)
     with torch.no_grad():
         probabilities = model(pixels.float().div(255).sub(mean).div(std)).softmax(dim=1)
-    return [(path, int(p.argmax()), p.tolist()) for path, p in zip(files, probabilities)]
+    return [(path, int(p.argmax()), p.tolist()) for path, p in zip(files, probabilities, strict=True)]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     try:
         results = predict(cfg.ckpt_path, cfg.image)
-    except ConfigError as error:
-        exit_on_config_error(error)
+    except USER_ERRORS as error:
+        exit_on_error(error)
     for path, digit, probabilities in results:
         print(f"{path}: {digit}   " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities)))
 
 
 if __name__ == "__main__":
+    checked_command_line("predict")
     sys.exit(main())

@@ -1,67 +1,46 @@
 """Hydra multirun sweeps: one readable run folder per job, and a summary of all jobs when the sweep ends.
 
 ``python -m src.train -m optimizer=sgd,adam data.batch_size=128,512`` writes
-``lightning_logs/<name>-sweep-<time>-<pid>/<job number>_<swept overrides>/`` per job (TensorBoard events, checkpoints,
+``lightning_logs/<name>-sweep-<time>/<job number>_<swept overrides>/`` per job (TensorBoard events, checkpoints,
 config, curves.png, result.json), then ``summary.md`` and ``summary.csv`` beside them, best run first.
 ``tensorboard --logdir lightning_logs/<name>-sweep-...`` compares the runs side by side.
 """
 
 import csv
 import json
-import logging
 import math
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-log = logging.getLogger(__name__)
-
 RESULT_FILE = "result.json"
-SWEPT_KEYS_VARIABLE = "MNIST_SWEPT_KEYS"  # set by the entry point, inherited by launcher workers
 
 
-def swept_keys(arguments: Sequence[str]) -> list[str]:
-    """The keys a multirun command line sweeps over: values with a comma, or Hydra's sweep functions."""
-    keys = []
-    for argument in arguments:
-        key, assigned, value = argument.lstrip("+~").partition("=")
-        if assigned and ("," in value or value.startswith(("choice(", "range(", "interval(", "glob("))):
-            keys.append(key)
-    return keys
+def swept_overrides(task_overrides: Sequence[str], fixed_keys: Sequence[str]) -> list[str]:
+    """A job's overrides less those fixed for every job of the sweep: what tells the runs of a sweep apart.
 
-
-def swept_overrides(task_overrides: Sequence[str], sweeper_params: Mapping[str, Any] | None = None) -> list[str]:
-    """A job's overrides of the swept keys only: what differs between the runs of a sweep.
-
-    Swept keys are those of the command line (see ``swept_keys``) and those of ``hydra.sweeper.params``, where
-    the Optuna search (``hparams_search=optuna``) keeps its ranges.
+    ``fixed_keys`` is ``hydra.job.config.override_dirname.exclude_keys``, which ``src.train`` sets to the keys the
+    command line fixes; Hydra names each job's folder (``hydra.job.override_dirname``) from the same split.
     """
-    keys = set(filter(None, os.environ.get(SWEPT_KEYS_VARIABLE, "").split(","))) | set(sweeper_params or ())
-    return [o for o in task_overrides if o.lstrip("+~").partition("=")[0] in keys]
+    return sorted(o for o in task_overrides if o.lstrip("+~").partition("=")[0] not in fixed_keys)
 
 
-def _short(override: str) -> str:
-    """``optimizer.lr=0.00016334587611069497`` -> ``optimizer.lr=0.000163``: sampled floats, readable in a folder name."""
-    key, _, value = override.partition("=")
-    if any(mark in value for mark in ".eE"):
-        try:
-            return f"{key}={float(value):.3g}"
-        except ValueError:
-            pass
-    return override
+def fixed_keys(overrides: Sequence[Override]) -> list[str]:
+    """The keys a multirun command line sets to one value (no sweep): left out of the job folders' names."""
+    return [override.key_or_group for override in overrides if not override.is_sweep_override()]
 
 
-def job_folder_name(task_overrides: Sequence[str], sweeper_params: Mapping[str, Any] | None = None) -> str:
-    """A job's folder name: its swept values (``optimizer=sgd,data.batch_size=128``).
-
-    Hydra's own ``override_dirname`` also repeats every fixed override of the command line; these names stay short.
-    The job number in front keeps them unique.
-    """
-    return ",".join(map(_short, swept_overrides(task_overrides, sweeper_params))).replace("/", "_") or "run"
+def job_logger_args() -> dict[str, Any]:
+    """In a Hydra multirun, log straight into the job's own folder (named by job number and swept values)."""
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return {"save_dir": HydraConfig.get().runtime.output_dir, "name": "", "version": ""}
+    return {}
 
 
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]

@@ -1,14 +1,14 @@
 """``python -m src.train [key=value ...]``: train the tutorial's MLP on MNIST, then test the best checkpoint.
 
-compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, callbacks, Trainer -> fit -> test("best")
--> summary. Builders are plain functions so that other entry points can reuse them.
+compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, Trainer -> write the config -> fit ->
+test the best checkpoint -> summary. Every check and every build happens before the first byte is written.
 """
 
-import os
 import shlex
 import sys
 import time
-from collections.abc import Mapping
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,27 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from src import checkpoints
 from src.callbacks.finite_loss import NonFiniteLoss
-from src.checkpoint_io import CheckpointWriteError
-from src.checks import ConfigError, check_config, check_group_choices
-from src.models.classifier import Classifier
-from src.runs import check_same_network, read_checkpoint, resolve_checkpoint, resumed_logger_args, sweep_job_logger_args
-from src.sweeps import SWEPT_KEYS_VARIABLE, job_folder_name, swept_keys, swept_overrides, write_result
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True, replace=True)  # sweep folders: unique per process
-OmegaConf.register_new_resolver("job_folder", job_folder_name, replace=True)  # a sweep job's folder: its swept values
+from src.checks import check_config
+from src.cli import (
+    USER_ERRORS,
+    ConfigError,
+    build_classifier,
+    build_datamodule,
+    build_trainer,
+    checked_command_line,
+    exit_on_error,
+    numbers,
+    plain,
+)
+from src.models.classifier import Classifier, ScheduleLengthError
+from src.sweeps import fixed_keys, job_logger_args, swept_overrides, write_result
 
 
 class Interrupted(Exception):
@@ -40,51 +48,54 @@ class Interrupted(Exception):
         self.checkpoint = checkpoint
 
 
-def plain(node: Any) -> Any:
-    """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+def best_checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
+    """The ModelCheckpoint that keeps the best checkpoint by a monitored metric (``callbacks.checkpoint``)."""
+    return next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
 
 
-def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Plain Python floats copied out of (possibly live) tensors, for summaries and records.
+@dataclass
+class Run:
+    """Everything one training run needs, checked and built; nothing written yet."""
 
-    ``float()`` copies the value; a ``tensor.numpy()`` view would share memory and change as training goes on,
-    which the tutorial warns about.
-    """
-    return {name: float(value) for name, value in metrics.items()}
+    cfg: DictConfig
+    checkpoint: Path | None  # resume from here, or None for a new run
+    datamodule: L.LightningDataModule
+    model: Classifier
+    logger: Logger
+    trainer: L.Trainer
 
 
-def build_classifier(cfg: DictConfig) -> Classifier:
-    return Classifier(model=plain(cfg.model), loss=plain(cfg.loss), optimizer=plain(cfg.optimizer), scheduler=plain(cfg.scheduler))
-
-
-def build_trainer(cfg: DictConfig, logger: Any) -> L.Trainer:
-    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
-    return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+def build_run(cfg: DictConfig) -> Run:
+    """Check the config and build the DataModule, classifier, logger and Trainer; raise before writing anything."""
+    check_config(cfg)
+    checkpoint = checkpoints.resolve(cfg.ckpt_path, Path(cfg.logger.save_dir) / cfg.name)
+    state = checkpoints.read(checkpoint) if checkpoint else None
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    model = build_classifier(cfg)
+    if state is not None:
+        checkpoints.check_same_network(state, model, checkpoint)
+    logger = instantiate(cfg.logger, **(checkpoints.resume_logger_args(checkpoint, state) if state else job_logger_args()))
+    return Run(cfg, checkpoint, datamodule, model, logger, build_trainer(cfg, logger))
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one run; return its summary (metrics as plain floats, paths as strings)."""
-    check_config(cfg)
-    checkpoint = resolve_checkpoint(cfg.ckpt_path, Path(cfg.logger.save_dir), cfg.name)
-    state = read_checkpoint(checkpoint) if checkpoint else None
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, _convert_="all")
-    model = build_classifier(cfg)
-    if state is not None:
-        check_same_network(state, model, checkpoint)
-    logger = instantiate(cfg.logger, **(resumed_logger_args(checkpoint, state) or sweep_job_logger_args()))
-    trainer = build_trainer(cfg, logger)
+    run = build_run(cfg)
+    model, datamodule, logger, trainer = run.model, run.datamodule, run.logger, run.trainer
     if trainer.is_global_zero:
         run_dir = Path(logger.log_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        config_file = run_dir / ("config.yaml" if checkpoint is None else "config.resumed.yaml")
-        OmegaConf.save(cfg, config_file, resolve=True)
+        OmegaConf.save(cfg, run_dir / ("config.yaml" if run.checkpoint is None else "config.resumed.yaml"), resolve=True)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint)
+        with warnings.catch_warnings():  # a resumed run writes into its own checkpoints folder by design
+            warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+            trainer.fit(model, datamodule=datamodule, ckpt_path=run.checkpoint)
     except SIGTERMException as stop:  # the last_checkpoint callback saved this step on the way out
         raise Interrupted(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt") from stop
-    best = trainer.checkpoint_callback  # the first ModelCheckpoint: the best by val/acc
+    except ScheduleLengthError as error:
+        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs}: {error}") from error
+    best = best_checkpoint_callback(trainer)
     (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
     test_metrics = numbers(test_metrics)
     test_loader = trainer.test_dataloaders
@@ -95,7 +106,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     logger.log_hyperparams(settings, final, step=trainer.global_step)
     logger.finalize("success")  # flush and close: Lightning closed the writer after test, this reopened it
     return {
-        "test_images": min(test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size),
+        "test_images": min(
+            test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size
+        ),
         "is_global_zero": trainer.is_global_zero,
         "test_acc": test_metrics["test/acc"],
         "test_loss": test_metrics["test/loss"],
@@ -118,17 +131,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     )
 
 
-def exit_on_config_error(error: ConfigError) -> None:
-    """One line on stderr and exit status 2; the traceback too when HYDRA_FULL_ERROR=1."""
-    if os.environ.get("HYDRA_FULL_ERROR") == "1":
-        raise error
-    print(f"error: {error}", file=sys.stderr)
-    sys.exit(2)
-
-
 def resume_command(checkpoint: Path) -> str:
     """The command line, quoted for a shell, that continues this run from ``checkpoint``."""
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")] if HydraConfig.initialized() else []
+    overrides = (
+        [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")] if HydraConfig.initialized() else []
+    )
     return shlex.join(["python", "-m", "src.train", *overrides, f"ckpt_path={checkpoint}"])
 
 
@@ -136,7 +143,7 @@ def sweep_job(cfg: DictConfig) -> float:
     """One job of a multirun: its failure becomes a row of the sweep summary, and the other jobs still run."""
     started = time.perf_counter()
     job = HydraConfig.get()
-    swept = swept_overrides(job.overrides.task, job.sweeper.params)
+    swept = swept_overrides(job.overrides.task, job.job.config.override_dirname.exclude_keys)
     row: dict[str, Any] = {"overrides": " ".join(swept), "folder": job.runtime.output_dir}
     try:
         summary = train(cfg)
@@ -158,23 +165,23 @@ def main(cfg: DictConfig) -> float:
         return sweep_job(cfg)
     try:
         summary = train(cfg)
-    except ConfigError as error:
-        exit_on_config_error(error)
+    except USER_ERRORS as error:
+        exit_on_error(error)
     except Interrupted as stop:
-        print(f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}", file=sys.stderr)
+        print(
+            f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}",
+            file=sys.stderr,
+        )
         sys.exit(130)
-    except (NonFiniteLoss, CheckpointWriteError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    except (NonFiniteLoss, checkpoints.CheckpointWriteError) as error:
+        exit_on_error(error, status=1)
     if summary["is_global_zero"]:
         print_summary(summary)
     return summary["best_val_acc"]
 
 
 if __name__ == "__main__":
-    try:
-        check_group_choices(sys.argv[1:], CONF_DIR)
-    except ConfigError as error:
-        exit_on_config_error(error)
-    os.environ[SWEPT_KEYS_VARIABLE] = ",".join(swept_keys(sys.argv[1:]))
+    overrides = checked_command_line("train")
+    # Job folders of a sweep are named by what is swept: the keys the command line fixes are left out of the names.
+    sys.argv.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed_keys(overrides))}]")
     main()

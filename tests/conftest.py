@@ -1,7 +1,10 @@
-"""Shared fixtures: a tiny learnable MNIST-format data set written by the tests, the real MNIST, config composition."""
+"""Shared fixtures and helpers: a tiny learnable MNIST-format data set, the real MNIST, composed configs, the CLI."""
 
 import hashlib
+import os
 import struct
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,10 +12,18 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 REAL_DATA_DIR = REPO / "data"  # the same folder `python -m src.train` uses, so the real files are fetched once
+# Trainer switches that keep a test's output short: no progress bar, no model summary.
+QUIET = [
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.model_summary",
+    "trainer.enable_model_summary=false",
+]
 
 
 def write_idx(folder: Path, prefix: str, images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -73,3 +84,54 @@ def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 
     with initialize_config_dir(str(CONF), version_base="1.3"):
         yield _compose
+
+
+@pytest.fixture
+def tiny_config(compose_config, tiny_mnist) -> Callable[..., DictConfig]:
+    """tiny_config(*overrides) -> a quiet, deterministic training config of a small network on the tiny data set."""
+
+    def _tiny(*overrides: str, val_size: int = 100) -> DictConfig:
+        cfg = compose_config(
+            *QUIET,
+            "trainer.deterministic=true",
+            "model.hidden=[64,64]",
+            "data.batch_size=32",
+            "data.eval_batch_size=64",
+            "trainer.log_every_n_steps=5",
+            *overrides,
+        )
+        return tiny_mnist.use_in(cfg, val_size=val_size)
+
+    return _tiny
+
+
+def scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar a run logged to TensorBoard, as ``{tag: [(step, value), ...]}``."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def last_state(run_dir: str | Path) -> dict:
+    return torch.load(Path(run_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def cli_env() -> dict[str, str]:
+    """The environment for a command as a user runs it: no full Hydra tracebacks, no inherited DDP variables."""
+    return {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LOCAL_RANK", "WORLD_SIZE")}
+
+
+def run_module(module: str, *arguments: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m <module> <arguments>`` from the repository root, as a user types it; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=cli_env()
+    )
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    """The single line a refused command prints; fails unless it exited 2 with exactly one line and no traceback."""
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    return lines[0]

@@ -159,7 +159,7 @@ def test_random_shift_moves_each_image_by_its_own_offset_within_the_limit() -> N
     images = torch.rand(64, 1, 8, 8)
     out = random_shift(images, 2, background=-0.5)
     offsets = []
-    for image, moved in zip(images, out):
+    for image, moved in zip(images, out, strict=True):
         matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(moved, shifted(image, dy, dx, -0.5))]
         assert len(matches) == 1
         offsets.append(matches[0])
@@ -206,3 +206,24 @@ def test_random_rotation_and_scale_stay_within_their_limits() -> None:
     assert ratios.min() >= 0.8 - 0.03 and ratios.max() <= 1.2 + 0.03 and ratios.max() - ratios.min() > 0.3
     assert torch.allclose(resized[:, 0], before[:, 0], atol=0.3)  # not turned
     assert random_rotate_scale(images, 0.0, 0.0, background) is images
+
+
+@pytest.mark.parametrize(
+    ("arguments", "start"),
+    [
+        ({"batch_size": 0}, "batch_size=0: out of range"),
+        ({"batch_size": 59_001, "val_size": 1_000}, "batch_size=59001: out of range; use a whole number 1 to 59000"),
+        ({"batch_size": 1.5}, "batch_size=1.5: not a whole number"),
+        ({"val_size": 60_000}, "val_size=60000: out of range"),
+        ({"loader": "foo"}, "loader=foo: unknown; use one of device, dataloader"),
+        ({"normalization": "foo"}, "normalization=foo: unknown; use one of standard, symmetric"),
+        ({"shift": 14}, "shift=14: out of range"),
+        ({"rotate": 181.0}, "rotate=181.0: out of range"),
+        ({"scale": 1}, "scale=1: out of range"),
+        ({"sources": ["ftp"]}, "sources=ftp: unknown; use one of torchvision, npm"),
+    ],
+)
+def test_the_datamodule_checks_its_own_arguments(arguments: dict, start: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        MNISTDataModule(**arguments)
+    assert str(caught.value).startswith(start), str(caught.value)

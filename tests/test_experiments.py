@@ -1,7 +1,7 @@
 """Experiment configs: what they set, and that they run."""
 
 from src.train import train
-from tests.test_training import scalars, tiny_config
+from tests.conftest import scalars
 
 
 def test_tutorial_experiment_is_the_tutorials_setup(compose_config) -> None:
@@ -13,9 +13,14 @@ def test_tutorial_experiment_is_the_tutorials_setup(compose_config) -> None:
     assert cfg.callbacks.test_batch_accuracy.every_n_steps == 50
 
 
-def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(compose_config, tiny_mnist) -> None:
-    cfg = tiny_config(compose_config, tiny_mnist, "experiment=tutorial", "data.batch_size=50", "trainer.max_epochs=4",
-                      "callbacks.test_batch_accuracy.every_n_steps=5", "trainer.log_every_n_steps=5")
+def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(tiny_config) -> None:
+    cfg = tiny_config(
+        "experiment=tutorial",
+        "data.batch_size=50",
+        "trainer.max_epochs=4",
+        "callbacks.test_batch_accuracy.every_n_steps=5",
+        "trainer.log_every_n_steps=5",
+    )
     summary = train(cfg)
     curve = scalars(summary["run_dir"])["tutorial/test_batch_acc"]
     assert [step for step, _ in curve] == list(range(4, 40, 5))  # every 5 optimizer steps (logged at step k-1)
@@ -28,12 +33,12 @@ def test_fast_experiment_settings(compose_config) -> None:
     assert cfg.scheduler._target_ == "src.models.schedules.one_cycle" and cfg.optimizer.lr == 0.002
 
 
-def test_best_experiment_is_the_tutorials_network_with_regularization(compose_config, tiny_mnist) -> None:
+def test_best_experiment_is_the_tutorials_network_with_regularization(compose_config, tiny_config) -> None:
     cfg = compose_config("experiment=best")
     assert cfg.model.hidden == [512, 512, 512] and cfg.model._target_ == "src.models.mlp.MLP"  # the same MLP, no convolutions
     assert cfg.model.dropout > 0 and cfg.loss.label_smoothing == 0.1
     assert (cfg.data.rotate, cfg.data.scale, cfg.data.shift) == (10.0, 0.1, 2)  # augmentation on the device
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.scheduler._target_ == "src.models.schedules.one_cycle"
     assert cfg.name == "best"
-    summary = train(tiny_config(compose_config, tiny_mnist, "experiment=best", "trainer.max_epochs=3"))
+    summary = train(tiny_config("experiment=best", "trainer.max_epochs=3"))
     assert summary["test_acc"] > 0.8 and summary["epochs"] == 3

@@ -6,29 +6,35 @@ from pathlib import Path
 import pytest
 import torch
 
-from src import checkpoint_io
+from src import checkpoints
 from src.callbacks.finite_loss import NonFiniteLoss
-from src.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
+from src.checkpoints import AtomicCheckpointIO, CheckpointWriteError
 from src.train import train
-from tests.test_training import tiny_config
 
 
-def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(compose_config, tiny_mnist) -> None:
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_config) -> None:
     cfg = tiny_config(
-        compose_config, tiny_mnist, "optimizer=sgd", "optimizer.lr=3", "optimizer.momentum=0", "optimizer.nesterov=false",
-        "scheduler=none", "trainer.max_epochs=3", "callbacks.step_checkpoint.every_n_train_steps=1",
+        "optimizer=sgd",
+        "optimizer.lr=3",
+        "optimizer.momentum=0",
+        "optimizer.nesterov=false",
+        "scheduler=none",
+        "trainer.max_epochs=3",
+        "callbacks.step_checkpoint.every_n_train_steps=1",
         "callbacks.finite_loss.check_every_n_steps=1000",
     )
-    with pytest.raises(NonFiniteLoss, match=r"became NaN or infinite at optimizer step \d+: the learning rate \(SGD, lr 1e\+30\)") as caught:
+    with pytest.raises(
+        NonFiniteLoss, match=r"became NaN or infinite at optimizer step \d+: the learning rate \(SGD, lr 1e\+30\)"
+    ) as caught:
         cfg.optimizer.lr = 1e30  # huge: the weights overflow to inf within a few steps, then the loss is NaN
         train(cfg)
     message = str(caught.value)
     run = sorted((Path(cfg.logger.save_dir) / "mnist").iterdir())[-1]
     last = run / "checkpoints" / "last.ckpt"
-    if last.exists():  # the checkpoints written before the loss went bad hold finite weights only
-        state = torch.load(last, weights_only=True)["state_dict"]
-        assert all(torch.isfinite(t).all() for t in state.values())
-        assert str(last) in message
+    # Step 0's loss is finite, so its checkpoint is written; the first non-finite loss stops the next save.
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == 1 and all(torch.isfinite(t).all() for t in state["state_dict"].values())
+    assert str(last) in message
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path, monkeypatch) -> None:
@@ -41,8 +47,10 @@ def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path, monk
         file.write(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint_io.torch, "save", disk_full)
-    with pytest.raises(CheckpointWriteError, match=r"could not write checkpoint .*last.ckpt: No space left on device; the previous last.ckpt"):
+    monkeypatch.setattr(checkpoints.torch, "save", disk_full)
+    with pytest.raises(
+        CheckpointWriteError, match=r"could not write checkpoint .*last.ckpt: No space left on device; the previous last.ckpt"
+    ):
         io.save_checkpoint({"step": 2, "w": torch.zeros(3)}, target)
     assert target.read_bytes() == before
     assert torch.load(target, weights_only=True)["step"] == 1

@@ -1,6 +1,5 @@
 """Real training processes stopped by SIGTERM or killed by SIGKILL, resumed, and compared to an uninterrupted run."""
 
-import os
 import shlex
 import signal
 import subprocess
@@ -10,14 +9,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO
-from tests.test_training import scalars
+from tests.conftest import REPO, cli_env, last_state, scalars
 
 # Small but real: MNIST, 2 epochs of 120 batches, dropout (so the RNG state matters), one-cycle (so the schedule does).
 RUN = [
-    "model.hidden=[64]", "model.dropout=0.2", "data.batch_size=64", "trainer.limit_train_batches=120",
-    "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.max_epochs=2", "trainer.deterministic=true",
-    "trainer.log_every_n_steps=10", "callbacks.progress_bar.every_n_steps=20", "~callbacks.model_summary",
+    "model.hidden=[64]",
+    "model.dropout=0.2",
+    "data.batch_size=64",
+    "trainer.limit_train_batches=120",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.max_epochs=2",
+    "trainer.deterministic=true",
+    "trainer.log_every_n_steps=10",
+    "callbacks.progress_bar.every_n_steps=20",
+    "~callbacks.model_summary",
 ]
 
 
@@ -26,14 +32,12 @@ def command(save_dir: Path, name: str, *extra: str) -> list[str]:
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600, env=cli_env())
 
 
 def stop_when(args: list[str], line_start: str, signum: int) -> tuple[int, str, str]:
     """Start training, send ``signum`` when a stdout line starts with ``line_start``; return (code, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
     seen = []
     for line in process.stdout:
         seen.append(line)
@@ -42,10 +46,6 @@ def stop_when(args: list[str], line_start: str, signum: int) -> tuple[int, str, 
             break
     out, err = process.communicate(timeout=300)
     return process.returncode, "".join(seen) + out, err
-
-
-def last_state(run_dir: Path) -> dict:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def assert_same_run(resumed: Path, straight: Path) -> None:
     assert got["global_step"] == expected["global_step"] == 240
     for name, tensor in expected["state_dict"].items():
         assert torch.equal(tensor, got["state_dict"][name]), name
-    assert scalars(str(resumed)) == scalars(str(straight))  # TensorBoard: no gap, no step twice
+    assert scalars(resumed) == scalars(straight)  # TensorBoard: no gap, no step twice
 
 
 @pytest.mark.slow

@@ -1,14 +1,16 @@
 """The network, the losses and the classifier's building blocks."""
 
+import re
+
 import pytest
 import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from src.cli import build_classifier
 from src.models import losses
 from src.models.classifier import accumulation_scales
 from src.models.mlp import MLP
-from src.train import build_classifier
 
 LOSSES = ["cross_entropy", "label_smoothing", "nll", "mse", "tutorial"]
 OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop"]
@@ -21,6 +23,22 @@ def test_default_network_is_the_tutorials() -> None:
     assert kinds == [nn.Flatten, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
     linear = [(layer.in_features, layer.out_features) for layer in layers if isinstance(layer, nn.Linear)]
     assert linear == [(784, 512), (512, 512), (512, 512), (512, 10)]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "start"),
+    [
+        ({"hidden": [0]}, "hidden=[0]:"),
+        ({"hidden": [64, 1.5]}, "hidden=[64, 1.5]:"),
+        ({"dropout": 1.0}, "dropout=1.0:"),
+        ({"dropout": -0.1}, "dropout=-0.1:"),
+        ({"num_classes": 1}, "num_classes=1:"),
+        ({"in_features": "784"}, "in_features=784:"),
+    ],
+)
+def test_network_checks_its_own_arguments(arguments: dict, start: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(start)}"):
+        MLP(**arguments)
 
 
 def test_network_shapes_and_configurable_widths() -> None:
@@ -66,7 +84,7 @@ def test_every_loss_and_optimizer_config_trains_a_step(compose_config, loss: str
     before = [p.detach().clone() for p in model.parameters()]
     model.loss_fn(model(images), targets).mean().backward()
     opt.step()
-    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 @pytest.mark.parametrize("scheduler", SCHEDULERS)
@@ -88,7 +106,6 @@ def test_every_scheduler_config_builds(compose_config, scheduler: str) -> None:
 def test_accumulation_scales_divide_by_the_samples_of_each_window() -> None:
     # 5 batches (last one short) accumulated by 2: windows [8, 8], [8, 8], [3].
     scales = accumulation_scales([8, 8, 8, 8, 3], accumulate=2)
+    # Lightning divides each loss by accumulate=2 again, so each window's divisor is its sample count: 16, 16, 3.
     assert scales == pytest.approx([2 / 16, 2 / 16, 2 / 16, 2 / 16, 2 / 3])
-    # Lightning divides each loss by accumulate=2, so the effective divisor per window is its sample count.
-    assert scales == pytest.approx([1 / 16 * 2] * 4 + [1 / 3 * 2])
     assert accumulation_scales([4, 4, 2], accumulate=1) == pytest.approx([1 / 4, 1 / 4, 1 / 2])

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+from hydra.utils import instantiate
 
+from src.cli import build_classifier, numbers
 from src.plot import main as plot_main
-from src.train import numbers, train
-from tests.test_training import tiny_config
+from src.train import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -32,12 +33,13 @@ def get_json(url: str, body: dict | None = None) -> object:
 
 
 @pytest.mark.slow
-def test_tensorboard_server_shows_the_run(compose_config, tiny_mnist) -> None:
-    summary = train(tiny_config(compose_config, tiny_mnist, "trainer.max_epochs=3", "trainer.log_every_n_steps=4"))
+def test_tensorboard_server_shows_the_run(tiny_config) -> None:
+    summary = train(tiny_config("trainer.max_epochs=3", "trainer.log_every_n_steps=4"))
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", summary["run_dir"], "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/data/plugin"
     try:
@@ -73,8 +75,8 @@ def test_tensorboard_server_shows_the_run(compose_config, tiny_mnist) -> None:
         server.wait(timeout=30)
 
 
-def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(compose_config, tiny_mnist, capsys) -> None:
-    runs = [train(tiny_config(compose_config, tiny_mnist, "name=sweep", "trainer.max_epochs=2", f"seed={s}")) for s in (1, 2)]
+def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(tiny_config, capsys) -> None:
+    runs = [train(tiny_config("name=sweep", "trainer.max_epochs=2", f"seed={s}")) for s in (1, 2)]
     for run in runs:
         assert (Path(run["run_dir"]) / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
     sweep = Path(runs[0]["run_dir"]).parent
@@ -85,9 +87,9 @@ def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(compose_config, 
         plot_main([str(sweep / "checkpoints-nowhere")])
 
 
-def test_recorded_numbers_are_copies_that_stay_put(compose_config, tiny_mnist) -> None:
+def test_recorded_numbers_are_copies_that_stay_put(tiny_config) -> None:
     """The tutorial's warning: ``tensor.numpy()`` shares memory. What this project records does not."""
-    cfg = tiny_config(compose_config, tiny_mnist, "trainer.max_epochs=3", "scheduler=none")
+    cfg = tiny_config("trainer.max_epochs=3", "scheduler=none")
 
     class Recorder(L.Callback):
         def on_train_epoch_end(self, trainer, pl_module):
@@ -95,17 +97,22 @@ def test_recorded_numbers_are_copies_that_stay_put(compose_config, tiny_mnist) -
                 weight = pl_module.net.layers[1].weight
                 self.copy = numbers({"w": weight[0, 0], "loss": trainer.callback_metrics["train/loss"]})
                 self.view = weight.detach().numpy()[0]  # what the tutorial warns about
-                self.value_then = float(weight[0, 0])
-
-    from hydra.utils import instantiate
-    from src.train import build_classifier
+                self.value_then = float(weight[0, 0].detach())
 
     recorder = Recorder()
     model = build_classifier(cfg)
-    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, callbacks=[recorder], use_distributed_sampler=False, log_every_n_steps=5)
+    trainer = L.Trainer(
+        max_epochs=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
+        use_distributed_sampler=False,
+        log_every_n_steps=5,
+    )
     trainer.fit(model, datamodule=instantiate(cfg.data, _convert_="all"))
     assert all(type(value) is float for value in recorder.copy.values())
     assert recorder.copy["w"] == recorder.value_then  # unchanged while training went on for two more epochs
     assert recorder.view[0] != recorder.value_then  # the numpy view moved with the live weights
-    assert recorder.view[0] == float(model.net.layers[1].weight[0, 0])
+    assert recorder.view[0] == float(model.net.layers[1].weight[0, 0].detach())

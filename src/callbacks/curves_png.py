@@ -1,10 +1,10 @@
-"""Draws the run's ``curves.png`` (src/plot.py) when fit ends and again after the test, from the logger's files."""
+"""Draws the run's ``curves.png`` (src/figures.py) when fit ends and again after the test, from the logger's files."""
 
 from pathlib import Path
 
 import lightning as L
 
-from src.plot import draw_run, read_curves
+from src.figures import draw_run, read_curves
 
 
 class CurvesPNG(L.Callback):

@@ -25,7 +25,9 @@ class StopOnNonFiniteLoss(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.first_bad_step = torch.tensor(-1, device=pl_module.device)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"].detach() if isinstance(outputs, dict) else outputs.detach()
         self.first_bad_step.masked_fill_((self.first_bad_step < 0) & ~torch.isfinite(loss), trainer.global_step)
         if trainer.global_step % self.check_every_n_steps == 0:
@@ -39,7 +41,9 @@ class StopOnNonFiniteLoss(L.Callback):
             return
         optimizer = trainer.optimizers[0]
         lr = optimizer.param_groups[0]["lr"]
-        kept = [c.last_model_path or c.best_model_path for c in trainer.checkpoint_callbacks if c.last_model_path or c.best_model_path]
+        kept = [
+            c.last_model_path or c.best_model_path for c in trainer.checkpoint_callbacks if c.last_model_path or c.best_model_path
+        ]
         raise NonFiniteLoss(
             f"the training loss became NaN or infinite at optimizer step {int(self.first_bad_step)}: the learning rate "
             f"({type(optimizer).__name__}, lr {lr:g}) is most likely too high for this loss and batch size; lower "

@@ -1,5 +1,6 @@
 """Ctrl-C stops training at the end of the current batch, with a checkpoint of that step, as SIGTERM does."""
 
+import os
 import signal
 from types import FrameType
 
@@ -7,11 +8,12 @@ import lightning as L
 
 
 class StopOnCtrlC(L.Callback):
-    """Turns the first Ctrl-C (SIGINT) into what Lightning does on SIGTERM: finish the batch, then stop.
+    """Turns the first Ctrl-C (SIGINT) into a SIGTERM to this process: Lightning then finishes the batch and stops.
 
-    Lightning then raises ``SIGTERMException`` at that batch boundary (on every rank), the ``last_checkpoint``
-    callback (``save_on_exception``) writes ``last.ckpt`` of that very step, and ``src.train`` prints the command that
-    resumes. A second Ctrl-C interrupts at once, as Lightning's own handling would.
+    Lightning's own SIGTERM handler (installed for every fit) flags the trainer and tells the other ranks; at the next
+    batch boundary it raises ``SIGTERMException``, the ``last_checkpoint`` callback (``save_on_exception``) writes
+    ``last.ckpt`` of that very step, and ``src.train`` prints the command that resumes. A second Ctrl-C interrupts at
+    once, as Lightning's own handling of Ctrl-C would.
     """
 
     def __init__(self) -> None:
@@ -23,8 +25,7 @@ class StopOnCtrlC(L.Callback):
             if self.interrupted:
                 raise KeyboardInterrupt
             self.interrupted = True
-            # Lightning's SIGTERM path: flag the trainer, tell other ranks. (Lightning has no public setter for it.)
-            trainer._signal_connector._sigterm_notifier_fn(signum, frame)
+            os.kill(os.getpid(), signal.SIGTERM)
 
         self._previous = signal.signal(signal.SIGINT, stop_after_this_batch)
 

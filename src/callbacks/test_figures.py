@@ -3,12 +3,9 @@
 from typing import Any
 
 import lightning as L
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
+from matplotlib.figure import Figure
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 
 class TestFigures(L.Callback):
@@ -28,7 +25,9 @@ class TestFigures(L.Callback):
         self.confusion = MulticlassConfusionMatrix(pl_module.net.num_classes).to(pl_module.device)
         self.wrong = []
 
-    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         images, targets = batch
         self.confusion.update(outputs, targets)
         if len(self.wrong) < self.max_digits:
@@ -46,14 +45,15 @@ class TestFigures(L.Callback):
         writer.add_figure("test/confusion_matrix", figure, global_step=step, close=True)
         writer.add_figure("test/misclassified", self._grid(), global_step=step, close=True)
 
-    def _grid(self) -> plt.Figure:
+    def _grid(self) -> Figure:
         columns = 8
         rows = max(1, -(-len(self.wrong) // columns))
-        figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4), squeeze=False)
+        figure = Figure(figsize=(columns * 1.2, rows * 1.4))
+        axes = figure.subplots(rows, columns, squeeze=False)
         for axis in axes.flat:
             axis.axis("off")
-        for axis, (image, predicted, true) in zip(axes.flat, self.wrong):
-            axis.imshow(image.squeeze(0), cmap="gray")
+        for axis, (image, predicted, true) in zip(axes.flat, self.wrong, strict=False):
+            axis.imshow(image.squeeze(0).numpy(), cmap="gray")
             axis.set_title(f"p{predicted} t{true}", fontsize=9, color="red")
         figure.suptitle("misclassified test digits: p = predicted, t = true")
         figure.tight_layout()

@@ -4,6 +4,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from src.validate import number, whole_number
+
+
+class Augmentation:
+    """Each training image turned by up to ``rotate`` degrees, resized by up to a factor ``1 +- scale``, then moved by
+    up to ``shift`` whole pixels, each drawn per image (0: off). Out-of-range settings raise ``ValueError``."""
+
+    def __init__(self, rotate: float = 0.0, scale: float = 0.0, shift: int = 0) -> None:
+        self.rotate = number("rotate", rotate, 0, 180)
+        self.scale = number("scale", scale, 0, 1, below_high=True)
+        self.shift = whole_number("shift", shift, 0, 13)  # more than half of 28 pixels moves the digit out of view
+
+    def __call__(self, images: Tensor, background: float) -> Tensor:
+        images = random_rotate_scale(images, self.rotate, self.scale, background)
+        return random_shift(images, self.shift, background)
+
 
 def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:
     """Each image moved by its own random whole-pixel offset, from ``-max_shift`` to ``max_shift`` on each axis.

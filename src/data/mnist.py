@@ -10,15 +10,18 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from src.data.augment import random_rotate_scale, random_shift
+from src.data.augment import Augmentation
 from src.data.batches import DeviceBatches, EpochShuffle
-from src.data.sources import MNIST_SHA256, fetch_mnist
+from src.data.sources import MNIST_SHA256, SOURCES, fetch_mnist
+from src.validate import one_of, whole_number
 
 log = logging.getLogger(__name__)
 
 # (mean, std) applied to pixels scaled to [0, 1]: "standard" is the training set's statistics, "symmetric" maps
 # [0, 1] to the tutorial's [-1, 1].
 NORMALIZATIONS: dict[str, tuple[float, float]] = {"standard": (0.1307, 0.3081), "symmetric": (0.5, 0.5)}
+LOADERS = ("device", "dataloader")
+TRAIN_IMAGES = 60_000  # MNIST's official training file; the train and val splits are carved out of it
 
 
 class MNISTDataModule(L.LightningDataModule):
@@ -31,7 +34,7 @@ class MNISTDataModule(L.LightningDataModule):
     The test split is MNIST's official 10k set; it is never used for training, validation or checkpoint choice.
     ``rotate``, ``scale`` and ``shift`` turn, resize and move each training image at random (:mod:`src.data.augment`),
     on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders; validation and test
-    images are never changed.
+    images are never changed. Every argument is checked here: a bad one raises ``ValueError`` naming it.
     """
 
     def __init__(
@@ -52,10 +55,20 @@ class MNISTDataModule(L.LightningDataModule):
         checksums: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
+        whole_number("val_size", val_size, 1, TRAIN_IMAGES - 1)
+        whole_number("batch_size", batch_size, 1, TRAIN_IMAGES - val_size)  # at most the training split
+        whole_number("eval_batch_size", eval_batch_size, 1)
+        whole_number("num_workers", num_workers, 0)
+        whole_number("seed", seed, 0)
+        whole_number("split_seed", split_seed, 0)
+        one_of("loader", loader, LOADERS)
+        for source in sources:
+            one_of("sources", source, SOURCES)
         self.save_hyperparameters()
+        self.augmentation = Augmentation(rotate, scale, shift)
         self.raw_dir = Path(data_dir) / "MNIST" / "raw"
         self.checksums = checksums or MNIST_SHA256
-        self.mean, self.std = NORMALIZATIONS[normalization]
+        self.mean, self.std = NORMALIZATIONS[one_of("normalization", normalization, NORMALIZATIONS)]
         self.train_indices: Tensor | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.train_batches: DeviceBatches | None = None
@@ -63,21 +76,25 @@ class MNISTDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         source = fetch_mnist(self.raw_dir, self.hparams.sources, self.checksums)
-        log.info("MNIST raw files in %s (%s, sha256 verified)", self.raw_dir, "already there" if source == "local" else f"fetched by {source}")
+        log.info(
+            "MNIST raw files in %s (%s, sha256 verified)",
+            self.raw_dir,
+            "already there" if source == "local" else f"fetched by {source}",
+        )
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         # A lone tensor is the model summary's example input, not a training batch.
         if self.trainer is None or not self.trainer.training or isinstance(batch, Tensor):
             return batch
         images, labels = batch
-        black = -self.mean / self.std  # a black pixel, normalized
-        images = random_rotate_scale(images, self.hparams.rotate, self.hparams.scale, background=black)
-        return random_shift(images, self.hparams.shift, background=black), labels
+        return self.augmentation(images, background=-self.mean / self.std), labels  # black, normalized
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_indices is not None:
             return
-        permutation = torch.randperm(len(self._dataset(train=True)), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+        permutation = torch.randperm(
+            len(self._dataset(train=True)), generator=torch.Generator().manual_seed(self.hparams.split_seed)
+        )
         self.val_indices, self.train_indices = permutation[: self.hparams.val_size], permutation[self.hparams.val_size :]
         if self.hparams.loader != "device":
             return

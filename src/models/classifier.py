@@ -6,12 +6,17 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_method, instantiate
 from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.checks import ConfigError
+from src.validate import number
+
+
+class ScheduleLengthError(ValueError):
+    """A resumed run whose length differs from the one its checkpoint's learning-rate schedule was built for."""
 
 
 def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[float]:
@@ -56,6 +61,7 @@ class Classifier(L.LightningModule):
     Every argument is plain data (dicts of numbers and strings with a Hydra ``_target_``), so checkpoints hold
     no Python objects and load with ``torch.load(path, weights_only=True)``. The optimizer and schedule are
     built in ``configure_optimizers``, the only place that knows the parameters and the run's length.
+    A bad setting raises ``ValueError`` named by its place in the arguments (``model.hidden=[0]: ...``).
     """
 
     def __init__(
@@ -67,7 +73,13 @@ class Classifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.net = instantiate(model)
+        try:
+            self.net = instantiate(model)
+        except InstantiationException as error:
+            raise ValueError(
+                f"model.{error.__cause__}" if isinstance(error.__cause__, ValueError) else f"model: {error}"
+            ) from error
+        number("optimizer.lr", optimizer.get("lr"), 0, above_low=True)
         self.loss_fn = bound_function(loss)
         self.example_input_array = torch.zeros(1, 1, 28, 28)  # lets the model summary show each layer's shapes
         classes = self.net.num_classes
@@ -133,10 +145,9 @@ class Classifier(L.LightningModule):
         total_steps = int(self.trainer.estimated_stepping_batches)
         if self._checkpoint_schedule_steps not in (None, total_steps):
             # Lightning would restore the old schedule, sized for the old run, and step past its end.
-            raise ConfigError(
-                f"trainer.max_epochs={self.trainer.max_epochs}: the checkpoint's learning-rate schedule spans "
-                f"{self._checkpoint_schedule_steps} steps but this run would take {total_steps}; resume with the "
-                "trainer.max_epochs, data.batch_size and trainer.accumulate_grad_batches it was started with"
+            raise ScheduleLengthError(
+                f"the checkpoint's learning-rate schedule spans {self._checkpoint_schedule_steps} steps but this run "
+                f"would take {total_steps}; resume with the max_epochs, batch size and gradient accumulation it was started with"
             )
         scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

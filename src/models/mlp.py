@@ -1,8 +1,10 @@
-"""The network of the PyTorch tutorial, with nothing Lightning in it."""
+"""The network of the PyTorch tutorial 如何使用Pytorch搭建模型 ("How to build a model with PyTorch"), nothing Lightning in it."""
 
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+
+from src.validate import number, whole_number
 
 
 class MLP(nn.Module):
@@ -23,7 +25,11 @@ class MLP(nn.Module):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
+        whole_number("in_features", in_features, 1)
+        if any(isinstance(width, bool) or not isinstance(width, int) or width < 1 for width in hidden):
+            raise ValueError(f"hidden={list(hidden)}: every width must be a whole number >= 1; e.g. hidden=[512,512,512]")
+        self.num_classes = whole_number("num_classes", num_classes, 2)
+        number("dropout", dropout, 0, 1, below_high=True)
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for next_width in hidden:

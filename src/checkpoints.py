@@ -1,0 +1,134 @@
+"""Checkpoints: find them, read them, check them against the configured network, write them atomically.
+
+A run keeps its checkpoints in ``<run folder>/checkpoints/``: the best by val accuracy and ``last.ckpt``. Every
+reading error names the file and what to do (:class:`CheckpointError`); every writing error leaves the previous file
+whole (:class:`CheckpointWriteError`).
+"""
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message starts with ``ckpt_path=<value>:``."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the file it would have replaced is unchanged."""
+
+
+def run_folder(checkpoint: Path) -> Path:
+    """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), else the folder it lies in."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def newest_last_checkpoint(runs: Path) -> Path | None:
+    """The ``last.ckpt`` of the most recently written run folder below ``runs``, if any."""
+    candidates = list(runs.glob("*/checkpoints/last.ckpt"))
+    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
+
+
+def resolve(ckpt_path: str | None, runs: Path) -> Path | None:
+    """``ckpt_path`` (None, ``"last"`` or a file) as an existing checkpoint file; ``"last"`` looks below ``runs``."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        found = newest_last_checkpoint(runs)
+        if found is None:
+            raise CheckpointError(
+                f"ckpt_path=last: no run under {runs} has checkpoints/last.ckpt; train once without ckpt_path first"
+            )
+        return found
+    return existing(ckpt_path)
+
+
+def existing(ckpt_path: str) -> Path:
+    """``ckpt_path`` as the path of an existing file."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train (or ckpt_path=last)"
+        )
+    return path
+
+
+def read(path: Path) -> dict[str, Any]:
+    """The checkpoint's contents (tensors memory-mapped, plain data only), or a CheckpointError that says it is damaged."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # a truncated or corrupted file raises many kinds of errors
+        others = sorted(str(other) for other in path.parent.glob("*.ckpt") if other != path)
+        raise CheckpointError(
+            f"ckpt_path={path}: the file is damaged and cannot be read ({type(error).__name__}); "
+            f"other checkpoints of this run: {', '.join(others) or 'none'}"
+        ) from error
+
+
+def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path) -> None:
+    """Name the first layer whose shape differs between the checkpoint and the configured network."""
+    saved, ours = state.get("state_dict", {}), model.state_dict()
+    hint = "use that run's model settings (its config.yaml)"
+    for name, tensor in ours.items():
+        if name not in saved:
+            raise CheckpointError(f"ckpt_path={path}: made by a different network: it has no {name}; {hint}")
+        if tuple(saved[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"ckpt_path={path}: made by a different network: {name} is {list(saved[name].shape)} there but "
+                f"{list(tensor.shape)} with this config; {hint}"
+            )
+    extra = sorted(saved.keys() - ours.keys())
+    if extra:
+        raise CheckpointError(
+            f"ckpt_path={path}: made by a different network: it has {extra[0]}, which this config's network lacks; {hint}"
+        )
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to a temporary file beside the target, ``fsync``, then ``os.replace`` onto the target.
+
+    The rename is atomic: readers see the old complete file or the new complete file, never a partial one. If writing
+    fails (no space, no permission), the temporary file is removed and a :class:`CheckpointWriteError` names the file
+    and the cause.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, target)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            reason = error.strerror or str(error)
+            raise CheckpointWriteError(
+                f"could not write checkpoint {target}: {reason}; the previous {target.name} (if any) is unchanged. "
+                "Free disk space or fix the folder's permissions, then resume from the last checkpoint"
+            ) from error
+
+
+def resume_logger_args(checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """Logger arguments that reopen the checkpoint's run folder, so a resumed run continues its own curves.
+
+    ``purge_step``: Lightning logs the batch that makes optimizer step k at step k-1, so everything the interrupted
+    run logged at the checkpoint's ``global_step`` or later came after the checkpoint and is dropped.
+    A checkpoint outside the ``<save_dir>/<name>/<version>/checkpoints/`` layout starts a new run folder.
+    """
+    if checkpoint.parent.name != "checkpoints":
+        return {}
+    run = checkpoint.parent.parent
+    return {
+        "save_dir": str(run.parent.parent),
+        "name": run.parent.name,
+        "version": run.name,
+        "purge_step": int(state["global_step"]),
+    }

@@ -1,0 +1,262 @@
+"""What the entry points share: the command line checked with Hydra's own parser and composer, errors printed as one
+line with exit status 2, plain numbers, and the builders of the DataModule, classifier and Trainer.
+
+The classes below the entry points raise plain exceptions that name their own argument (``ValueError("shift=14:
+...")``); the builders here add the config group in front (``data.shift=14: ...``) and raise :class:`ConfigError`,
+which :func:`exit_on_error` prints as ``error: <key>=<value>: <what is wrong>; <what to do>``.
+"""
+
+import difflib
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import lightning as L
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import InstantiationException, MissingConfigException, OverrideParseException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.checkpoints import CheckpointError
+from src.models.classifier import Classifier
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+# Config choices that come from optional Hydra plugins: the missing config -> the pyproject extra that installs it.
+PLUGIN_EXTRAS = {
+    "hydra/launcher/joblib": "parallel",
+    "hydra/launcher/submitit_slurm": "slurm",
+    "hydra/sweeper/optuna": "optuna",
+}
+# Hydra's flags that make it print something instead of running (left to Hydra), and those that take a value.
+INFO_FLAGS = {
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--cfg",
+    "-c",
+    "--info",
+    "-i",
+    "--resolve",
+    "--shell-completion",
+    "-sc",
+    "--version",
+}
+FLAGS_WITH_VALUE = {
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--package",
+    "-p",
+    "--experimental-rerun",
+}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message reads ``<key>=<value>: <what is wrong>; <what to do>``."""
+
+
+USER_ERRORS = (ConfigError, CheckpointError)
+
+
+def exit_on_error(error: Exception, status: int = 2) -> NoReturn:
+    """One line on stderr and exit ``status``; the traceback instead when HYDRA_FULL_ERROR=1."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise error
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(status)
+
+
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+@contextmanager
+def errors_named(group: str) -> Iterator[None]:
+    """Turn a ``ValueError("<arg>=<value>: ...")`` raised while building ``group`` into ``ConfigError("<group>.<arg>=...")``.
+
+    Hydra's ``instantiate`` wraps what the target raised; the target's own exception is its ``__cause__``.
+    """
+    try:
+        yield
+    except (ValueError, TypeError, InstantiationException) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
+        if isinstance(cause, CheckpointError | ConfigError):
+            raise cause from None
+        message = first_line(str(cause))
+        raise ConfigError(f"{group}.{message}" if "=" in message.split(":")[0] else f"{group}: {message}") from error
+
+
+def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
+    with errors_named("data"):
+        return instantiate(cfg.data, _convert_="all")
+
+
+def plain(node: Any) -> Any:
+    """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def build_classifier(cfg: DictConfig) -> Classifier:
+    try:
+        return Classifier(
+            model=plain(cfg.model), loss=plain(cfg.loss), optimizer=plain(cfg.optimizer), scheduler=plain(cfg.scheduler)
+        )
+    except ValueError as error:  # already named from the top: model.hidden=..., optimizer.lr=...
+        raise ConfigError(first_line(str(error))) from error
+
+
+def build_trainer(cfg: DictConfig, logger: Any) -> L.Trainer:
+    """The Trainer with the configured callbacks; Lightning's own argument errors name the trainer key they concern."""
+    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+    try:
+        return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    except (InstantiationException, ValueError, TypeError) as error:
+        message = first_line(str(error.__cause__ or error))
+        raise ConfigError(f"{trainer_key_in(message, cfg.trainer)}: {message}") from error
+
+
+def trainer_key_in(message: str, trainer: Mapping[str, Any]) -> str:
+    """``trainer.<key>=<value>`` for the setting whose value Lightning's message quotes, else ``trainer``."""
+    for key, value in trainer.items():
+        if (
+            isinstance(value, str | int | float)
+            and not isinstance(value, bool)
+            and (f"'{value}'" in message or f"`{value}`" in message)
+        ):
+            return f"trainer.{key}={value}"
+    return "trainer"
+
+
+def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Plain Python floats copied out of (possibly live) tensors, for summaries and records.
+
+    ``float()`` copies the value; a ``tensor.numpy()`` view would share memory and change as training goes on,
+    which the tutorial warns about.
+    """
+    return {name: float(value.detach() if hasattr(value, "detach") else value) for name, value in metrics.items()}
+
+
+# --- the command line, checked before Hydra runs anything -------------------------------------------------------------
+
+
+def split_arguments(argv: Sequence[str]) -> tuple[list[str], bool, bool]:
+    """``(overrides, multirun, info)``: the ``key=value`` arguments, whether ``-m`` was given, and whether a flag
+    asks Hydra to print something (``--help``, ``--cfg job``) instead of running."""
+    overrides, multirun, info, skip = [], False, False, False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument in ("-m", "--multirun"):
+            multirun = True
+        elif argument in INFO_FLAGS:
+            info = True
+        elif argument in FLAGS_WITH_VALUE:
+            skip = True
+        elif not argument.startswith("-"):
+            overrides.append(argument)
+    return overrides, multirun, info
+
+
+def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
+    """Compose the config as Hydra will (each swept value once), so that a bad override stops here with one line;
+    return the parsed overrides.
+
+    Hydra's own parser and composer do the work; this only names the override at fault and cuts the message to a line.
+    """
+    overrides, multirun, info = split_arguments(argv)
+    if info:
+        return []
+    parsed: list[Override] = []
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parsed += parser.parse_overrides([override])
+        except OverrideParseException as error:
+            raise ConfigError(
+                f"{override}: Hydra cannot parse this ({first_line(error.message)}); a value holding = , [ ] ( ) or "
+                f"spaces needs quotes, e.g. key='a=b'"
+            ) from error
+    for override in parsed:
+        if override.key_or_group == "hparams_search" and override.value() not in (None, "null") and not multirun:
+            line = override.input_line
+            raise ConfigError(f"{line}: a search runs many trials and needs multirun; python -m src.train -m {line}")
+    alternatives = [_alternatives(override, multirun) for override in parsed]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        first = [values[0] for values in alternatives if values]
+        _compose_or_name(config_name, first)
+        for values in alternatives:
+            for value in values[1:]:
+                _compose_or_name(config_name, [value if v == values[0] else v for v in first], culprit=value)
+    return parsed
+
+
+def _alternatives(override: Override, multirun: bool) -> list[str]:
+    """The overrides to compose for one command-line argument: each value of a discrete sweep, none for a range that a
+    sweeper samples (``interval(...)``), the argument itself otherwise."""
+    if not (multirun and override.is_sweep_override()):
+        return [override.input_line]
+    if not override.is_discrete_sweep():
+        return []
+    return [f"{override.get_key_element()}={value}" for value in override.sweep_string_iterator()]
+
+
+def _compose_or_name(config_name: str, overrides: list[str], culprit: str | None = None) -> None:
+    try:
+        compose(config_name, overrides=overrides, return_hydra_config=True)
+    except Exception as error:  # Hydra raises several kinds; each becomes one line naming the override
+        if culprit is None:
+            culprit = _first_failing(config_name, overrides)
+        raise ConfigError(f"{culprit}: {_one_line(error, culprit, config_name)}") from error
+
+
+def _first_failing(config_name: str, overrides: list[str]) -> str:
+    for end in range(1, len(overrides) + 1):
+        try:
+            compose(config_name, overrides=overrides[:end], return_hydra_config=True)
+        except Exception:
+            return overrides[end - 1]
+    return " ".join(overrides)
+
+
+def _one_line(error: Exception, override: str, config_name: str) -> str:
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file:
+        missing = error.missing_cfg_file
+        if missing in PLUGIN_EXTRAS:
+            return f"needs a Hydra plugin that is not installed ({missing}); pip install -e '.[{PLUGIN_EXTRAS[missing]}]'"
+        return f"no such choice; choose from {', '.join(error.options or [])}"
+    cause = error.__cause__
+    if cause is not None and "not in struct" in str(cause):
+        key = override.lstrip("+~").partition("=")[0]
+        known = _config_keys(OmegaConf.to_container(compose(config_name)))
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]}?" if close else "see python -m src.train --cfg job for the keys"
+        return f"no such key; {hint} (+{key}=... adds a new one)"
+    if "Ambiguous value" in str(error):
+        return "a comma-separated value sweeps, which needs -m (--multirun); for a list write key=[a,b], for text quote it"
+    return " ".join(line.strip() for line in str(error).strip().splitlines())
+
+
+def _config_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (as plain containers), e.g. ``trainer.max_epochs``."""
+    keys = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            keys += [f"{prefix}{key}", *_config_keys(value, f"{prefix}{key}.")]
+    return keys
+
+
+def checked_command_line(config_name: str) -> list[Override]:
+    """:func:`check_command_line` on ``sys.argv``, exiting with one line when it fails."""
+    try:
+        return check_command_line(config_name, sys.argv[1:])
+    except ConfigError as error:
+        exit_on_error(error)

@@ -1,0 +1,94 @@
+"""Every command the README shows runs as printed: composed, checked and built as the entry point does it; the
+commands that use a trained model run for real, on a tiny run the test trains first."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+from src.cli import ConfigError, check_command_line, split_arguments
+from src.eval import evaluate
+from src.export import export
+from src.predict import predict
+from src.train import build_run, train
+from tests.conftest import CONF, QUIET, REPO, TinyMNIST, run_module, synthetic_digits
+
+README_CHECKPOINT = "lightning_logs/mnist/version_0/checkpoints/last.ckpt"
+
+
+def readme_commands(module: str) -> list[list[str]]:
+    """The arguments of each ``python -m <module> ...`` line in the README's bash blocks."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    commands = [shlex.split(line, comments=True) for block in blocks for line in block.splitlines()]
+    return [command[3:] for command in commands if command[:3] == ["python", "-m", module]]
+
+
+def test_the_readme_shows_commands_of_every_entry_point() -> None:
+    assert len(readme_commands("src.train")) >= 8
+    assert all(readme_commands(module) for module in ("src.eval", "src.predict", "src.export"))
+
+
+def composed(name: str, overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.fixture
+def readme_run(tiny_mnist, tmp_path) -> Path:
+    """A finished tiny run of the default network, where ``ckpt_path=last`` finds it; the README's checkpoint path."""
+    tiny_run = ["trainer.max_epochs=1", "data.batch_size=64", "trainer.log_every_n_steps=4"]
+    cfg = composed("train", [*QUIET, f"logger.save_dir={tmp_path / 'logs'}", *tiny_run])
+    summary = train(tiny_mnist.use_in(cfg))
+    return Path(summary["run_dir"]) / "checkpoints" / "last.ckpt"
+
+
+def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mnist: TinyMNIST, readme_run, tmp_path) -> None:
+    for arguments in readme_commands("src.train"):
+        check_command_line("train", arguments)  # Hydra's parser and composer, every swept value
+        overrides, multirun, info = split_arguments(arguments)
+        if multirun or info:
+            continue  # a sweep's jobs are single runs; --help prints
+        cfg = tiny_mnist.use_in(composed("train", [*overrides, f"logger.save_dir={tmp_path / 'logs'}"]))
+        if "trainer.accelerator=gpu" in overrides and not torch.cuda.is_available():
+            with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
+                build_run(cfg)
+            continue
+        run = build_run(cfg)
+        assert run.trainer.max_epochs == cfg.trainer.max_epochs
+        assert (run.checkpoint is not None) == ("ckpt_path=last" in overrides)
+
+
+def test_the_readme_help_command_prints_the_groups() -> None:
+    (arguments,) = [a for a in readme_commands("src.train") if "--help" in a]
+    done = run_module("src.train", *arguments)
+    assert done.returncode == 0 and "optimizer: adam, adamw, rmsprop, sgd" in done.stdout
+
+
+def readme_config(name: str, arguments: list[str], checkpoint: Path, image: Path):
+    overrides = [a.replace(README_CHECKPOINT, str(checkpoint)).replace("my_digit.png", str(image)) for a in arguments]
+    check_command_line(name, overrides)
+    cfg = composed(name, overrides)
+    with open_dict(cfg):
+        cfg.ckpt_path = str(checkpoint)
+    return cfg
+
+
+def test_the_readme_commands_that_use_a_trained_model_run(readme_run, tmp_path) -> None:
+    image = tmp_path / "my_digit.png"
+    images, _ = synthetic_digits(1, seed=4)
+    Image.fromarray(images[0].numpy()).save(image)
+    for arguments in readme_commands("src.eval"):
+        cfg = readme_config("eval", arguments, readme_run, image)
+        assert evaluate(cfg.ckpt_path, cfg.accelerator, cfg.data_dir)["test_images"] == 200
+    for arguments in readme_commands("src.predict"):
+        cfg = readme_config("predict", arguments, readme_run, image)
+        assert [path for path, _, _ in predict(cfg.ckpt_path, cfg.image)] == [image]
+    for arguments in readme_commands("src.export"):
+        cfg = readme_config("export", arguments, readme_run, image)
+        path, difference = export(cfg.ckpt_path, cfg.format, cfg.out, cfg.check_images, cfg.tolerance)
+        assert path.is_file() and difference <= cfg.tolerance

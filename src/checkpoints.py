@@ -6,7 +6,9 @@ whole (:class:`CheckpointWriteError`).
 """
 
 import contextlib
+import errno
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -106,14 +108,32 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(partial, target)
-        except OSError as error:
+        except (OSError, RuntimeError) as error:  # torch's zip writer reports a full disk as a RuntimeError
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-            reason = error.strerror or str(error)
+            needed, free = (
+                tensor_bytes(checkpoint),
+                shutil.disk_usage(target.parent if target.parent.exists() else Path.cwd()).free,
+            )
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip().splitlines()[0]
+            if free < needed:
+                reason = os.strerror(errno.ENOSPC)
             raise CheckpointWriteError(
-                f"could not write checkpoint {target}: {reason}; the previous {target.name} (if any) is unchanged. "
-                "Free disk space or fix the folder's permissions, then resume from the last checkpoint"
+                f"could not write checkpoint {target}: {reason}; {target.parent} has {free / 2**20:.1f} MiB free and a "
+                f"checkpoint needs about {needed / 2**20:.1f} MiB; the previous {target.name} (if any) is unchanged. "
+                "Free disk space (or fix the folder's permissions), then resume from the last checkpoint"
             ) from error
+
+
+def tensor_bytes(data: Any) -> int:
+    """The bytes of all tensors in a checkpoint: about what it takes on disk."""
+    if isinstance(data, torch.Tensor):
+        return data.numel() * data.element_size()
+    if isinstance(data, dict):
+        return sum(tensor_bytes(value) for value in data.values())
+    if isinstance(data, list | tuple):
+        return sum(tensor_bytes(value) for value in data)
+    return 0
 
 
 def resume_logger_args(checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,30 @@
-"""Checks of the training config that no single class can make: against this machine, and across keys.
+"""Checks of the composed training config, made before anything is built or written.
 
-Each value is checked where it is used (the DataModule, the network, the classifier, Lightning's Trainer); what is
-left here are rules that add a fix the user can act on. Each failure is a :class:`ConfigError` of one line.
+Every value is checked by type against the signature of what it configures (``src/signatures.py``); ranges are checked
+by the classes themselves when they are built, and here for the Trainer's settings, which Lightning only looks at in
+the middle of training. What else is here: rules against this machine (a GPU, devices, writable folders) and across
+keys. Each failure is a :class:`ConfigError` of one line.
 """
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from src.cli import ConfigError
+from src.cli import CONF_DIR, ConfigError, plain
+from src.signatures import check_arguments, show
+from src.validate import whole_number
+
+# The arguments the project passes itself, for each group's target.
+GIVEN_BY_CODE = {
+    "loss": ("logits", "targets"),
+    "optimizer": ("params",),
+    "scheduler": ("optimizer", "total_steps"),
+    "trainer": ("logger", "callbacks"),
+}
 
 
 def _require(condition: bool, message: str) -> None:
@@ -19,18 +32,88 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _writable_folder(folder: Path) -> bool:
-    """Can files be created in ``folder`` (made if missing)? Tried for real: permission bits do not stop root."""
+def _nothing_written_yet_writable(folder: Path) -> bool:
+    """Could ``folder`` be created and written? Tried for real on its nearest existing parent (permission bits do
+    not stop root), leaving nothing behind."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            return True
+        with tempfile.NamedTemporaryFile(dir=existing):
+            return existing.is_dir()
     except OSError:
         return False
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Reject settings that would fail later, after data was fetched or time was spent."""
+def _is_fraction_or_count(value: Any) -> bool:
+    """Lightning's ``limit_*_batches``, ``overfit_batches``: a fraction 0.0-1.0 of the batches, or a count >= 0."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) and value >= 0 or isinstance(value, float) and 0.0 <= value <= 1.0
+
+
+def check_types(cfg: DictConfig) -> None:
+    """Every key of every group against its target's signature; the top-level keys against conf/train.yaml."""
+    top_level = set(OmegaConf.load(CONF_DIR / "train.yaml")) - {"defaults", "hydra"}
+    groups = {"model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks"}
+    known = ", ".join(sorted(top_level | groups))
+    for key in cfg:
+        _require(key in top_level | groups, f"{key}={show(plain(cfg[key]))}: no such setting; the top-level keys are {known}")
+    seed, name, ckpt_path = cfg.seed, cfg.name, cfg.ckpt_path
+    _require(
+        isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, f"seed={show(seed)}: expected a whole number >= 0"
+    )
+    _require(
+        isinstance(name, str) and name not in ("", ".", "..") and "/" not in name,
+        f"name={show(name)}: expected a folder name (text, no /)",
+    )
+    _require(ckpt_path is None or isinstance(ckpt_path, str), f"ckpt_path={show(ckpt_path)}: expected a file path, last or null")
+    try:
+        for group in sorted(groups - {"callbacks"}):
+            node = plain(cfg[group])
+            if node:  # scheduler=none is empty
+                check_arguments(group, node, GIVEN_BY_CODE.get(group, ()))
+        for name, node in plain(cfg.callbacks or {}).items():
+            check_arguments(f"callbacks.{name}", node)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+
+
+def check_trainer_ranges(trainer: DictConfig) -> None:
+    """Ranges of the Trainer's settings that Lightning checks late (in the middle of a run) or never."""
+
+    def named(key: str) -> str:
+        return f"trainer.{key}={show(trainer.get(key))}"
+
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches", "overfit_batches"):
+        if key in trainer:
+            _require(_is_fraction_or_count(trainer[key]), f"{named(key)}: use a fraction 0.0-1.0 of the batches or a count >= 0")
+    try:
+        whole_number("log_every_n_steps", trainer.get("log_every_n_steps", 50), 1)
+        whole_number("accumulate_grad_batches", trainer.get("accumulate_grad_batches", 1), 1)
+        whole_number("max_steps", trainer.get("max_steps", -1), -1)
+        whole_number("num_sanity_val_steps", trainer.get("num_sanity_val_steps", 2), -1)
+        if trainer.get("check_val_every_n_epoch") is not None:
+            whole_number("check_val_every_n_epoch", trainer.check_val_every_n_epoch, 1)
+    except ValueError as error:
+        raise ConfigError(f"trainer.{error}") from error
+    max_epochs, max_steps = trainer.max_epochs, trainer.get("max_steps", -1)
+    _require(max_steps != 0, f"{named('max_steps')}: use -1 (no limit) or a whole number >= 1")
+    _require(
+        max_epochs == -1 and max_steps > 0 or isinstance(max_epochs, int) and max_epochs >= 1,
+        f"{named('max_epochs')}: must be a whole number >= 1 (or -1 with trainer.max_steps > 0)",
+    )
+    clip = trainer.get("gradient_clip_val")
+    _require(clip is None or clip >= 0, f"{named('gradient_clip_val')}: use null (off) or a number >= 0")
+    interval = trainer.get("val_check_interval")
+    _require(
+        interval is None or isinstance(interval, float) and 0 < interval <= 1 or isinstance(interval, int) and interval >= 1,
+        f"{named('val_check_interval')}: use a fraction of an epoch (0.0-1.0] or a number of batches >= 1",
+    )
+
+
+def check_machine(cfg: DictConfig) -> None:
+    """What this machine must offer: the accelerator, enough devices, writable data and log folders."""
     trainer = cfg.trainer
     accelerator = str(trainer.accelerator)
     if accelerator in ("gpu", "cuda"):
@@ -45,18 +128,21 @@ def check_config(cfg: DictConfig) -> None:
     devices = trainer.devices
     if isinstance(devices, int) and not isinstance(devices, bool):  # Lightning would start that many processes
         _require(1 <= devices <= available, f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
-    max_epochs, max_steps = trainer.max_epochs, trainer.get("max_steps", -1)
-    _require(
-        max_epochs == -1 and isinstance(max_steps, int) and max_steps > 0 or isinstance(max_epochs, int) and max_epochs >= 1,
-        f"trainer.max_epochs={max_epochs}: must be a whole number >= 1 (or -1 with trainer.max_steps > 0)",
-    )
-    accumulate = trainer.accumulate_grad_batches  # Lightning itself only notices during fit
-    _require(
-        isinstance(accumulate, int) and accumulate >= 1,
-        f"trainer.accumulate_grad_batches={accumulate}: must be a whole number >= 1",
-    )
     raw = Path(cfg.data.data_dir) / "MNIST" / "raw"
+    data_dir = cfg.data.data_dir
     _require(
-        _writable_folder(raw),
-        f"data.data_dir={cfg.data.data_dir}: cannot write to {raw}; point data.data_dir at a writable folder",
+        _nothing_written_yet_writable(raw),
+        f"data.data_dir={data_dir}: cannot write to {raw}; point data.data_dir at a writable folder",
     )
+    logs = Path(cfg.logger.save_dir)
+    _require(
+        _nothing_written_yet_writable(logs),
+        f"logger.save_dir={cfg.logger.save_dir}: cannot write to {logs}; point logger.save_dir at a writable folder",
+    )
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject settings that would fail later, after data was fetched or time was spent."""
+    check_types(cfg)
+    check_trainer_ranges(cfg.trainer)
+    check_machine(cfg)

@@ -8,6 +8,7 @@ which :func:`exit_on_error` prints as ``error: <key>=<value>: <what is wrong>; <
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,10 +21,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import InstantiationException, MissingConfigException, OverrideParseException
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from src.checkpoints import CheckpointError
 from src.models.classifier import Classifier
+from src.validate import named_setting
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -80,23 +83,27 @@ def first_line(text: str) -> str:
 
 
 @contextmanager
-def errors_named(group: str) -> Iterator[None]:
-    """Turn a ``ValueError("<arg>=<value>: ...")`` raised while building ``group`` into ``ConfigError("<group>.<arg>=...")``.
+def errors_named(group: str, settings: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Turn what building ``group`` raised into one :class:`ConfigError` line naming the setting.
 
-    Hydra's ``instantiate`` wraps what the target raised; the target's own exception is its ``__cause__``.
+    This project's classes name their own argument (``shift=14: ...`` becomes ``data.shift=14: ...``); a library's
+    message (Lightning, torch) is named by the setting it mentions or quotes. Hydra's ``instantiate`` wraps what the
+    target raised; the target's own exception is its ``__cause__``.
     """
     try:
         yield
-    except (ValueError, TypeError, InstantiationException) as error:
+    except (ValueError, TypeError, InstantiationException, MisconfigurationException) as error:
         cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
         if isinstance(cause, CheckpointError | ConfigError):
             raise cause from None
         message = first_line(str(cause))
-        raise ConfigError(f"{group}.{message}" if "=" in message.split(":")[0] else f"{group}: {message}") from error
+        if re.match(r"^[\w.\[\]]+=[^:]*: ", message):
+            raise ConfigError(f"{group}.{message}") from error
+        raise ConfigError(named_setting(group, settings or {}, message)) from error
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    with errors_named("data"):
+    with errors_named("data", plain(cfg.data)):
         return instantiate(cfg.data, _convert_="all")
 
 
@@ -114,26 +121,19 @@ def build_classifier(cfg: DictConfig) -> Classifier:
         raise ConfigError(first_line(str(error))) from error
 
 
-def build_trainer(cfg: DictConfig, logger: Any) -> L.Trainer:
-    """The Trainer with the configured callbacks; Lightning's own argument errors name the trainer key they concern."""
-    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
-    try:
+def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    callbacks = []
+    for name, callback in (cfg.callbacks or {}).items():
+        with errors_named(f"callbacks.{name}", plain(callback)):
+            callbacks.append(instantiate(callback))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[L.Callback] | None = None) -> L.Trainer:
+    """The Trainer with the configured callbacks; Lightning's own argument errors name the setting they concern."""
+    callbacks = build_callbacks(cfg) if callbacks is None else callbacks
+    with errors_named("trainer", plain(cfg.trainer)):
         return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
-    except (InstantiationException, ValueError, TypeError) as error:
-        message = first_line(str(error.__cause__ or error))
-        raise ConfigError(f"{trainer_key_in(message, cfg.trainer)}: {message}") from error
-
-
-def trainer_key_in(message: str, trainer: Mapping[str, Any]) -> str:
-    """``trainer.<key>=<value>`` for the setting whose value Lightning's message quotes, else ``trainer``."""
-    for key, value in trainer.items():
-        if (
-            isinstance(value, str | int | float)
-            and not isinstance(value, bool)
-            and (f"'{value}'" in message or f"`{value}`" in message)
-        ):
-            return f"trainer.{key}={value}"
-    return "trainer"
 
 
 def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:

@@ -9,6 +9,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from src.cli import ConfigError, exit_on_error
 from src.figures import draw_run, draw_sweep, read_curves, run_folders
 
 
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         print(plot(args.folder))
     except FileNotFoundError as error:
-        raise SystemExit(f"error: {error}") from None
+        exit_on_error(ConfigError(str(error)))
 
 
 if __name__ == "__main__":

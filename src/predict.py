@@ -24,7 +24,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def to_mnist(path: Path) -> torch.Tensor:
     """An image file as MNIST pixels: uint8 ``(28, 28)``, light digit on a dark background."""
-    image = ImageOps.grayscale(Image.open(path))
+    try:
+        image = ImageOps.grayscale(Image.open(path))
+    except (OSError, ValueError) as error:  # PIL's UnidentifiedImageError is an OSError
+        raise ConfigError(
+            f"image={path}: not an image PIL can read ({type(error).__name__}); give a PNG, JPEG, BMP, GIF, TIFF or WebP file"
+        ) from error
     side = max(image.size)
     background = 255 if image.getpixel((0, 0)) > 127 else 0  # pad with the corner's shade
     image = ImageOps.pad(image, (side, side), color=background).resize((28, 28), Image.Resampling.BILINEAR)

@@ -1,9 +1,11 @@
 """``python -m src.train [key=value ...]``: train the tutorial's MLP on MNIST, then test the best checkpoint.
 
-compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, Trainer -> write the config -> fit ->
-test the best checkpoint -> summary. Every check and every build happens before the first byte is written.
+compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, Trainer -> fit -> test the best checkpoint
+-> summary. Every check and every build happens before the first byte is written into a run folder, and what
+Lightning's own set-up writes before training starts is removed again if it refuses the run.
 """
 
+import os
 import shlex
 import sys
 import time
@@ -20,14 +22,16 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src import checkpoints
 from src.callbacks.finite_loss import NonFiniteLoss
+from src.callbacks.save_config import SaveConfig
 from src.checks import check_config
 from src.cli import (
     USER_ERRORS,
     ConfigError,
+    build_callbacks,
     build_classifier,
     build_datamodule,
     build_trainer,
@@ -36,6 +40,7 @@ from src.cli import (
     numbers,
     plain,
 )
+from src.data.sources import MNISTUnavailable
 from src.models.classifier import Classifier, ScheduleLengthError
 from src.sweeps import fixed_keys, job_logger_args, swept_overrides, write_result
 
@@ -66,35 +71,62 @@ class Run:
 
 
 def build_run(cfg: DictConfig) -> Run:
-    """Check the config and build the DataModule, classifier, logger and Trainer; raise before writing anything."""
+    """Check the config, make sure the data is there, build the DataModule, classifier, logger and Trainer; raise
+    before anything is written into a run folder."""
     check_config(cfg)
     checkpoint = checkpoints.resolve(cfg.ckpt_path, Path(cfg.logger.save_dir) / cfg.name)
     state = checkpoints.read(checkpoint) if checkpoint else None
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_classifier(cfg)
+    callbacks = build_callbacks(cfg)
     if state is not None:
         checkpoints.check_same_network(state, model, checkpoint)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # under DDP, rank 0 fetched the data before it started the others
+        try:
+            datamodule.prepare_data()
+        except MNISTUnavailable as error:
+            raise ConfigError(f"data.data_dir={cfg.data.data_dir}: {error}") from error
     logger = instantiate(cfg.logger, **(checkpoints.resume_logger_args(checkpoint, state) if state else job_logger_args()))
-    return Run(cfg, checkpoint, datamodule, model, logger, build_trainer(cfg, logger))
+    callbacks.append(SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"))
+    trainer = build_trainer(cfg, logger, callbacks)
+    return Run(cfg, checkpoint, datamodule, model, logger, trainer)
+
+
+def remove_what_was_added(folder: Path, before: set[Path], new_folders: list[Path]) -> None:
+    """Undo what a refused run wrote: the files in ``folder`` that were not in ``before``, then the folders that did not
+    exist before (deepest first) if they are empty. An earlier run's own files are never touched."""
+    for path in sorted(folder.rglob("*"), reverse=True) if folder.is_dir() else []:
+        if path not in before:
+            path.unlink() if path.is_file() or path.is_symlink() else path.rmdir()
+    for new in new_folders:
+        if new.is_dir() and not any(new.iterdir()):
+            new.rmdir()
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one run; return its summary (metrics as plain floats, paths as strings)."""
     run = build_run(cfg)
     model, datamodule, logger, trainer = run.model, run.datamodule, run.logger, run.trainer
-    if trainer.is_global_zero:
-        run_dir = Path(logger.log_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, run_dir / ("config.yaml" if run.checkpoint is None else "config.resumed.yaml"), resolve=True)
+    # What exists before fit: anything else that Lightning's set-up writes is removed if it refuses the run (rank 0 writes).
+    run_dir = Path(logger.log_dir) if trainer.is_global_zero else None
+    before = set(run_dir.rglob("*")) if run_dir else set()
+    new_folders = (
+        [folder for folder in (run_dir, run_dir.parent, run_dir.parent.parent) if not folder.exists()] if run_dir else []
+    )
+    save_config = next(callback for callback in trainer.callbacks if isinstance(callback, SaveConfig))
     try:
         with warnings.catch_warnings():  # a resumed run writes into its own checkpoints folder by design
             warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
             trainer.fit(model, datamodule=datamodule, ckpt_path=run.checkpoint)
-    except SIGTERMException as stop:  # the last_checkpoint callback saved this step on the way out
-        raise Interrupted(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt") from stop
-    except ScheduleLengthError as error:
-        raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs}: {error}") from error
+    except BaseException as error:
+        if not save_config.training_started and run_dir:  # refused during Lightning's set-up
+            remove_what_was_added(run_dir, before, new_folders)
+        if isinstance(error, SIGTERMException):  # the last_checkpoint callback saved this step on the way out
+            raise Interrupted(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt") from error
+        if isinstance(error, ScheduleLengthError):
+            raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs}: {error}") from error
+        raise
     best = best_checkpoint_callback(trainer)
     (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
     test_metrics = numbers(test_metrics)

@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: a tiny learnable MNIST-format data set, the real MNIST, composed configs, the CLI."""
 
 import hashlib
+import json
 import os
 import struct
 import subprocess
@@ -126,6 +127,22 @@ def run_module(module: str, *arguments: str, timeout: int = 600) -> subprocess.C
     return subprocess.run(
         [sys.executable, "-m", module, *arguments], cwd=REPO, capture_output=True, text=True, timeout=timeout, env=cli_env()
     )
+
+
+def run_many(commands: list[tuple[str, Path, list[str]]]) -> list[subprocess.CompletedProcess]:
+    """Each ``(module, working folder, arguments)`` as ``python -m <module> <arguments>`` there, in a process of its
+    own, with Python's start-up and the imports paid once (``tests/forked_cli.py``)."""
+    request = json.dumps([[module, str(cwd), arguments] for module, cwd, arguments in commands])
+    env = cli_env() | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.forked_cli"], input=request, capture_output=True, text=True, env=env, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(done.stdout)
+    return [
+        subprocess.CompletedProcess([module, *arguments], code, out, err)
+        for (module, _, arguments), (code, out, err) in zip(commands, results, strict=True)
+    ]
 
 
 def one_error_line(done: subprocess.CompletedProcess) -> str:

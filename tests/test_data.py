@@ -213,14 +213,14 @@ def test_random_rotation_and_scale_stay_within_their_limits() -> None:
     [
         ({"batch_size": 0}, "batch_size=0: out of range"),
         ({"batch_size": 59_001, "val_size": 1_000}, "batch_size=59001: out of range; use a whole number 1 to 59000"),
-        ({"batch_size": 1.5}, "batch_size=1.5: not a whole number"),
+        ({"batch_size": 1.5}, "batch_size=1.5: expected a whole number"),
         ({"val_size": 60_000}, "val_size=60000: out of range"),
-        ({"loader": "foo"}, "loader=foo: unknown; use one of device, dataloader"),
-        ({"normalization": "foo"}, "normalization=foo: unknown; use one of standard, symmetric"),
+        ({"loader": "foo"}, "loader=foo: expected one of device, dataloader"),
+        ({"normalization": "foo"}, "normalization=foo: expected one of standard, symmetric"),
         ({"shift": 14}, "shift=14: out of range"),
         ({"rotate": 181.0}, "rotate=181.0: out of range"),
         ({"scale": 1}, "scale=1: out of range"),
-        ({"sources": ["ftp"]}, "sources=ftp: unknown; use one of torchvision, npm"),
+        ({"sources": ["ftp"]}, "sources=ftp: expected one of torchvision, npm"),
     ],
 )
 def test_the_datamodule_checks_its_own_arguments(arguments: dict, start: str) -> None:

@@ -11,7 +11,7 @@ from src import cli
 from src.checkpoints import CheckpointError
 from src.cli import USER_ERRORS, ConfigError, check_command_line
 from src.train import train
-from tests.conftest import CONF, one_error_line, run_module
+from tests.conftest import CONF
 
 BAD_SETTINGS = [
     # (override, what the one-line message must start with)
@@ -19,11 +19,11 @@ BAD_SETTINGS = [
     ("optimizer.lr=-0.1", "optimizer.lr=-0.1: out of range"),
     ("data.batch_size=0", "data.batch_size=0: out of range"),
     ("data.batch_size=55001", "data.batch_size=55001: out of range; use a whole number 1 to 55000"),
-    ("data.batch_size=1.5", "data.batch_size=1.5: not a whole number"),
-    ("data.batch_size=abc", "data.batch_size=abc: not a whole number"),
+    ("data.batch_size=1.5", "data.batch_size=1.5: expected a whole number"),
+    ("data.batch_size=abc", "data.batch_size=abc: expected a whole number"),
     ("data.val_size=60000", "data.val_size=60000: out of range"),
-    ("data.loader=foo", "data.loader=foo: unknown; use one of device, dataloader"),
-    ("data.normalization=foo", "data.normalization=foo: unknown; use one of standard, symmetric"),
+    ("data.loader=foo", "data.loader=foo: expected one of device, dataloader"),
+    ("data.normalization=foo", "data.normalization=foo: expected one of standard, symmetric"),
     ("data.shift=-1", "data.shift=-1: out of range"),
     ("data.shift=14", "data.shift=14: out of range"),
     ("data.rotate=-5", "data.rotate=-5: out of range"),
@@ -33,7 +33,7 @@ BAD_SETTINGS = [
     ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0:"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0:"),
     ("trainer.devices=4096", "trainer.devices=4096:"),
-    ("trainer.precision=8-bit", "trainer.precision=8-bit: Precision '8-bit' is invalid"),
+    ("trainer.precision=8-bit", "trainer.precision=8-bit: expected one of 64, 32, 16, transformer-engine"),
     ("ckpt_path=last", "ckpt_path=last: no run under"),
     ("ckpt_path=nowhere/last.ckpt", "ckpt_path=nowhere/last.ckpt: no such file"),
 ]
@@ -93,20 +93,6 @@ def test_a_plugin_that_is_not_installed_names_its_extra() -> None:
     assert cli._one_line(missing, "hydra/launcher=joblib", "train") == (
         "needs a Hydra plugin that is not installed (hydra/launcher/joblib); pip install -e '.[parallel]'"
     )
-
-
-@pytest.mark.parametrize(
-    ("arguments", "start"),
-    [
-        (["optimizer=adamm"], "error: optimizer=adamm: no such choice"),
-        (["optimizer.lr=-1"], "error: optimizer.lr=-1: out of range"),
-        *([] if torch.cuda.is_available() else [(["trainer.accelerator=gpu"], "error: trainer.accelerator=gpu: no CUDA GPU")]),
-    ],
-)
-def test_the_command_exits_2_with_one_line_and_writes_nothing(tmp_path, arguments: list[str], start: str) -> None:
-    done = run_module("src.train", *arguments, f"logger.save_dir={tmp_path / 'logs'}")
-    assert one_error_line(done).startswith(start)
-    assert not (tmp_path / "logs").exists()
 
 
 def test_checkpoint_of_another_network_names_the_layer(tiny_config) -> None:

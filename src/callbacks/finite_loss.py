@@ -5,6 +5,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from src.validate import whole_number
+
 
 class NonFiniteLoss(RuntimeError):
     """The training loss became NaN or infinite."""
@@ -19,7 +21,7 @@ class StopOnNonFiniteLoss(L.Callback):
     """
 
     def __init__(self, check_every_n_steps: int = 50) -> None:
-        self.check_every_n_steps = check_every_n_steps
+        self.check_every_n_steps = whole_number("check_every_n_steps", check_every_n_steps, 1)
         self.first_bad_step: torch.Tensor | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -6,6 +6,8 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 
+from src.validate import whole_number
+
 
 class LineProgress(ProgressBar):
     """One line every ``every_n_steps`` training batches and one after each validation: no carriage returns."""
@@ -53,6 +55,8 @@ class LineProgress(ProgressBar):
 
 def progress_bar(refresh_rate: int = 25, every_n_steps: int = 100) -> ProgressBar:
     """Lightning's tqdm bar (redrawn every ``refresh_rate`` steps) when stderr is a terminal, else :class:`LineProgress`."""
+    whole_number("refresh_rate", refresh_rate, 1)
+    whole_number("every_n_steps", every_n_steps, 1)
     if sys.stderr.isatty():
         return TQDMProgressBar(refresh_rate=refresh_rate)
     return LineProgress(every_n_steps=every_n_steps)

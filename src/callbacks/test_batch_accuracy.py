@@ -3,6 +3,8 @@
 import lightning as L
 import torch
 
+from src.validate import whole_number
+
 
 class TestBatchAccuracy(L.Callback):
     """Logs ``tutorial/test_batch_acc``: the accuracy on the first batch of the test loader, every ``every_n_steps``.
@@ -12,7 +14,7 @@ class TestBatchAccuracy(L.Callback):
     """
 
     def __init__(self, every_n_steps: int = 50) -> None:
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = whole_number("every_n_steps", every_n_steps, 1)
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:

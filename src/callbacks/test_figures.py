@@ -7,6 +7,8 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from src.validate import whole_number
+
 
 class TestFigures(L.Callback):
     """Collects the test predictions (``test_step`` returns them) and logs two figures at the end of the test.
@@ -17,7 +19,7 @@ class TestFigures(L.Callback):
     """
 
     def __init__(self, max_digits: int = 64) -> None:
-        self.max_digits = max_digits
+        self.max_digits = whole_number("max_digits", max_digits, 0)
         self.confusion: MulticlassConfusionMatrix | None = None
         self.wrong: list[tuple[Tensor, int, int]] = []
 

@@ -73,9 +73,14 @@ class MNISTDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.train_batches: DeviceBatches | None = None
         self.resume_position: dict[str, int] | None = None
+        self.prepared = False
 
     def prepare_data(self) -> None:
+        """Make sure the verified raw files are in place (once: ``src.train`` calls it before Lightning does)."""
+        if self.prepared:
+            return
         source = fetch_mnist(self.raw_dir, self.hparams.sources, self.checksums)
+        self.prepared = True
         log.info(
             "MNIST raw files in %s (%s, sha256 verified)",
             self.raw_dir,

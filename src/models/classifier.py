@@ -1,6 +1,7 @@
 """The LightningModule: the tutorial's network plus a configurable loss, optimizer, schedule and metrics."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -12,7 +13,17 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.validate import number
+from src.validate import named_setting, number
+
+
+@contextmanager
+def named_errors(group: str, settings: dict[str, Any]) -> Iterator[None]:
+    """Re-raise what torch says about a setting as ``ValueError("<group>.<key>=<value>: ...")``."""
+    try:
+        yield
+    except (ValueError, TypeError, RuntimeError, InstantiationException) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
+        raise ValueError(named_setting(group, settings, str(cause).strip().splitlines()[0])) from error
 
 
 class ScheduleLengthError(ValueError):
@@ -79,8 +90,8 @@ class Classifier(L.LightningModule):
             raise ValueError(
                 f"model.{error.__cause__}" if isinstance(error.__cause__, ValueError) else f"model: {error}"
             ) from error
-        number("optimizer.lr", optimizer.get("lr"), 0, above_low=True)
         self.loss_fn = bound_function(loss)
+        self._try_settings()
         self.example_input_array = torch.zeros(1, 1, 28, 28)  # lets the model summary show each layer's shapes
         classes = self.net.num_classes
         # validate_args=False: the argument checks sync with the host on every call, which costs more than the step.
@@ -92,6 +103,19 @@ class Classifier(L.LightningModule):
         self.test_loss = MeanMetric()
         self._loss_scales: list[float] = []
         self._checkpoint_schedule_steps: int | None = None
+
+    def _try_settings(self) -> None:
+        """Call the loss and build the optimizer and schedule once, on throwaway inputs, so that a setting torch
+        refuses fails here, named, and not in the middle of a run."""
+        settings = self.hparams
+        number("optimizer.lr", settings.optimizer.get("lr"), 0, above_low=True)
+        with named_errors("loss", settings.loss):
+            self.loss_fn(torch.zeros(2, self.net.num_classes), torch.tensor([0, 1]))
+        with named_errors("optimizer", settings.optimizer):
+            optimizer = instantiate(settings.optimizer, params=[torch.nn.Parameter(torch.zeros(1))])
+        if settings.scheduler:
+            with named_errors("scheduler", settings.scheduler):
+                instantiate(settings.scheduler, optimizer=optimizer, total_steps=100)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)

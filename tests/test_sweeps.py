@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from PIL import Image
 
 from src.sweeps import fixed_keys, markdown, swept_overrides
-from tests.conftest import run_module, scalars
+from tests.conftest import REPO, run_many, run_module, scalars, synthetic_digits
 
 TINY = [
     "trainer.max_epochs=1",
@@ -54,13 +55,14 @@ def test_summary_table_puts_numbers_in_columns_and_leaves_missing_ones_empty() -
 @pytest.mark.slow
 def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(real_mnist, tmp_path) -> None:
     """Four jobs, two of which fail: the failures become rows, and the other jobs still run."""
+    Image.fromarray(synthetic_digits(1, seed=3)[0][0].numpy()).save(tmp_path / "digit.png")
     done, folder, rows = sweep(tmp_path, "optimizer.lr=0.001,-1", "data.batch_size=64,128")
     runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
     assert runs == [
-        "0_data.batch_size=64,optimizer.lr=0.001",
-        "1_data.batch_size=128,optimizer.lr=0.001",
-        "2_data.batch_size=64,optimizer.lr=-1",
-        "3_data.batch_size=128,optimizer.lr=-1",
+        "0_data.batch_size:64+optimizer.lr:0.001",
+        "1_data.batch_size:128+optimizer.lr:0.001",
+        "2_data.batch_size:64+optimizer.lr:-1",
+        "3_data.batch_size:128+optimizer.lr:-1",
     ]
     assert len(rows) == 4 and "summary.md" in os.listdir(folder)
     good, failed = rows[:2], rows[2:]  # best first, failed runs last
@@ -74,13 +76,26 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(rea
         assert row["error"].startswith("ConfigError: optimizer.lr=-1: out of range") and not row["test_acc"]
         assert row["overrides"].startswith("data.batch_size=") and row["overrides"].endswith(" optimizer.lr=-1")
     assert f"tensorboard --logdir {folder}" in done.stdout
+    # Every checkpoint path the sweep printed pastes into the project's commands as it is, unquoted.
+    printed = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("best checkpoint")]
+    assert len(printed) == 2 and all(":" in path and "+" in path for path in printed)
+    last = str(Path(printed[0]).parent / "last.ckpt")
+    pasted = run_many(
+        [
+            ("src.eval", REPO, [f"ckpt_path={printed[0]}"]),
+            ("src.predict", REPO, [f"ckpt_path={last}", f"image={tmp_path / 'digit.png'}"]),
+            ("src.train", REPO, [*TINY, f"ckpt_path={last}", "data.batch_size=64", "optimizer.lr=0.001"]),
+        ]
+    )
+    assert [done.returncode for done in pasted] == [0, 0, 0], [done.stderr[-1000:] for done in pasted]
+    assert "test accuracy" in pasted[0].stdout and "digit.png: " in pasted[1].stdout and "test accuracy" in pasted[2].stdout
 
 
 @pytest.mark.slow
 def test_parallel_jobs_through_joblib_never_share_a_folder(real_mnist, tmp_path) -> None:
     done, folder, rows = sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=1,2")
     runs = [p for p in folder.iterdir() if p.is_dir()]
-    assert sorted(run.name for run in runs) == ["0_seed=1", "1_seed=2"]
+    assert sorted(run.name for run in runs) == ["0_seed:1", "1_seed:2"]
     for run in runs:  # each job logged into its own folder, one TensorBoard run each
         assert len(list(run.glob("events.out.tfevents.*"))) >= 1 and (run / "checkpoints" / "last.ckpt").is_file()
         assert "val/acc" in scalars(run)
@@ -98,7 +113,7 @@ def test_an_optuna_search_of_three_tiny_trials_reports_its_best(real_mnist, tmp_
         config = OmegaConf.load(Path(row["folder"]) / "config.yaml")
         assert config.optimizer.lr == float(values["optimizer.lr"]) and config.data.batch_size == int(values["data.batch_size"])
         assert config.optimizer.weight_decay == float(values["optimizer.weight_decay"])
-        assert Path(row["folder"]).name.split("_", 1)[1] == row["overrides"].replace(" ", ",")
+        assert Path(row["folder"]).name.split("_", 1)[1] == row["overrides"].replace(" ", "+").replace("=", ":")
         assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in scalars(row["folder"])["val/acc"]), abs=1e-6)
     best = OmegaConf.load(folder / "optimization_results.yaml")  # the sweeper's own record of the study
     assert best.best_value == pytest.approx(float(rows[0]["best_val_acc"]), abs=1e-6)  # the top row is the best trial

@@ -117,7 +117,7 @@ def bench_config(overrides: Sequence[str]) -> DictConfig:
                 "trainer.enable_progress_bar=false",
                 "~callbacks.model_summary",
                 "trainer.enable_model_summary=false",
-                "trainer.limit_val_batches=0",
+                "++trainer.limit_val_batches=0",
                 "~callbacks.checkpoint",  # it keeps the best by val accuracy, and validation is off here
                 "trainer.max_epochs=-1",
                 "scheduler=none",

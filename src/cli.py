@@ -7,9 +7,12 @@ which :func:`exit_on_error` prints as ``error: <key>=<value>: <what is wrong>; <
 """
 
 import difflib
+import inspect
+import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +23,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import InstantiationException, MissingConfigException, OverrideParseException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
@@ -60,6 +64,14 @@ FLAGS_WITH_VALUE = {
     "--package",
     "-p",
     "--experimental-rerun",
+}
+
+
+# Trainer switches and the kind of callback each turns off (Lightning refuses such a callback while its switch is off).
+TRAINER_SWITCHES = {
+    "enable_progress_bar": ProgressBar,
+    "enable_model_summary": ModelSummary,
+    "enable_checkpointing": ModelCheckpoint,
 }
 
 
@@ -122,10 +134,15 @@ def build_classifier(cfg: DictConfig) -> Classifier:
 
 
 def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """The configured callbacks, less those of a kind a Trainer switch turns off (``trainer.enable_progress_bar=false``
+    drops the progress bar, and so on), so that each of Lightning's switches works alone, as Lightning documents it."""
+    switched_off = tuple(kind for switch, kind in TRAINER_SWITCHES.items() if cfg.trainer.get(switch) is False)
     callbacks = []
     for name, callback in (cfg.callbacks or {}).items():
         with errors_named(f"callbacks.{name}", plain(callback)):
-            callbacks.append(instantiate(callback))
+            built = instantiate(callback)
+        if not isinstance(built, switched_off):
+            callbacks.append(built)
     return callbacks
 
 
@@ -175,6 +192,8 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
     overrides, multirun, info = split_arguments(argv)
     if info:
         return []
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        overrides = [as_target_argument(config_name, override, overrides) for override in overrides]
     parsed: list[Override] = []
     parser = OverridesParser.create()
     for override in overrides:
@@ -197,6 +216,36 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
             for value in values[1:]:
                 _compose_or_name(config_name, [value if v == values[0] else v for v in first], culprit=value)
     return parsed
+
+
+def as_target_argument(config_name: str, override: str, overrides: Sequence[str]) -> str:
+    """``trainer.enable_checkpointing=false`` as ``++trainer.enable_checkpointing=false`` when the group's file does not
+    list the key but its ``_target_`` takes it: every argument of the Trainer, the optimizer, the DataModule, ... can be
+    set as ``group.key=value``, while the files set only what differs from the targets' defaults."""
+    key, assigned, value = override.partition("=")
+    group, _, name = key.rpartition(".")
+    if not assigned or not group or key[0] in "+~" or "(" in value:
+        return override
+    # Group choices and top-level values decide each group's target (a sweep's first value stands for the others).
+    selections = [_first_value(o) for o in overrides if "." not in o.partition("=")[0] and not o.startswith(("hydra", "-"))]
+    try:
+        node = OmegaConf.select(compose(config_name, overrides=selections), group)
+    except Exception:  # a bad group choice: reported by the composition that follows
+        return override
+    if not isinstance(node, DictConfig) or name in node or "_target_" not in node:
+        return override
+    try:
+        target = get_object(node._target_)
+        parameters = inspect.signature(target.__init__ if inspect.isclass(target) else target).parameters
+    except Exception:
+        return override
+    return f"++{override}" if name in parameters else override
+
+
+def _first_value(override: str) -> str:
+    """``optimizer=sgd,adam`` -> ``optimizer=sgd``; other overrides as they are."""
+    key, _, value = override.partition("=")
+    return f"{key}={value.split(',')[0]}" if "," in value and "(" not in value and "[" not in value else override
 
 
 def _alternatives(override: Override, multirun: bool) -> list[str]:
@@ -254,9 +303,40 @@ def _config_keys(node: Any, prefix: str = "") -> list[str]:
     return keys
 
 
+# What Lightning prints that a user of this project cannot act on: said once here, not on every run.
+UNACTIONABLE = (
+    "GPU available:",  # the summary's accelerator line and trainer.accelerator say it
+    "TPU available:",
+    "HPU available:",
+    "💡 Tip:",  # an advertisement
+    "Trainer already configured with model summary callbacks",  # the project's own ModelSummary shows every layer
+    "Loading `train_dataloader` to estimate number of stepping batches",
+)
+
+
+class _DropUnactionable(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(UNACTIONABLE)
+
+
+def quiet_lightning() -> None:
+    """Drop Lightning's messages and warnings that a user cannot act on (called by the entry points, not on import)."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropUnactionable())
+    logging.getLogger("lightning.fabric.utilities.rank_zero").addFilter(_DropUnactionable())
+    # Lightning 2.6.6 itself calls a pytree API that torch 2.14 deprecates.
+    warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+
+
 def checked_command_line(config_name: str) -> list[Override]:
-    """:func:`check_command_line` on ``sys.argv``, exiting with one line when it fails."""
+    """:func:`check_command_line` on ``sys.argv``, exiting with one line when it fails; ``sys.argv`` then holds the
+    overrides as Hydra is to take them (a target's argument that its file does not list, prefixed ``++``)."""
+    quiet_lightning()
     try:
-        return check_command_line(config_name, sys.argv[1:])
+        parsed = check_command_line(config_name, sys.argv[1:])
     except ConfigError as error:
         exit_on_error(error)
+    added = {
+        override.input_line.removeprefix("++"): override.input_line for override in parsed if override.input_line.startswith("++")
+    }
+    sys.argv[1:] = [added.get(argument, argument) for argument in sys.argv[1:]]
+    return parsed

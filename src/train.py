@@ -128,15 +128,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs}: {error}") from error
         raise
     best = best_checkpoint_callback(trainer)
-    (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best.best_model_path, verbose=False)
+    best_path = best.best_model_path if best is not None else ""
+    notes = [] if best_path else [f"tested the final weights: no best checkpoint ({why_no_best_checkpoint(trainer, best)})"]
+    (test_metrics,) = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
     test_metrics = numbers(test_metrics)
     test_loader = trainer.test_dataloaders
-    best_val_acc = float(best.best_model_score) if best.best_model_score is not None else float("nan")
-    # The HPARAMS tab: this run's settings beside its final numbers (plain floats, copied out of the tensors).
-    settings = {key: plain(cfg[key]) for key in ("model", "loss", "optimizer", "scheduler", "data", "trainer", "seed")}
-    final = {"hp/test_acc": test_metrics["test/acc"], "hp/best_val_acc": best_val_acc}
-    logger.log_hyperparams(settings, final, step=trainer.global_step)
-    logger.finalize("success")  # flush and close: Lightning closed the writer after test, this reopened it
+    best_val_acc = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
+    writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
+    if writes_logs:
+        # The HPARAMS tab: this run's settings beside its final numbers (plain floats, copied out of the tensors).
+        settings = {key: plain(cfg[key]) for key in ("model", "loss", "optimizer", "scheduler", "data", "trainer", "seed")}
+        logger.log_hyperparams(
+            settings, {"hp/test_acc": test_metrics["test/acc"], "hp/best_val_acc": best_val_acc}, step=trainer.global_step
+        )
+        logger.finalize("success")  # flush and close: Lightning closed the writer after test, this reopened it
+    else:
+        notes.append("nothing written: fast_dev_run runs a batch of each stage and keeps no logs or checkpoints")
     return {
         "test_images": min(
             test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size
@@ -147,20 +154,33 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_val_acc": best_val_acc,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "run_dir": logger.log_dir,
-        "best_checkpoint": best.best_model_path,
+        "run_dir": logger.log_dir if writes_logs else None,
+        "best_checkpoint": best_path or None,
+        "notes": notes,
     }
 
 
+def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> str:
+    if trainer.fast_dev_run:
+        return "fast_dev_run keeps none"
+    if best is None:
+        return "checkpointing is off" if not trainer.checkpoint_callbacks else "no checkpoint callback monitors val/acc"
+    return "validation never ran" if trainer.limit_val_batches == 0 or not trainer.num_val_batches else "no val/acc was logged"
+
+
 def print_summary(summary: dict[str, Any]) -> None:
-    print(
-        f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) on {summary['test_images']:,} "
-        "MNIST test images\n"
-        f"best val accuracy {summary['best_val_acc']:.4f} after {summary['epochs']} epochs, {summary['global_step']} steps\n"
-        f"run folder       {summary['run_dir']}\n"
-        f"best checkpoint  {summary['best_checkpoint']}\n"
-        f"curves           tensorboard --logdir {summary['run_dir']}"
-    )
+    lines = [
+        f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
+        f"on {summary['test_images']:,} MNIST test images",
+        f"best val accuracy {summary['best_val_acc']:.4f} after {summary['epochs']} epochs, {summary['global_step']} steps",
+    ]
+    if summary["run_dir"]:
+        lines.append(f"run folder       {summary['run_dir']}")
+    if summary["best_checkpoint"]:
+        lines.append(f"best checkpoint  {summary['best_checkpoint']}")
+    if summary["run_dir"]:
+        lines.append(f"curves           tensorboard --logdir {summary['run_dir']}")
+    print("\n".join(lines + [f"note: {note}" for note in summary["notes"]]))
 
 
 def resume_command(checkpoint: Path) -> str:

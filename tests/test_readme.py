@@ -16,7 +16,7 @@ from src.eval import evaluate
 from src.export import export
 from src.predict import predict
 from src.train import build_run, train
-from tests.conftest import CONF, QUIET, REPO, TinyMNIST, run_module, synthetic_digits
+from tests.conftest import CONF, QUIET, REPO, TinyMNIST, synthetic_digits
 
 README_CHECKPOINT = "lightning_logs/mnist/version_0/checkpoints/last.ckpt"
 
@@ -61,12 +61,6 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
         run = build_run(cfg)
         assert run.trainer.max_epochs == cfg.trainer.max_epochs
         assert (run.checkpoint is not None) == ("ckpt_path=last" in overrides)
-
-
-def test_the_readme_help_command_prints_the_groups() -> None:
-    (arguments,) = [a for a in readme_commands("src.train") if "--help" in a]
-    done = run_module("src.train", *arguments)
-    assert done.returncode == 0 and "optimizer: adam, adamw, rmsprop, sgd" in done.stdout
 
 
 def readme_config(name: str, arguments: list[str], checkpoint: Path, image: Path):

@@ -11,7 +11,7 @@ class CurvesPNG(L.Callback):
     """``<run folder>/curves.png``: accuracy and loss against step, train and val, the test accuracy marked."""
 
     def _draw(self, trainer: L.Trainer) -> None:
-        if not trainer.is_global_zero or trainer.logger is None or trainer.sanity_checking:
+        if not trainer.is_global_zero or trainer.logger is None or trainer.sanity_checking or trainer.fast_dev_run:
             return
         trainer.logger.experiment.flush()  # the picture is read back from the event files
         run_dir = Path(trainer.logger.log_dir)

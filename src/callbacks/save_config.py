@@ -17,6 +17,8 @@ class SaveConfig(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.training_started = True
+        if trainer.fast_dev_run:  # a debugging run keeps nothing
+            return
         folder = Path(trainer.log_dir)  # on every rank: under DDP it is broadcast from rank 0
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)

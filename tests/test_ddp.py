@@ -9,6 +9,7 @@ from tests.conftest import last_state, run_module
 
 # 20 optimizer steps an epoch at an effective batch of 128, deterministic kernels, no schedule, no dropout.
 COMMON = [
+    "~callbacks.curves_png",  # pictures are tested in test_visual.py (test_figures stays: it gathers across ranks)
     "~callbacks.model_summary",
     "callbacks.progress_bar.every_n_steps=1000",
     "trainer.limit_train_batches=20",

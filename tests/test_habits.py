@@ -7,6 +7,8 @@ import pytest
 from tests.conftest import TinyMNIST, run_many
 
 TINY = [
+    "~callbacks.test_figures",  # pictures are tested in test_visual.py; they cost a second a run
+    "~callbacks.curves_png",
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=4",
     "trainer.limit_val_batches=2",

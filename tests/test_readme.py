@@ -49,18 +49,20 @@ def readme_run(tiny_mnist, tmp_path) -> Path:
 
 def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mnist: TinyMNIST, readme_run, tmp_path) -> None:
     for arguments in readme_commands("src.train"):
-        check_command_line("train", arguments)  # Hydra's parser and composer, every swept value
-        overrides, multirun, info = split_arguments(arguments)
+        parsed = check_command_line("train", arguments)  # Hydra's parser and composer, every swept value
+        _, multirun, info = split_arguments(arguments)
         if multirun or info:
             continue  # a sweep's jobs are single runs; --help prints
+        overrides = [override.input_line for override in parsed]  # as Hydra takes them (++ for unlisted target arguments)
         cfg = tiny_mnist.use_in(composed("train", [*overrides, f"logger.save_dir={tmp_path / 'logs'}"]))
         if "trainer.accelerator=gpu" in overrides and not torch.cuda.is_available():
             with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
                 build_run(cfg)
             continue
         run = build_run(cfg)
-        assert run.trainer.max_epochs == cfg.trainer.max_epochs
+        assert run.trainer.max_epochs == (1 if run.trainer.fast_dev_run else cfg.trainer.max_epochs)  # Lightning's rule
         assert (run.checkpoint is not None) == ("ckpt_path=last" in overrides)
+        assert run.trainer.fast_dev_run == ("++trainer.fast_dev_run=true" in overrides)
 
 
 def readme_config(name: str, arguments: list[str], checkpoint: Path, image: Path):

@@ -46,9 +46,9 @@ from src.sweeps import fixed_keys, job_logger_args, swept_overrides, write_resul
 
 
 class Interrupted(Exception):
-    """Training stopped on Ctrl-C or SIGTERM after saving ``checkpoint``."""
+    """Training stopped on Ctrl-C or SIGTERM after saving ``checkpoint`` (None: checkpointing was off)."""
 
-    def __init__(self, checkpoint: Path) -> None:
+    def __init__(self, checkpoint: Path | None) -> None:
         super().__init__(str(checkpoint))
         self.checkpoint = checkpoint
 
@@ -123,7 +123,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if not save_config.training_started and run_dir:  # refused during Lightning's set-up
             remove_what_was_added(run_dir, before, new_folders)
         if isinstance(error, SIGTERMException):  # the last_checkpoint callback saved this step on the way out
-            raise Interrupted(Path(trainer.checkpoint_callback.dirpath) / "last.ckpt") from error
+            callback = trainer.checkpoint_callback
+            last = Path(callback.dirpath) / "last.ckpt" if callback is not None and callback.dirpath else None
+            raise Interrupted(last if last is not None and last.is_file() else None) from error
         if isinstance(error, ScheduleLengthError):
             raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs}: {error}") from error
         raise
@@ -220,10 +222,16 @@ def main(cfg: DictConfig) -> float:
     except USER_ERRORS as error:
         exit_on_error(error)
     except Interrupted as stop:
-        print(
-            f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}",
-            file=sys.stderr,
-        )
+        if stop.checkpoint is None:
+            print(
+                "\nstopped by a signal; no checkpoint was kept (checkpointing is off), so there is nothing to resume",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}",
+                file=sys.stderr,
+            )
         sys.exit(130)
     except (NonFiniteLoss, checkpoints.CheckpointWriteError) as error:
         exit_on_error(error, status=1)

@@ -193,7 +193,8 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
     if info:
         return []
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        overrides = [as_target_argument(config_name, override, overrides) for override in overrides]
+        base = target_defaults(config_name, overrides)  # composed once for all the overrides
+        overrides = [as_target_argument(override, base) for override in overrides]
     parsed: list[Override] = []
     parser = OverridesParser.create()
     for override in overrides:
@@ -218,20 +219,25 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
     return parsed
 
 
-def as_target_argument(config_name: str, override: str, overrides: Sequence[str]) -> str:
+def target_defaults(config_name: str, overrides: Sequence[str]) -> DictConfig | None:
+    """The config as the command line's group choices and top-level values compose it (a sweep's first value standing
+    for the others): what decides each group's ``_target_``. None where that does not compose (reported later)."""
+    selections = [_first_value(o) for o in overrides if "." not in o.partition("=")[0] and not o.startswith(("hydra", "-"))]
+    try:
+        return compose(config_name, overrides=selections)
+    except Exception:  # a bad group choice: reported by the composition that follows
+        return None
+
+
+def as_target_argument(override: str, base: DictConfig | None) -> str:
     """``trainer.enable_checkpointing=false`` as ``++trainer.enable_checkpointing=false`` when the group's file does not
     list the key but its ``_target_`` takes it: every argument of the Trainer, the optimizer, the DataModule, ... can be
     set as ``group.key=value``, while the files set only what differs from the targets' defaults."""
     key, assigned, value = override.partition("=")
     group, _, name = key.rpartition(".")
-    if not assigned or not group or key[0] in "+~" or "(" in value:
+    if base is None or not assigned or not group or key[0] in "+~" or "(" in value:
         return override
-    # Group choices and top-level values decide each group's target (a sweep's first value stands for the others).
-    selections = [_first_value(o) for o in overrides if "." not in o.partition("=")[0] and not o.startswith(("hydra", "-"))]
-    try:
-        node = OmegaConf.select(compose(config_name, overrides=selections), group)
-    except Exception:  # a bad group choice: reported by the composition that follows
-        return override
+    node = OmegaConf.select(base, group)
     if not isinstance(node, DictConfig) or name in node or "_target_" not in node:
         return override
     try:

@@ -10,7 +10,6 @@ import difflib
 import inspect
 import logging
 import os
-import re
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -95,7 +94,7 @@ def first_line(text: str) -> str:
 
 
 @contextmanager
-def errors_named(group: str, settings: Mapping[str, Any] | None = None) -> Iterator[None]:
+def errors_named(group: str, settings: Mapping[str, Any]) -> Iterator[None]:
     """Turn what building ``group`` raised into one :class:`ConfigError` line naming the setting.
 
     This project's classes name their own argument (``shift=14: ...`` becomes ``data.shift=14: ...``); a library's
@@ -108,10 +107,7 @@ def errors_named(group: str, settings: Mapping[str, Any] | None = None) -> Itera
         cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
         if isinstance(cause, CheckpointError | ConfigError):
             raise cause from None
-        message = first_line(str(cause))
-        if re.match(r"^[\w.\[\]]+=[^:]*: ", message):
-            raise ConfigError(f"{group}.{message}") from error
-        raise ConfigError(named_setting(group, settings or {}, message)) from error
+        raise ConfigError(named_setting(group, settings, first_line(str(cause)))) from error
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:

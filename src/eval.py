@@ -22,7 +22,7 @@ def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = N
     checkpoint = checkpoints.existing(ckpt_path)
     state = checkpoints.read(checkpoint)
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
-    with errors_named("data"):
+    with errors_named("data", data_settings):
         datamodule = MNISTDataModule(**data_settings)
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     figures = TestFigures()

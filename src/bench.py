@@ -33,8 +33,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from src.cli import CONF_DIR, build_classifier, build_trainer
+from src.cli import CONF_DIR, build_callbacks, build_classifier, build_trainer
 from src.data.mnist import MNISTDataModule
+from src.loggers import build_loggers
 
 
 @dataclass
@@ -101,9 +102,7 @@ def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, st
     L.seed_everything(cfg.seed, verbose=False)
     model = build_classifier(cfg)
     with tempfile.TemporaryDirectory() as logs:
-        logger = instantiate(cfg.logger, save_dir=logs)
-        trainer = build_trainer(cfg, logger)
-        trainer.callbacks.append(timer)
+        trainer = build_trainer(cfg, build_loggers(cfg, Path(logs), None), [*build_callbacks(cfg, Path(logs)), timer], Path(logs))
         trainer.fit(model, datamodule=datamodule)
     return steps * datamodule.hparams.batch_size / (timer.end - timer.start)
 
@@ -147,7 +146,7 @@ def run(batch_sizes: Sequence[int], warmup: int, samples: int, rounds: int, over
         datamodule = instantiate(with_loader(cfg, "device").data, _convert_="all")
         datamodule.prepare_data()
         datamodule.setup("fit")
-        device = build_trainer(cfg, logger=False).strategy.root_device
+        device = build_trainer(cfg, [], []).strategy.root_device
         images, labels = (tensor.to(device) for tensor in datamodule.splits["train"])
         best = {"plain": 0.0, "lightning": 0.0, "dataloader": 0.0}
         for _ in range(rounds):

@@ -17,7 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message starts with ``ckpt_path=<value>:``."""
+    """A checkpoint that cannot be used; the message starts with ``ckpt_path=<value>:`` (or ``init_from=``)."""
 
 
 class CheckpointWriteError(OSError):
@@ -35,58 +35,55 @@ def newest_last_checkpoint(runs: Path) -> Path | None:
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 
-def resolve(ckpt_path: str | None, runs: Path) -> Path | None:
-    """``ckpt_path`` (None, ``"last"`` or a file) as an existing checkpoint file; ``"last"`` looks below ``runs``."""
+def resolve(ckpt_path: str | None, runs: Path, key: str = "ckpt_path") -> Path | None:
+    """``ckpt_path`` (None, ``"last"`` or a file) as an existing checkpoint file; ``"last"`` looks below ``runs``.
+    ``key`` is the setting that gave it, for the messages."""
     if ckpt_path is None:
         return None
     if ckpt_path == "last":
         found = newest_last_checkpoint(runs)
         if found is None:
-            raise CheckpointError(
-                f"ckpt_path=last: no run under {runs} has checkpoints/last.ckpt; train once without ckpt_path first"
-            )
+            raise CheckpointError(f"{key}=last: no run under {runs} has checkpoints/last.ckpt; train once without {key} first")
         return found
-    return existing(ckpt_path)
+    return existing(ckpt_path, key)
 
 
-def existing(ckpt_path: str) -> Path:
+def existing(ckpt_path: str, key: str = "ckpt_path") -> Path:
     """``ckpt_path`` as the path of an existing file."""
     path = Path(ckpt_path)
     if not path.is_file():
-        raise CheckpointError(
-            f"ckpt_path={ckpt_path}: no such file; give a .ckpt written by python -m src.train (or ckpt_path=last)"
-        )
+        raise CheckpointError(f"{key}={ckpt_path}: no such file; give a .ckpt written by python -m src.train (or {key}=last)")
     return path
 
 
-def read(path: Path) -> dict[str, Any]:
+def read(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
     """The checkpoint's contents (tensors memory-mapped, plain data only), or a CheckpointError that says it is damaged."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # a truncated or corrupted file raises many kinds of errors
         others = sorted(str(other) for other in path.parent.glob("*.ckpt") if other != path)
         raise CheckpointError(
-            f"ckpt_path={path}: the file is damaged and cannot be read ({type(error).__name__}); "
+            f"{key}={path}: the file is damaged and cannot be read ({type(error).__name__}); "
             f"other checkpoints of this run: {', '.join(others) or 'none'}"
         ) from error
 
 
-def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path) -> None:
+def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:
     """Name the first layer whose shape differs between the checkpoint and the configured network."""
     saved, ours = state.get("state_dict", {}), model.state_dict()
     hint = "use that run's model settings (its config.yaml)"
     for name, tensor in ours.items():
         if name not in saved:
-            raise CheckpointError(f"ckpt_path={path}: made by a different network: it has no {name}; {hint}")
+            raise CheckpointError(f"{key}={path}: made by a different network: it has no {name}; {hint}")
         if tuple(saved[name].shape) != tuple(tensor.shape):
             raise CheckpointError(
-                f"ckpt_path={path}: made by a different network: {name} is {list(saved[name].shape)} there but "
+                f"{key}={path}: made by a different network: {name} is {list(saved[name].shape)} there but "
                 f"{list(tensor.shape)} with this config; {hint}"
             )
     extra = sorted(saved.keys() - ours.keys())
     if extra:
         raise CheckpointError(
-            f"ckpt_path={path}: made by a different network: it has {extra[0]}, which this config's network lacks; {hint}"
+            f"{key}={path}: made by a different network: it has {extra[0]}, which this config's network lacks; {hint}"
         )
 
 
@@ -134,21 +131,3 @@ def tensor_bytes(data: Any) -> int:
     if isinstance(data, list | tuple):
         return sum(tensor_bytes(value) for value in data)
     return 0
-
-
-def resume_logger_args(checkpoint: Path, state: dict[str, Any]) -> dict[str, Any]:
-    """Logger arguments that reopen the checkpoint's run folder, so a resumed run continues its own curves.
-
-    ``purge_step``: Lightning logs the batch that makes optimizer step k at step k-1, so everything the interrupted
-    run logged at the checkpoint's ``global_step`` or later came after the checkpoint and is dropped.
-    A checkpoint outside the ``<save_dir>/<name>/<version>/checkpoints/`` layout starts a new run folder.
-    """
-    if checkpoint.parent.name != "checkpoints":
-        return {}
-    run = checkpoint.parent.parent
-    return {
-        "save_dir": str(run.parent.parent),
-        "name": run.parent.name,
-        "version": run.name,
-        "purge_step": int(state["global_step"]),
-    }

@@ -6,6 +6,7 @@ the middle of training. What else is here: rules against this machine (a GPU, de
 keys. Each failure is a :class:`ConfigError` of one line.
 """
 
+import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -15,15 +16,25 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.cli import CONF_DIR, ConfigError, plain
+from src.loggers import logger_configs
 from src.signatures import check_arguments, show
 from src.validate import whole_number
 
-# The arguments the project passes itself, for each group's target.
+# Loggers whose package is an optional extra: the package, the pyproject extra that installs it.
+LOGGER_PACKAGES = {"MLFlowLogger": ("mlflow", "mlflow")}
+
+# The arguments the project passes itself, for each group's target, and what a user sets instead.
+RUN_FOLDER = "runs go to <log_dir>/<name>/version_<N>/: set log_dir or name"
 GIVEN_BY_CODE = {
-    "loss": ("logits", "targets"),
-    "optimizer": ("params",),
-    "scheduler": ("optimizer", "total_steps"),
-    "trainer": ("logger", "callbacks"),
+    "loss": {"logits": "the classifier passes the network's output", "targets": "the classifier passes the labels"},
+    "optimizer": {"params": "the classifier passes the network's parameters"},
+    "scheduler": {"optimizer": "the classifier passes the optimizer", "total_steps": "the run's length decides it"},
+    "trainer": {
+        "logger": "choose logger=tensorboard | csv | mlflow | many | none",
+        "callbacks": "choose callbacks=default | minimal | none, or drop one with ~callbacks.<name>",
+        "default_root_dir": RUN_FOLDER,
+    },
+    "logger": {"save_dir": RUN_FOLDER, "name": RUN_FOLDER, "version": RUN_FOLDER},
 }
 
 
@@ -59,7 +70,7 @@ def check_types(cfg: DictConfig) -> None:
     known = ", ".join(sorted(top_level | groups))
     for key in cfg:
         _require(key in top_level | groups, f"{key}={show(plain(cfg[key]))}: no such setting; the top-level keys are {known}")
-    seed, name, ckpt_path = cfg.seed, cfg.name, cfg.ckpt_path
+    seed, name = cfg.seed, cfg.name
     _require(
         isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, f"seed={show(seed)}: expected a whole number >= 0"
     )
@@ -67,13 +78,26 @@ def check_types(cfg: DictConfig) -> None:
         isinstance(name, str) and name not in ("", ".", "..") and "/" not in name,
         f"name={show(name)}: expected a folder name (text, no /)",
     )
-    _require(ckpt_path is None or isinstance(ckpt_path, str), f"ckpt_path={show(ckpt_path)}: expected a file path, last or null")
+    for key in ("ckpt_path", "init_from"):
+        value = cfg[key]
+        _require(value is None or isinstance(value, str), f"{key}={show(value)}: expected a .ckpt file path, last or null")
+    _require(
+        cfg.ckpt_path is None or cfg.init_from is None,
+        f"init_from={cfg.init_from}: give ckpt_path (resume a run as it was) or init_from (a new run from its weights), not both",
+    )
+    _require(isinstance(cfg.log_dir, str) and cfg.log_dir != "", f"log_dir={show(cfg.log_dir)}: expected a folder path")
+    _require(isinstance(cfg.print_config, bool), f"print_config={show(cfg.print_config)}: expected true or false")
     try:
-        for group in sorted(groups - {"callbacks"}):
+        for group in sorted(groups - {"callbacks", "logger"}):
             node = plain(cfg[group])
             if node:  # scheduler=none is empty
-                check_arguments(group, node, GIVEN_BY_CODE.get(group, ()))
-        for name, node in plain(cfg.callbacks or {}).items():
+                check_arguments(group, node, GIVEN_BY_CODE.get(group))
+        for name, node in logger_configs(cfg).items():
+            check_arguments(name, plain(node), GIVEN_BY_CODE["logger"])
+            package, extra = LOGGER_PACKAGES.get(node._target_.rpartition(".")[2], (None, None))
+            if package and importlib.util.find_spec(package) is None:
+                raise ConfigError(f"{name}={package}: {package} is not installed; pip install -e '.[{extra}]'")
+        for name, node in plain(cfg.get("callbacks") or {}).items():
             check_arguments(f"callbacks.{name}", node)
     except ValueError as error:
         raise ConfigError(str(error)) from error
@@ -134,10 +158,9 @@ def check_machine(cfg: DictConfig) -> None:
         _nothing_written_yet_writable(raw),
         f"data.data_dir={data_dir}: cannot write to {raw}; point data.data_dir at a writable folder",
     )
-    logs = Path(cfg.logger.save_dir)
     _require(
-        _nothing_written_yet_writable(logs),
-        f"logger.save_dir={cfg.logger.save_dir}: cannot write to {logs}; point logger.save_dir at a writable folder",
+        _nothing_written_yet_writable(Path(cfg.log_dir)),
+        f"log_dir={cfg.log_dir}: cannot write to {cfg.log_dir}; point log_dir at a writable folder",
     )
 
 

@@ -23,7 +23,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import InstantiationException, MissingConfigException, OverrideParseException
 from hydra.utils import get_object, instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
@@ -65,6 +65,12 @@ FLAGS_WITH_VALUE = {
     "--experimental-rerun",
 }
 
+
+# Lightning's callbacks that refuse to run without a logger: left out with logger=none.
+NEED_A_LOGGER = (LearningRateMonitor, DeviceStatsMonitor)
+
+# Config groups that are off unless chosen (``experiment: null`` in the defaults list).
+OPTIONAL_GROUPS = ("experiment", "debug", "hparams_search")
 
 # Trainer switches and the kind of callback each turns off (Lightning refuses such a callback while its switch is off).
 TRAINER_SWITCHES = {
@@ -129,24 +135,30 @@ def build_classifier(cfg: DictConfig) -> Classifier:
         raise ConfigError(first_line(str(error))) from error
 
 
-def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
+def build_callbacks(cfg: DictConfig, run_dir: Path | None = None, has_logger: bool = True) -> list[L.Callback]:
     """The configured callbacks, less those of a kind a Trainer switch turns off (``trainer.enable_progress_bar=false``
-    drops the progress bar, and so on), so that each of Lightning's switches works alone, as Lightning documents it."""
+    drops the progress bar, and so on) and those that log when there is no logger, so that each of Lightning's switches
+    (and ``logger=none``) works alone, as Lightning documents it. Checkpoints go to ``<run_dir>/checkpoints/`` unless a
+    callback names its own ``dirpath``."""
     switched_off = tuple(kind for switch, kind in TRAINER_SWITCHES.items() if cfg.trainer.get(switch) is False)
+    switched_off += () if has_logger else NEED_A_LOGGER
     callbacks = []
-    for name, callback in (cfg.callbacks or {}).items():
+    for name, callback in (cfg.get("callbacks") or {}).items():
         with errors_named(f"callbacks.{name}", plain(callback)):
             built = instantiate(callback)
+        if isinstance(built, ModelCheckpoint) and built.dirpath is None and run_dir is not None:
+            built.dirpath = str(run_dir / "checkpoints")
         if not isinstance(built, switched_off):
             callbacks.append(built)
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, logger: Any, callbacks: list[L.Callback] | None = None) -> L.Trainer:
-    """The Trainer with the configured callbacks; Lightning's own argument errors name the setting they concern."""
-    callbacks = build_callbacks(cfg) if callbacks is None else callbacks
+def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[L.Callback], run_dir: Path | None = None) -> L.Trainer:
+    """The Trainer with these loggers (none: Lightning's ``logger=False``) and callbacks, writing what Lightning writes
+    itself (a profiler's report, say) into ``run_dir``; Lightning's own argument errors name the setting."""
+    root = {"default_root_dir": str(run_dir)} if run_dir is not None else {}
     with errors_named("trainer", plain(cfg.trainer)):
-        return instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+        return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **root)
 
 
 def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -188,6 +200,7 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
     overrides, multirun, info = split_arguments(argv)
     if info:
         return []
+    overrides = [group_switched_off(override) for override in overrides]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         base = target_defaults(config_name, overrides)  # composed once for all the overrides
         overrides = [as_target_argument(override, base) for override in overrides]
@@ -213,6 +226,22 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
             for value in values[1:]:
                 _compose_or_name(config_name, [value if v == values[0] else v for v in first], culprit=value)
     return parsed
+
+
+def group_switched_off(override: str) -> str:
+    """``logger=false`` / ``logger=null`` as ``logger=none`` (Lightning's ``logger=False``), and so for every group
+    with a ``none`` choice; ``experiment=null`` as ``~experiment`` for a group that is off unless chosen. Hydra itself
+    only takes ``~group`` to remove a group. A group the run cannot do without says so."""
+    key, assigned, value = override.partition("=")
+    folder = CONF_DIR / key
+    if not assigned or value.lower() not in ("null", "false", "none", "~") or not folder.is_dir() or key.startswith("hydra"):
+        return override
+    if (folder / "none.yaml").is_file():
+        return f"{key}=none"
+    if key in OPTIONAL_GROUPS:
+        return f"~{key}"
+    choices = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
+    raise ConfigError(f"{override}: a run cannot do without {key}; choose from {choices}")
 
 
 def target_defaults(config_name: str, overrides: Sequence[str]) -> DictConfig | None:
@@ -313,6 +342,7 @@ UNACTIONABLE = (
     "💡 Tip:",  # an advertisement
     "Trainer already configured with model summary callbacks",  # the project's own ModelSummary shows every layer
     "Loading `train_dataloader` to estimate number of stepping batches",
+    "Experiment with name",  # MLflow's experiment is created on first use, as expected
 )
 
 
@@ -325,20 +355,25 @@ def quiet_lightning() -> None:
     """Drop Lightning's messages and warnings that a user cannot act on (called by the entry points, not on import)."""
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropUnactionable())
     logging.getLogger("lightning.fabric.utilities.rank_zero").addFilter(_DropUnactionable())
+    logging.getLogger("lightning.pytorch.loggers.mlflow").addFilter(_DropUnactionable())
+    # MLflow (logger=mlflow): its store's set-up messages, and GitPython's when git is not installed. Its link to the
+    # run ("View run ... at: http://...") stays: that one a user follows.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     # Lightning 2.6.6 itself calls a pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
 
 
 def checked_command_line(config_name: str) -> list[Override]:
     """:func:`check_command_line` on ``sys.argv``, exiting with one line when it fails; ``sys.argv`` then holds the
-    overrides as Hydra is to take them (a target's argument that its file does not list, prefixed ``++``)."""
+    overrides as Hydra is to take them (``logger=false`` as ``logger=none``, a target's argument that its file does not
+    list prefixed ``++``)."""
     quiet_lightning()
     try:
         parsed = check_command_line(config_name, sys.argv[1:])
     except ConfigError as error:
         exit_on_error(error)
-    added = {
-        override.input_line.removeprefix("++"): override.input_line for override in parsed if override.input_line.startswith("++")
-    }
-    sys.argv[1:] = [added.get(argument, argument) for argument in sys.argv[1:]]
+    given = split_arguments(sys.argv[1:])[0]
+    rewritten = dict(zip(given, (override.input_line for override in parsed), strict=False)) if parsed else {}
+    sys.argv[1:] = [rewritten.get(argument, argument) for argument in sys.argv[1:]]
     return parsed

@@ -1,8 +1,10 @@
-"""Accuracy and loss curves drawn with matplotlib from a run's TensorBoard event files (headless).
+"""Accuracy and loss curves drawn with matplotlib from what a run's logger wrote (headless).
 
-The event files are the one source: a resumed run is drawn whole, and what TensorBoard shows is what the picture shows.
+The logger's files are the one source: a resumed run is drawn whole, and what TensorBoard (or the CSV file, or MLflow)
+shows is what the picture shows.
 """
 
+import csv
 import logging
 from pathlib import Path
 
@@ -14,16 +16,39 @@ Curves = dict[str, list[tuple[int, float]]]
 
 
 def read_curves(run_dir: Path) -> Curves:
-    """Every scalar tag of a run as ``[(step, value), ...]``; values are plain floats read from the event files."""
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its reader reports every event file it opens
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [(e.step, float(e.value)) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    """Every scalar of a run as ``{tag: [(step, value), ...]}`` (plain floats), from its TensorBoard event files or,
+    without those, from the CSV logger's files."""
+    if any(run_dir.glob("events.out.tfevents.*")):
+        logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its reader reports every event file it opens
+        events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+        events.Reload()
+        return {tag: [(e.step, float(e.value)) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return read_csv_curves(sorted(run_dir.glob("csv/version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:])))
+
+
+def read_csv_curves(files: list[Path]) -> Curves:
+    """The CSV logger's files of one run, one per start, as one history: what an earlier start logged at or after the
+    step where the next one began was undone by the resume (as TensorBoard's ``purge_step`` drops it)."""
+    curves: Curves = {}
+    for path in files:
+        with path.open(newline="") as file:
+            rows = [row for row in csv.DictReader(file) if row.get("step")]
+        if not rows:
+            continue
+        start = min(int(row["step"]) for row in rows)
+        curves = {tag: [(s, v) for s, v in points if s < start] for tag, points in curves.items()}
+        for row in rows:
+            for tag, value in row.items():
+                if tag not in ("step", "epoch") and value not in ("", None):
+                    curves.setdefault(tag, []).append((int(row["step"]), float(value)))
+    return curves
 
 
 def run_folders(folder: Path) -> list[Path]:
-    """The run folders at or below ``folder`` (those that hold TensorBoard event files)."""
-    return sorted({events.parent for events in folder.rglob("events.out.tfevents.*")})
+    """The run folders at or below ``folder`` (those that hold TensorBoard event files or CSV logger files)."""
+    events = {path.parent for path in folder.rglob("events.out.tfevents.*")}
+    tables = {path.parent.parent.parent for path in folder.rglob("csv/version_*/metrics.csv")}
+    return sorted(events | tables)
 
 
 def _series(axis: Axes, curves: Curves, tag: str, **style: object) -> None:

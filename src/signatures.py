@@ -19,9 +19,11 @@ from hydra.utils import get_object
 PRIMITIVES = (bool, int, float, str)
 
 
-def check_arguments(group: str, node: Mapping[str, Any], given_by_code: Collection[str] = ()) -> None:
+def check_arguments(group: str, node: Mapping[str, Any], given_by_code: Mapping[str, str] | None = None) -> None:
     """Raise ``ValueError("<group>.<key>=<value>: ...")`` for the first key of ``node`` its ``_target_`` does not take,
-    or whose value does not fit the target's type hint. ``given_by_code`` are arguments the project passes itself."""
+    or whose value does not fit the target's type hint. ``given_by_code``: the arguments the project passes itself, each
+    with what to set instead."""
+    given_by_code = given_by_code or {}
     target = get_object(node["_target_"])
     parameters, hints = _parameters(target)
     takes_any_key = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
@@ -29,8 +31,10 @@ def check_arguments(group: str, node: Mapping[str, Any], given_by_code: Collecti
     for key, value in node.items():
         if key.startswith("_"):  # Hydra's own keys: _target_, _partial_
             continue
-        if key not in parameters or key in given_by_code:
-            if takes_any_key and key not in given_by_code:
+        if key in given_by_code:
+            raise ValueError(f"{group}.{key}={show(value)}: set by the project; {given_by_code[key]}")
+        if key not in parameters:
+            if takes_any_key:
                 continue
             close = difflib.get_close_matches(key, names, n=1)
             takes = f"it takes {', '.join(names) or 'none'}" if len(names) <= 10 else "see its documentation for what it takes"

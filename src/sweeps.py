@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 RESULT_FILE = "result.json"
@@ -34,13 +32,6 @@ def swept_overrides(task_overrides: Sequence[str], fixed_keys: Sequence[str]) ->
 def fixed_keys(overrides: Sequence[Override]) -> list[str]:
     """The keys a multirun command line sets to one value (no sweep): left out of the job folders' names."""
     return [override.key_or_group for override in overrides if not override.is_sweep_override()]
-
-
-def job_logger_args() -> dict[str, Any]:
-    """In a Hydra multirun, log straight into the job's own folder (named by job number and swept values)."""
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return {"save_dir": HydraConfig.get().runtime.output_dir, "name": "", "version": ""}
-    return {}
 
 
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]

@@ -5,6 +5,7 @@ compose (conf/train.yaml) -> check -> build DataModule, Classifier, logger, Trai
 Lightning's own set-up writes before training starts is removed again if it refuses the run.
 """
 
+import math
 import os
 import shlex
 import sys
@@ -18,11 +19,9 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import Logger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
+from omegaconf import DictConfig, OmegaConf
 
 from src import checkpoints
 from src.callbacks.finite_loss import NonFiniteLoss
@@ -36,13 +35,17 @@ from src.cli import (
     build_datamodule,
     build_trainer,
     checked_command_line,
+    errors_named,
     exit_on_error,
+    first_line,
     numbers,
     plain,
 )
 from src.data.sources import MNISTUnavailable
+from src.loggers import KeepRunIds, build_loggers, choose_run_dir, describe, log_final
 from src.models.classifier import Classifier, ScheduleLengthError
-from src.sweeps import fixed_keys, job_logger_args, swept_overrides, write_result
+from src.sweeps import fixed_keys, swept_overrides, write_result
+from src.validate import named_setting
 
 
 class Interrupted(Exception):
@@ -64,33 +67,41 @@ class Run:
 
     cfg: DictConfig
     checkpoint: Path | None  # resume from here, or None for a new run
+    run_dir: Path
     datamodule: L.LightningDataModule
     model: Classifier
-    logger: Logger
     trainer: L.Trainer
 
 
 def build_run(cfg: DictConfig) -> Run:
-    """Check the config, make sure the data is there, build the DataModule, classifier, logger and Trainer; raise
+    """Check the config, make sure the data is there, build the DataModule, classifier, loggers and Trainer; raise
     before anything is written into a run folder."""
     check_config(cfg)
-    checkpoint = checkpoints.resolve(cfg.ckpt_path, Path(cfg.logger.save_dir) / cfg.name)
+    runs = Path(cfg.log_dir) / cfg.name
+    checkpoint = checkpoints.resolve(cfg.ckpt_path, runs)
     state = checkpoints.read(checkpoint) if checkpoint else None
+    start = checkpoints.resolve(cfg.init_from, runs, key="init_from")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_classifier(cfg)
-    callbacks = build_callbacks(cfg)
     if state is not None:
         checkpoints.check_same_network(state, model, checkpoint)
+    if start is not None:  # a new run that starts from these weights; optimizer, schedule and step start afresh
+        weights = checkpoints.read(start, key="init_from")
+        checkpoints.check_same_network(weights, model, start, key="init_from")
+        model.load_state_dict(weights["state_dict"])
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # under DDP, rank 0 fetched the data before it started the others
         try:
             datamodule.prepare_data()
         except MNISTUnavailable as error:
             raise ConfigError(f"data.data_dir={cfg.data.data_dir}: {error}") from error
-    logger = instantiate(cfg.logger, **(checkpoints.resume_logger_args(checkpoint, state) if state else job_logger_args()))
-    callbacks.append(SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"))
-    trainer = build_trainer(cfg, logger, callbacks)
-    return Run(cfg, checkpoint, datamodule, model, logger, trainer)
+    run_dir = choose_run_dir(cfg, checkpoint)
+    with errors_named("logger", plain(cfg.get("logger") or {})):
+        loggers = build_loggers(cfg, run_dir, state)
+    callbacks = build_callbacks(cfg, run_dir, has_logger=bool(loggers))
+    callbacks += [SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"), KeepRunIds()]
+    trainer = build_trainer(cfg, loggers, callbacks, run_dir)
+    return Run(cfg, checkpoint, run_dir, datamodule, model, trainer)
 
 
 def remove_what_was_added(folder: Path, before: set[Path], new_folders: list[Path]) -> None:
@@ -107,9 +118,11 @@ def remove_what_was_added(folder: Path, before: set[Path], new_folders: list[Pat
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one run; return its summary (metrics as plain floats, paths as strings)."""
     run = build_run(cfg)
-    model, datamodule, logger, trainer = run.model, run.datamodule, run.logger, run.trainer
+    model, datamodule, trainer = run.model, run.datamodule, run.trainer
+    if cfg.print_config and trainer.is_global_zero:
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="", flush=True)
     # What exists before fit: anything else that Lightning's set-up writes is removed if it refuses the run (rank 0 writes).
-    run_dir = Path(logger.log_dir) if trainer.is_global_zero else None
+    run_dir = run.run_dir if trainer.is_global_zero else None
     before = set(run_dir.rglob("*")) if run_dir else set()
     new_folders = (
         [folder for folder in (run_dir, run_dir.parent, run_dir.parent.parent) if not folder.exists()] if run_dir else []
@@ -128,6 +141,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise Interrupted(last if last is not None and last.is_file() else None) from error
         if isinstance(error, ScheduleLengthError):
             raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs}: {error}") from error
+        if isinstance(error, MisconfigurationException):  # a Trainer setting Lightning checks only once it sees the data
+            raise ConfigError(named_setting("trainer", plain(cfg.trainer), first_line(str(error)))) from error
         raise
     best = best_checkpoint_callback(trainer)
     best_path = best.best_model_path if best is not None else ""
@@ -138,12 +153,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best_val_acc = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
     writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
     if writes_logs:
-        # The HPARAMS tab: this run's settings beside its final numbers (plain floats, copied out of the tensors).
         settings = {key: plain(cfg[key]) for key in ("model", "loss", "optimizer", "scheduler", "data", "trainer", "seed")}
-        logger.log_hyperparams(
-            settings, {"hp/test_acc": test_metrics["test/acc"], "hp/best_val_acc": best_val_acc}, step=trainer.global_step
-        )
-        logger.finalize("success")  # flush and close: Lightning closed the writer after test, this reopened it
+        results = {"hp/test_acc": test_metrics["test/acc"], "hp/best_val_acc": best_val_acc}
+        log_final(trainer.loggers, settings, results, step=trainer.global_step, resumed=run.checkpoint is not None)
+        if not trainer.loggers:
+            notes.append("no metrics kept and no curves drawn: logger=none")
     else:
         notes.append("nothing written: fast_dev_run runs a batch of each stage and keeps no logs or checkpoints")
     return {
@@ -156,8 +170,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_val_acc": best_val_acc,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "run_dir": logger.log_dir if writes_logs else None,
+        "run_dir": str(run.run_dir) if writes_logs else None,
         "best_checkpoint": best_path or None,
+        "logged": describe(trainer.loggers, run.run_dir) if writes_logs else [],
         "notes": notes,
     }
 
@@ -171,17 +186,18 @@ def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> 
 
 
 def print_summary(summary: dict[str, Any]) -> None:
+    best = summary["best_val_acc"]
     lines = [
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
         f"on {summary['test_images']:,} MNIST test images",
-        f"best val accuracy {summary['best_val_acc']:.4f} after {summary['epochs']} epochs, {summary['global_step']} steps",
+        (f"best val accuracy {best:.4f} after" if math.isfinite(best) else "trained for")
+        + f" {summary['epochs']} epochs, {summary['global_step']} steps",
     ]
     if summary["run_dir"]:
         lines.append(f"run folder       {summary['run_dir']}")
     if summary["best_checkpoint"]:
         lines.append(f"best checkpoint  {summary['best_checkpoint']}")
-    if summary["run_dir"]:
-        lines.append(f"curves           tensorboard --logdir {summary['run_dir']}")
+    lines += summary["logged"]
     print("\n".join(lines + [f"note: {note}" for note in summary["notes"]]))
 
 

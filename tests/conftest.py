@@ -81,7 +81,7 @@ def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """compose_config(*overrides) -> the training config, logging into a temporary folder."""
 
     def _compose(*overrides: str) -> DictConfig:
-        return compose("train", overrides=[f"logger.save_dir={tmp_path / 'logs'}", *overrides])
+        return compose("train", overrides=[f"log_dir={tmp_path / 'logs'}", *overrides])
 
     with initialize_config_dir(str(CONF), version_base="1.3"):
         yield _compose

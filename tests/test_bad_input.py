@@ -65,7 +65,7 @@ BAD_TRAIN_COMMANDS = [
     (["ckpt_path=damaged.ckpt"], "ckpt_path=damaged.ckpt: the file is damaged"),
     (["ckpt_path=notes.txt"], "ckpt_path=notes.txt: the file is damaged"),
     (["data.data_dir=a-file/data"], "data.data_dir=a-file/data: cannot write to"),
-    (["logger.save_dir=a-file/logs"], "logger.save_dir=a-file/logs: cannot write to"),
+    (["log_dir=a-file/logs"], "log_dir=a-file/logs: cannot write to"),
     (["data.sources=[]"], "data.data_dir=data: MNIST could not be found or fetched"),
 ]
 if not torch.cuda.is_available():
@@ -131,11 +131,12 @@ def test_a_file_that_is_not_an_image_is_named(tiny_config, tmp_path) -> None:
 
 
 def test_a_refused_resume_leaves_the_finished_run_byte_for_byte_unchanged(tiny_config) -> None:
-    first = train(tiny_config("scheduler=one_cycle", "trainer.max_epochs=1"))
+    first = train(tiny_config("scheduler=one_cycle", "trainer.max_epochs=2"))
     run = Path(first["run_dir"])
+    (halfway,) = run.glob("checkpoints/epoch00-*.ckpt")  # 16 of the schedule's 32 steps: the run had not finished there
     before = tree(run)
-    with pytest.raises(ConfigError, match="trainer.max_epochs=2: the checkpoint's learning-rate schedule spans 16 steps"):
-        train(tiny_config("scheduler=one_cycle", "trainer.max_epochs=2", "ckpt_path=last"))
+    with pytest.raises(ConfigError, match="trainer.max_epochs=3: the checkpoint's learning-rate schedule spans 32 steps"):
+        train(tiny_config("scheduler=one_cycle", "trainer.max_epochs=3", f"ckpt_path={halfway}"))
     assert tree(run) == before  # no config.resumed.yaml, no purge event, no hparams.yaml rewritten
 
 
@@ -149,7 +150,7 @@ def test_a_new_run_refused_during_lightnings_set_up_leaves_no_run_folder(tiny_co
     cfg = tiny_config("trainer.max_epochs=1")
     with pytest.raises(ConfigError, match="refused while Lightning sets up"):
         train(cfg)
-    assert not Path(cfg.logger.save_dir).exists()  # Lightning had created the event file: removed again
+    assert not Path(cfg.log_dir).exists()  # Lightning had created the event file: removed again
 
 
 @pytest.fixture
@@ -165,7 +166,7 @@ def small_disk(tmp_path: Path):
 
 def test_a_real_full_disk_ends_in_one_error_and_leaves_no_partial_file(compose_config, tiny_mnist, small_disk) -> None:
     cfg = tiny_mnist.use_in(
-        compose_config(f"logger.save_dir={small_disk}", "trainer.max_epochs=1", "trainer.log_every_n_steps=2")
+        compose_config(f"log_dir={small_disk}", "trainer.max_epochs=1", "trainer.log_every_n_steps=2")
     )
     with pytest.raises(
         CheckpointWriteError, match=r"No space left on device; .* MiB free and a checkpoint needs about 10\.\d MiB"

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from src import checkpoints
 from src.checkpoints import CheckpointError
+from src.loggers import choose_run_dir, next_version
 
 
 def touch_checkpoint(run: Path, mtime: float) -> Path:
@@ -35,12 +37,14 @@ def test_missing_checkpoints_are_named(tmp_path) -> None:
 
 
 def test_a_resume_reopens_the_checkpoints_own_run_folder(tmp_path) -> None:
+    cfg = OmegaConf.create({"log_dir": str(tmp_path / "logs"), "name": "mnist"})
     path = touch_checkpoint(tmp_path / "logs" / "mnist" / "version_3", mtime=1_000)
     assert checkpoints.run_folder(path) == tmp_path / "logs" / "mnist" / "version_3"
-    args = checkpoints.resume_logger_args(path, {"global_step": 120})
-    assert args == {"save_dir": str(tmp_path / "logs"), "name": "mnist", "version": "version_3", "purge_step": 120}
+    assert choose_run_dir(cfg, path) == tmp_path / "logs" / "mnist" / "version_3"
+    assert choose_run_dir(cfg, None) == tmp_path / "logs" / "mnist" / "version_4"  # a new run: the next free version
     loose = tmp_path / "elsewhere.ckpt"  # outside a run folder: the resumed run starts a new folder
-    assert checkpoints.resume_logger_args(loose, {"global_step": 120}) == {} and checkpoints.run_folder(loose) == tmp_path
+    assert choose_run_dir(cfg, loose) == tmp_path / "logs" / "mnist" / "version_4" and checkpoints.run_folder(loose) == tmp_path
+    assert next_version(tmp_path / "nothing-yet") == tmp_path / "nothing-yet" / "version_0"
 
 
 def test_a_checkpoint_holding_python_objects_is_refused_as_damaged(tmp_path) -> None:

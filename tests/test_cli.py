@@ -10,7 +10,7 @@ from tests.conftest import run_module
 def test_one_epoch_on_real_mnist_through_the_command_line(real_mnist: Path, tmp_path: Path) -> None:
     done = run_module(
         "src.train",
-        f"logger.save_dir={tmp_path}",
+        f"log_dir={tmp_path}",
         "name=cli",
         "trainer.max_epochs=1",
         "data.batch_size=64",

@@ -21,7 +21,7 @@ COMMON = [
 
 
 def train(save_dir: Path, name: str, *overrides: str) -> str:
-    done = run_module("src.train", *COMMON, f"logger.save_dir={save_dir}", f"name={name}", *overrides, timeout=900)
+    done = run_module("src.train", *COMMON, f"log_dir={save_dir}", f"name={name}", *overrides, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 

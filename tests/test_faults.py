@@ -29,7 +29,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_config) 
         cfg.optimizer.lr = 1e30  # huge: the weights overflow to inf within a few steps, then the loss is NaN
         train(cfg)
     message = str(caught.value)
-    run = sorted((Path(cfg.logger.save_dir) / "mnist").iterdir())[-1]
+    run = sorted((Path(cfg.log_dir) / "mnist").iterdir())[-1]
     last = run / "checkpoints" / "last.ckpt"
     # Step 0's loss is finite, so its checkpoint is written; the first non-finite loss stops the next save.
     state = torch.load(last, weights_only=True)

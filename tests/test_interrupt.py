@@ -30,7 +30,7 @@ RUN = [
 
 
 def command(save_dir: Path, name: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "src.train", *RUN, f"logger.save_dir={save_dir}", f"name={name}", *extra]
+    return [sys.executable, "-m", "src.train", *RUN, f"log_dir={save_dir}", f"name={name}", *extra]
 
 
 def run(args: list[str]) -> subprocess.CompletedProcess:

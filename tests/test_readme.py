@@ -42,7 +42,7 @@ def composed(name: str, overrides: list[str]) -> DictConfig:
 def readme_run(tiny_mnist, tmp_path) -> Path:
     """A finished tiny run of the default network, where ``ckpt_path=last`` finds it; the README's checkpoint path."""
     tiny_run = ["trainer.max_epochs=1", "data.batch_size=64", "trainer.log_every_n_steps=4"]
-    cfg = composed("train", [*QUIET, f"logger.save_dir={tmp_path / 'logs'}", *tiny_run])
+    cfg = composed("train", [*QUIET, f"log_dir={tmp_path / 'logs'}", *tiny_run])
     summary = train(tiny_mnist.use_in(cfg))
     return Path(summary["run_dir"]) / "checkpoints" / "last.ckpt"
 
@@ -54,7 +54,7 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
         if multirun or info:
             continue  # a sweep's jobs are single runs; --help prints
         overrides = [override.input_line for override in parsed]  # as Hydra takes them (++ for unlisted target arguments)
-        cfg = tiny_mnist.use_in(composed("train", [*overrides, f"logger.save_dir={tmp_path / 'logs'}"]))
+        cfg = tiny_mnist.use_in(composed("train", [*overrides, f"log_dir={tmp_path / 'logs'}"]))
         if "trainer.accelerator=gpu" in overrides and not torch.cuda.is_available():
             with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
                 build_run(cfg)

@@ -19,7 +19,7 @@ class SaveConfig(L.Callback):
         self.training_started = True
         if trainer.fast_dev_run:  # a debugging run keeps nothing
             return
-        folder = Path(trainer.log_dir)  # on every rank: under DDP it is broadcast from rank 0
+        folder = Path(trainer.default_root_dir)  # the run folder (src/loggers.py)
         if trainer.is_global_zero:
             folder.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(OmegaConf.create(self.config), folder / self.file_name)

@@ -1,9 +1,13 @@
-"""After the test: a confusion-matrix image and a grid of misclassified test digits, in TensorBoard's IMAGES tab."""
+"""After the test: a confusion-matrix image and a grid of misclassified test digits, as PNG files in the run folder and
+in the logger (TensorBoard's IMAGES tab, MLflow's artifacts)."""
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger
+from matplotlib import pyplot
 from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -39,14 +43,18 @@ class TestFigures(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         matrix = self.confusion.compute()  # on every rank: under DDP this gathers all ranks' counts
-        writer = getattr(trainer.logger, "experiment", None)
-        if not trainer.is_global_zero or not hasattr(writer, "add_figure"):
+        if not trainer.is_global_zero or trainer.fast_dev_run:
             return
-        step = trainer.global_step
-        figure, _ = self.confusion.plot(val=matrix, add_text=True)
-        figure.set_size_inches(7, 7)
-        writer.add_figure("test/confusion_matrix", figure, global_step=step, close=True)
-        writer.add_figure("test/misclassified", self._grid(), global_step=step, close=True)
+        confusion, _ = self.confusion.plot(val=matrix, add_text=True)
+        confusion.set_size_inches(7, 7)
+        for name, figure in (("confusion_matrix", confusion), ("misclassified", self._grid())):
+            figure.savefig(Path(trainer.default_root_dir) / f"{name}.png", dpi=100)
+            for logger in trainer.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step, close=False)
+                elif isinstance(logger, MLFlowLogger):
+                    logger.experiment.log_figure(logger.run_id, figure, f"test/{name}.png")
+        pyplot.close(confusion)  # torchmetrics draws with pyplot, which keeps every figure until closed
 
     def _grid(self) -> Figure:
         """The misclassified digits tiled into one image (one ``imshow``, not an axes per digit: 10x faster to draw),

@@ -102,7 +102,8 @@ class Classifier(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self._loss_scales: list[float] = []
-        self._checkpoint_schedule_steps: int | None = None
+        self._checkpoint_schedule_steps: int | None = None  # the length of the schedule in the checkpoint resumed from
+        self._schedule_start = 0  # the step where the current leg of the schedule began (> 0 once trained longer)
 
     def _try_settings(self) -> None:
         """Call the loss and build the optimizer and schedule once, on throwaway inputs, so that a setting torch
@@ -158,9 +159,20 @@ class Classifier(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.hparams.scheduler:
             checkpoint["schedule_steps"] = int(self.trainer.estimated_stepping_batches)
+            checkpoint["schedule_start"] = self._schedule_start
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._checkpoint_schedule_steps = checkpoint.get("schedule_steps")
+        """Resuming: the schedule continues where it was. Training a finished run longer (its schedule has run out): the
+        added steps get a new leg of the same schedule, a warm restart as in SGDR; the optimizer's state (momenta) is
+        kept and its learning rate goes back to where the schedule starts."""
+        steps, done = checkpoint.get("schedule_steps"), int(checkpoint["global_step"])
+        self._checkpoint_schedule_steps, self._schedule_start = steps, int(checkpoint.get("schedule_start", 0))
+        if steps is not None and done >= steps:  # the schedule is over: only a longer run can continue from here
+            self._checkpoint_schedule_steps, self._schedule_start = None, done
+            checkpoint["lr_schedulers"] = []  # Lightning restores nothing into the new leg's scheduler
+            for optimizer in checkpoint.get("optimizer_states", []):
+                for group in optimizer["param_groups"]:
+                    group["lr"] = group.get("initial_lr", group["lr"])
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
@@ -171,7 +183,11 @@ class Classifier(L.LightningModule):
             # Lightning would restore the old schedule, sized for the old run, and step past its end.
             raise ScheduleLengthError(
                 f"the checkpoint's learning-rate schedule spans {self._checkpoint_schedule_steps} steps but this run "
-                f"would take {total_steps}; resume with the max_epochs, batch size and gradient accumulation it was started with"
+                f"would take {total_steps}, and the run has not finished; resume it with the max_epochs, batch size and "
+                "gradient accumulation it was started with, then train it longer from its last.ckpt"
             )
-        scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer, total_steps=total_steps)
+        # A leg of the schedule spans the steps from its start to the end of the run (the whole run, unless trained longer).
+        scheduler = instantiate(
+            self.hparams.scheduler, optimizer=optimizer, total_steps=max(1, total_steps - self._schedule_start)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

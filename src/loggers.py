@@ -1,0 +1,144 @@
+"""The run folder, and the loggers (``conf/logger/``) that write into it.
+
+Every run has one folder: ``<log_dir>/<name>/version_<N>/`` for a new run, the job folder in a sweep, the checkpoint's
+own folder when a run is resumed. ``config.yaml``, ``checkpoints/`` and ``curves.png`` go there whatever the logger;
+TensorBoard's event files go there too, the CSV logger writes ``csv/version_<K>/metrics.csv`` inside it (one file per
+start: Lightning's CSV logger would empty an existing one), and MLflow keeps its own store (a local SQLite file under
+``log_dir``, or a server) with a run named after the folder. A resumed run continues its MLflow run: the run id is kept
+in the checkpoint.
+"""
+
+import inspect
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_object, instantiate
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger
+from omegaconf import DictConfig
+
+from src import figures
+from src.figures import Curves
+
+# Rank 0 chooses the run folder and leaves it here for the processes it starts (DDP ranks 1..N-1).
+RUN_DIR_VARIABLE = "MNIST_LIGHTNING_RUN_DIR"
+RUN_IDS_KEY = "logger_run_ids"  # in a checkpoint: {"MLFlowLogger": run id}
+
+
+def logger_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The configured loggers by name: ``logger=tensorboard`` is one (named ``logger``), ``logger=many`` several
+    (``logger.tensorboard``, ``logger.csv``, ...), ``logger=none`` none."""
+    node = cfg.get("logger")
+    if not node:
+        return {}
+    if "_target_" in node:
+        return {"logger": node}
+    return {f"logger.{name}": entry for name, entry in node.items() if entry}
+
+
+def next_version(runs: Path) -> Path:
+    """``runs/version_<N>`` with N one more than the largest there (0 in a new folder), as Lightning's loggers count."""
+    numbers = [int(p.name[8:]) for p in runs.glob("version_*") if p.name[8:].isdigit()] if runs.is_dir() else []
+    return runs / f"version_{max(numbers, default=-1) + 1}"
+
+
+def choose_run_dir(cfg: DictConfig, checkpoint: Path | None) -> Path:
+    """The folder this run writes to (nothing is created here)."""
+    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent  # resume: the checkpoint's own run folder
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        return Path(HydraConfig.get().runtime.output_dir)
+    if os.environ.get("LOCAL_RANK", "0") != "0" and RUN_DIR_VARIABLE in os.environ:
+        return Path(os.environ[RUN_DIR_VARIABLE])  # a DDP rank started by rank 0: rank 0's choice
+    run_dir = next_version(Path(cfg.log_dir) / cfg.name)
+    os.environ[RUN_DIR_VARIABLE] = str(run_dir)
+    return run_dir
+
+
+def _parameters(target: str) -> set[str]:
+    return set(inspect.signature(get_object(target)).parameters)
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None) -> list[Logger]:
+    """Each configured logger, told the run folder (and, resuming from ``state``, where to continue)."""
+    loggers = []
+    resumed_ids = state.get(RUN_IDS_KEY, {}) if state else {}
+    for _, node in logger_configs(cfg).items():
+        parameters = _parameters(node._target_)
+        given: dict[str, Any] = {}
+        if {"save_dir", "name", "version"} <= parameters and "run_name" not in parameters:  # TensorBoard, CSV
+            target = get_object(node._target_)
+            csv = issubclass(target, CSVLogger)
+            given = {"save_dir": str(run_dir), "name": "csv" if csv else "", "version": None if csv else ""}
+            if issubclass(target, TensorBoardLogger) and state is not None:
+                # Lightning logs the batch that makes optimizer step k at step k-1: what the interrupted run logged at the
+                # checkpoint's step or later came after the checkpoint, and is dropped.
+                given["purge_step"] = int(state["global_step"])
+        if "run_name" in parameters and node.get("run_name") is None:  # MLflow: the run is named after its folder
+            given["run_name"] = f"{run_dir.parent.name}/{run_dir.name}"
+        if "run_id" in parameters and node.get("run_id") is None and resumed_ids.get(node._target_.rpartition(".")[2]):
+            given["run_id"] = resumed_ids[node._target_.rpartition(".")[2]]
+        loggers.append(instantiate(node, **given))
+    return loggers
+
+
+class KeepRunIds(L.Callback):
+    """Puts each logger's run id (MLflow's) into the checkpoint, so that a resumed run continues the same run."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        ids = {type(logger).__name__: logger.run_id for logger in trainer.loggers if isinstance(logger, MLFlowLogger)}
+        if ids:
+            checkpoint[RUN_IDS_KEY] = ids
+
+
+def log_final(loggers: list[Logger], settings: dict[str, Any], results: dict[str, float], step: int, resumed: bool) -> None:
+    """The run's settings beside its final numbers, for comparing runs (TensorBoard's HPARAMS tab, MLflow's params)."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(settings, results, step=step)
+        else:
+            if not resumed:  # MLflow refuses to change a param of an existing run (training longer changes max_epochs)
+                logger.log_hyperparams(settings)
+            logger.log_metrics(results, step=step)
+        logger.finalize("success")
+
+
+def read_curves(loggers: list[Logger], run_dir: Path) -> Curves:
+    """Every metric the run's loggers recorded, as ``{tag: [(step, value), ...]}``: from the run folder's files
+    (TensorBoard, CSV), or from MLflow's store when MLflow is the only logger."""
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger | CSVLogger):
+            logger.save()  # flush what is buffered: the picture is read back from the files
+            return figures.read_curves(run_dir)
+    mlflow = next((logger for logger in loggers if isinstance(logger, MLFlowLogger)), None)
+    return read_mlflow_curves(mlflow.experiment, mlflow.run_id) if mlflow is not None else {}
+
+
+def read_mlflow_curves(client: Any, run_id: str) -> Curves:
+    """A run's metric histories from MLflow (``client``: an ``MlflowClient``); where a resumed run logged a step again,
+    the later value counts."""
+    curves = {}
+    for key in client.get_run(run_id).data.metrics:
+        latest = {m.step: m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp)}
+        curves[key] = sorted(latest.items())
+    return curves
+
+
+def describe(loggers: list[Logger], run_dir: Path) -> list[str]:
+    """Summary lines: where each logger's records are and how to look at them."""
+    lines = []
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            lines.append(f"curves           tensorboard --logdir {run_dir}")
+        elif isinstance(logger, CSVLogger):
+            lines.append(f"metrics          {Path(logger.log_dir) / 'metrics.csv'}")
+        elif isinstance(logger, MLFlowLogger):
+            uri = logger.experiment.tracking_uri
+            if uri.startswith("http"):
+                lines.append(f"mlflow run       {uri.rstrip('/')}/#/experiments/{logger.experiment_id}/runs/{logger.run_id}")
+            else:
+                lines.append(f"mlflow run       {logger.run_id}: mlflow ui --backend-store-uri {uri}")
+    return lines

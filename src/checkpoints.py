@@ -30,8 +30,8 @@ def run_folder(checkpoint: Path) -> Path:
 
 
 def newest_last_checkpoint(runs: Path) -> Path | None:
-    """The ``last.ckpt`` of the most recently written run folder below ``runs``, if any."""
-    candidates = list(runs.glob("*/checkpoints/last.ckpt"))
+    """The ``last.ckpt`` of the most recently written run folder at any depth below ``runs``, if any."""
+    candidates = list(runs.rglob("checkpoints/last.ckpt"))
     return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
 
 

@@ -1,7 +1,8 @@
 """``python -m src.eval ckpt_path=<file>``: a trained checkpoint on the official 10k MNIST test images.
 
-Prints test accuracy and loss and the accuracy of each class, and writes ``confusion_matrix.png`` into the checkpoint's
-run folder. Model and data settings come from the checkpoint itself (plain hyper-parameters), nothing else is needed.
+Prints test accuracy and loss and the accuracy of each class, and writes ``confusion_matrix.png`` and
+``misclassified.png`` into the checkpoint's run folder. Model and data settings come from the checkpoint itself (plain
+hyper-parameters), nothing else is needed.
 """
 
 import sys
@@ -25,10 +26,12 @@ def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = N
     with errors_named("data", data_settings):
         datamodule = MNISTDataModule(**data_settings)
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
-    figures = TestFigures()
+    figures = TestFigures()  # draws into the run folder (default_root_dir)
+    run_dir = checkpoints.run_folder(checkpoint)
     trainer = L.Trainer(
         accelerator=accelerator,
         devices=1,
+        default_root_dir=str(run_dir),
         logger=False,
         callbacks=[figures],
         enable_progress_bar=False,
@@ -38,10 +41,7 @@ def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = N
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
     matrix = figures.confusion.compute().cpu()
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
-    figure, _ = figures.confusion.plot(val=matrix, add_text=True)
-    figure.set_size_inches(7, 7)
-    png = checkpoints.run_folder(checkpoint) / "confusion_matrix.png"
-    figure.savefig(png, dpi=100)
+    png = run_dir / "confusion_matrix.png"
     return numbers(metrics) | {"per_class_acc": per_class, "confusion_png": str(png), "test_images": int(matrix.sum())}
 
 

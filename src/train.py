@@ -42,7 +42,7 @@ from src.cli import (
     plain,
 )
 from src.data.sources import MNISTUnavailable
-from src.loggers import KeepRunIds, build_loggers, choose_run_dir, describe, log_final
+from src.loggers import KeepRunIds, build_loggers, choose_run_dir, describe, log_final, logger_configs
 from src.models.classifier import Classifier, ScheduleLengthError
 from src.sweeps import fixed_keys, swept_overrides, write_result
 from src.validate import named_setting
@@ -80,7 +80,7 @@ def build_run(cfg: DictConfig) -> Run:
     runs = Path(cfg.log_dir) / cfg.name
     checkpoint = checkpoints.resolve(cfg.ckpt_path, runs)
     state = checkpoints.read(checkpoint) if checkpoint else None
-    start = checkpoints.resolve(cfg.init_from, runs, key="init_from")
+    start = checkpoints.resolve(cfg.init_from, Path(cfg.log_dir), key="init_from")  # last: the newest of any name
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     model = build_classifier(cfg)
@@ -90,16 +90,16 @@ def build_run(cfg: DictConfig) -> Run:
         weights = checkpoints.read(start, key="init_from")
         checkpoints.check_same_network(weights, model, start, key="init_from")
         model.load_state_dict(weights["state_dict"])
+    run_dir = choose_run_dir(cfg, checkpoint)
+    callbacks = build_callbacks(cfg, run_dir, has_logger=bool(logger_configs(cfg)))
+    callbacks += [SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"), KeepRunIds()]
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # under DDP, rank 0 fetched the data before it started the others
         try:
             datamodule.prepare_data()
         except MNISTUnavailable as error:
             raise ConfigError(f"data.data_dir={cfg.data.data_dir}: {error}") from error
-    run_dir = choose_run_dir(cfg, checkpoint)
     with errors_named("logger", plain(cfg.get("logger") or {})):
-        loggers = build_loggers(cfg, run_dir, state)
-    callbacks = build_callbacks(cfg, run_dir, has_logger=bool(loggers))
-    callbacks += [SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"), KeepRunIds()]
+        loggers = build_loggers(cfg, run_dir, state)  # MLflow's client opens (creates) its store here: data is there
     trainer = build_trainer(cfg, loggers, callbacks, run_dir)
     return Run(cfg, checkpoint, run_dir, datamodule, model, trainer)
 
@@ -191,7 +191,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
         f"on {summary['test_images']:,} MNIST test images",
         (f"best val accuracy {best:.4f} after" if math.isfinite(best) else "trained for")
-        + f" {summary['epochs']} epochs, {summary['global_step']} steps",
+        + f" {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, {summary['global_step']} steps",
     ]
     if summary["run_dir"]:
         lines.append(f"run folder       {summary['run_dir']}")

@@ -26,6 +26,17 @@ QUIET = [
     "trainer.enable_model_summary=false",
 ]
 
+# A tiny run through the real command line (with tiny_data): 4 training steps, no pictures unless a test looks at them.
+TINY = [
+    "~callbacks.test_figures",  # pictures are tested in test_visual.py; they cost a second a run
+    "~callbacks.curves_png",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=2",
+]
+
 
 def write_idx(folder: Path, prefix: str, images: torch.Tensor, labels: torch.Tensor) -> None:
     """Write ``images`` (uint8, N x 28 x 28) and ``labels`` in MNIST's IDX format, as torchvision reads it."""
@@ -60,6 +71,18 @@ class TinyMNIST:
         with open_dict(cfg):
             cfg.data.update(data_dir=str(self.root), val_size=val_size, sources=[], checksums=self.checksums)
         return cfg
+
+
+def tiny_data(tiny: TinyMNIST) -> list[str]:
+    """Command-line overrides that point the DataModule at the tests' tiny MNIST-format data set."""
+    checksums = ",".join(f"{name}:{digest}" for name, digest in tiny.checksums.items())
+    return [
+        f"data.data_dir={tiny.root}",
+        "data.sources=[]",
+        f"data.checksums={{{checksums}}}",
+        "data.val_size=100",
+        "data.batch_size=32",
+    ]
 
 
 @pytest.fixture

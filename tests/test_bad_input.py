@@ -67,6 +67,16 @@ BAD_TRAIN_COMMANDS = [
     (["data.data_dir=a-file/data"], "data.data_dir=a-file/data: cannot write to"),
     (["log_dir=a-file/logs"], "log_dir=a-file/logs: cannot write to"),
     (["data.sources=[]"], "data.data_dir=data: MNIST could not be found or fetched"),
+    (["init_from=nowhere.ckpt"], "init_from=nowhere.ckpt: no such file"),
+    (["ckpt_path=damaged.ckpt", "init_from=notes.txt"], "init_from=notes.txt: give ckpt_path"),
+    # groups and keys of other tools' habits
+    (["trainer.logger=false"], "trainer.logger=false: set by the project; choose logger=tensorboard | csv"),
+    (["logger.save_dir=elsewhere"], "logger.save_dir=elsewhere: set by the project; runs go to <log_dir>/<name>/version_<N>/"),
+    (["model=null"], "model=null: a run cannot do without model; choose from mlp"),
+    (["logger=wandb"], "logger=wandb: no such choice; choose from csv, many, mlflow, none, tensorboard"),
+    (["debug=fast"], "debug=fast: no such choice; choose from anomaly, default, fdr, limit, overfit, profiler"),
+    (["extras.print_config=true"], "extras.print_config=true: no such key; did you mean print_config?"),
+    (["print_config=maybe"], "print_config=maybe: expected true or false"),
 ]
 if not torch.cuda.is_available():
     BAD_TRAIN_COMMANDS.append((["trainer.accelerator=gpu"], "trainer.accelerator=gpu: no CUDA GPU is visible"))
@@ -165,9 +175,7 @@ def small_disk(tmp_path: Path):
 
 
 def test_a_real_full_disk_ends_in_one_error_and_leaves_no_partial_file(compose_config, tiny_mnist, small_disk) -> None:
-    cfg = tiny_mnist.use_in(
-        compose_config(f"log_dir={small_disk}", "trainer.max_epochs=1", "trainer.log_every_n_steps=2")
-    )
+    cfg = tiny_mnist.use_in(compose_config(f"log_dir={small_disk}", "trainer.max_epochs=1", "trainer.log_every_n_steps=2"))
     with pytest.raises(
         CheckpointWriteError, match=r"No space left on device; .* MiB free and a checkpoint needs about 10\.\d MiB"
     ):

@@ -8,7 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from src.checkpoints import CheckpointError
-from src.cli import ConfigError, build_classifier
+from src.cli import build_classifier
 from src.models import classifier
 from src.models.classifier import Classifier
 from src.train import train

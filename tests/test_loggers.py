@@ -1,0 +1,134 @@
+"""Every logger choice, and MLflow for real: a local store and a live `mlflow server`, each resumed into the same run."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from src.figures import read_csv_curves
+from src.train import train
+from tests.conftest import TINY, TinyMNIST, run_many, scalars, tiny_data
+
+
+def test_csv_history_of_a_resumed_run_is_the_tensorboard_history(tiny_config) -> None:
+    """logger=many writes both; after a resume, the CSV files (one per start) read as one history equal to TensorBoard's
+    (which drops what came after the checkpoint with purge_step): no step twice, no gap."""
+    common = ("logger=many", "scheduler=none", "trainer.log_every_n_steps=4")
+    first = train(tiny_config(*common, "trainer.max_epochs=1"))
+    resumed = train(tiny_config(*common, "trainer.max_epochs=2", "ckpt_path=last"))
+    run = Path(resumed["run_dir"])
+    assert run == Path(first["run_dir"]) and sorted(p.parent.name for p in run.glob("csv/*/metrics.csv")) == [
+        "version_0",
+        "version_1",
+    ]
+    from_csv, from_tensorboard = read_csv_curves(sorted(run.glob("csv/*/metrics.csv"))), scalars(run)
+    for tag in ("train/loss", "val/acc", "val/loss"):
+        assert [step for step, _ in from_csv[tag]] == [step for step, _ in from_tensorboard[tag]], tag
+        assert [value for _, value in from_csv[tag]] == pytest.approx([value for _, value in from_tensorboard[tag]]), tag
+    assert [step for step, _ in from_csv["val/acc"]] == [15, 31]
+
+
+def test_init_from_starts_a_new_run_from_the_weights_only(tiny_config) -> None:
+    first = train(tiny_config("trainer.max_epochs=1", "trainer.log_every_n_steps=1"))
+    tuned = train(tiny_config("name=tuned", "trainer.max_epochs=1", "trainer.log_every_n_steps=1", "init_from=last"))
+    assert Path(tuned["run_dir"]).parent.name == "tuned" and tuned["global_step"] == 16  # its own folder, step 0 again
+    start, trained = scalars(tuned["run_dir"])["train/loss"][0][1], scalars(first["run_dir"])["train/loss"]
+    assert start < trained[0][1] - 0.2  # begins where the first run's weights were, not at a fresh network's loss
+    assert not (Path(tuned["run_dir"]) / "config.resumed.yaml").exists()
+
+
+@pytest.mark.slow
+def test_every_logger_choice_ends_with_a_summary(tiny_mnist: TinyMNIST, tmp_path: Path) -> None:
+    """Each choice through the real command line: exit 0, the summary, and the curves picture where metrics are kept."""
+    choices = {
+        "logger=tensorboard": "curves           tensorboard --logdir",
+        "logger=csv": "csv/version_0/metrics.csv",
+        "logger=mlflow": "mlflow ui --backend-store-uri sqlite:///",
+        "logger=many": "metrics          ",
+        "logger=none": "note: no metrics kept and no curves drawn: logger=none",
+        "logger=false": "note: no metrics kept and no curves drawn: logger=none",
+        "logger=null": "note: no metrics kept and no curves drawn: logger=none",
+    }
+    work = tmp_path / "work"
+    work.mkdir()
+    keep_curves = [argument for argument in TINY if argument != "~callbacks.curves_png"]
+    results = run_many([("src.train", work, [*keep_curves, choice, *tiny_data(tiny_mnist)]) for choice in choices])
+    failures = [
+        f"{choice} -> exit {done.returncode}: {(done.stdout + done.stderr)[-800:]}"
+        for (choice, expected), done in zip(choices.items(), results, strict=True)
+        if done.returncode != 0 or expected not in done.stdout or "Traceback" in done.stderr
+    ]
+    assert not failures, "\n\n".join(failures)
+    runs = sorted((work / "lightning_logs" / "mnist").iterdir())
+    assert [(run / "curves.png").is_file() for run in runs] == [True, True, True, True, False, False, False]
+    assert sorted(path.name for path in work.iterdir()) == ["lightning_logs"]  # MLflow's store is under log_dir too
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 and a free port, with its own SQLite store; stopped at the end."""
+    folder, port = tmp_path_factory.mktemp("mlflow-server"), free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command += ["--backend-store-uri", f"sqlite:///{folder}/store.db", "--artifacts-destination", str(folder / "artifacts")]
+    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner processes: starts in seconds
+    with (folder / "server.log").open("w") as log:
+        server = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            assert server.poll() is None, (folder / "server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=1) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not answer within 60 s")
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", ["local", "server"])
+def test_mlflow_run_is_continued_by_a_resume(store: str, request, tiny_mnist: TinyMNIST, tmp_path: Path) -> None:
+    """Train a tiny run with logger=mlflow, resume it for a second epoch: MLflow holds one run, whose params are the
+    run's settings and whose metric history goes on across the resume. Read back through MLflow's own client."""
+    from mlflow.tracking import MlflowClient
+
+    work = tmp_path / "work"
+    work.mkdir()
+    uri = request.getfixturevalue("mlflow_server") if store == "server" else f"sqlite:///{work}/lightning_logs/mlflow.db"
+    where = [f"logger.tracking_uri={uri}"] if store == "server" else []
+    common = [*TINY, "logger=mlflow", *where, f"name=mlflow-{store}", *tiny_data(tiny_mnist)]
+    first, resumed = run_many(
+        [("src.train", work, common), ("src.train", work, [*common, "trainer.max_epochs=2", "ckpt_path=last"])]
+    )
+    for done in (first, resumed):
+        assert done.returncode == 0 and "mlflow run" in done.stdout, done.stdout[-1500:] + done.stderr[-1500:]
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(f"mlflow-{store}").experiment_id])
+    assert run.info.run_id in first.stdout and run.info.run_id in resumed.stdout
+    assert run.info.run_name == f"mlflow-{store}/version_0" and run.info.status == "FINISHED"
+    assert run.data.params["optimizer/lr"] == "0.001" and run.data.params["data/batch_size"] == "32"
+    val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/acc")]
+    assert val_steps == [3, 7]  # epoch 1 before the resume, epoch 2 after it (4 steps an epoch)
+    assert client.get_metric_history(run.info.run_id, "hp/test_acc")[-1].step == 8

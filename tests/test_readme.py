@@ -62,7 +62,9 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
         run = build_run(cfg)
         assert run.trainer.max_epochs == (1 if run.trainer.fast_dev_run else cfg.trainer.max_epochs)  # Lightning's rule
         assert (run.checkpoint is not None) == ("ckpt_path=last" in overrides)
-        assert run.trainer.fast_dev_run == ("++trainer.fast_dev_run=true" in overrides)
+        assert bool(run.trainer.fast_dev_run) == bool({"++trainer.fast_dev_run=true", "debug=fdr"} & set(overrides))
+        assert run.run_dir.parent == Path(cfg.log_dir) / cfg.name  # debug runs: <log_dir>/debug/
+        assert (cfg.name == "debug") == any(override.startswith("debug=") for override in overrides)
 
 
 def readme_config(name: str, arguments: list[str], checkpoint: Path, image: Path):

@@ -8,8 +8,10 @@ start: Lightning's CSV logger would empty an existing one), and MLflow keeps its
 in the checkpoint.
 """
 
+import importlib.util
 import inspect
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,19 @@ def read_mlflow_curves(client: Any, run_id: str) -> Curves:
         latest = {m.step: m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp)}
         curves[key] = sorted(latest.items())
     return curves
+
+
+def changed_params(error: BaseException) -> str | None:
+    """MLflow's refusal to change a param of the run being resumed, as ``optimizer/lr was 0.001, now 0.01``; None for
+    any other error."""
+    if importlib.util.find_spec("mlflow") is None:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(error, MlflowException) or "Changing param values is not allowed" not in str(error):
+        return None
+    changes = re.findall(r"'key': '([^']+)', 'old_value': '([^']*)', 'new_value': '([^']*)'", str(error))
+    return ", ".join(f"{key} was {old}, now {new}" for key, old, new in changes) or "a param changed"
 
 
 def describe(loggers: list[Logger], run_dir: Path) -> list[str]:

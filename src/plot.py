@@ -1,6 +1,6 @@
-"""``python -m src.plot <run folder | sweep folder>``: accuracy and loss curves as a PNG, read from TensorBoard's files.
+"""``python -m src.plot <run folder | sweep folder>``: accuracy and loss curves as a PNG, read from the logger's files.
 
-A run folder (one holding ``events.out.tfevents.*``) gets ``curves.png``: accuracy and loss against optimizer step,
+A run folder (one holding TensorBoard's ``events.out.tfevents.*`` or the CSV logger's ``csv/``) gets ``curves.png``: accuracy and loss against optimizer step,
 train and val, with the test accuracy marked. A folder of runs (a sweep) gets ``curves.png`` with the runs' val curves
 overlaid, labelled by their folder names (the overrides that differ).
 """
@@ -17,7 +17,7 @@ def plot(folder: Path) -> Path:
     """Draw ``folder/curves.png`` for a run folder or a folder of runs; return its path."""
     runs = run_folders(folder)
     if not runs:
-        raise FileNotFoundError(f"{folder}: no TensorBoard event files here or below; give a run folder under lightning_logs/")
+        raise FileNotFoundError(f"{folder}: no TensorBoard or CSV logs here or below; give a run folder under lightning_logs/")
     if runs == [folder]:
         return draw_run(read_curves(folder), folder / "curves.png", str(folder))
     named = {str(run.relative_to(folder)): read_curves(run) for run in runs}

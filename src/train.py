@@ -42,7 +42,15 @@ from src.cli import (
     plain,
 )
 from src.data.sources import MNISTUnavailable
-from src.loggers import KeepRunIds, build_loggers, choose_run_dir, describe, log_final, logger_configs
+from src.loggers import (
+    KeepRunIds,
+    build_loggers,
+    changed_params,
+    choose_run_dir,
+    describe,
+    log_final,
+    logger_configs,
+)
 from src.models.classifier import Classifier, ScheduleLengthError
 from src.sweeps import fixed_keys, swept_overrides, write_result
 from src.validate import named_setting
@@ -141,6 +149,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             raise Interrupted(last if last is not None and last.is_file() else None) from error
         if isinstance(error, ScheduleLengthError):
             raise ConfigError(f"trainer.max_epochs={cfg.trainer.max_epochs}: {error}") from error
+        if changed := changed_params(error):
+            raise ConfigError(
+                f"ckpt_path={cfg.ckpt_path}: the MLflow run keeps the settings it was started with ({changed}); resume "
+                "with the run's own settings (its config.yaml), or start a new run from its weights with init_from="
+            ) from error
         if isinstance(error, MisconfigurationException):  # a Trainer setting Lightning checks only once it sees the data
             raise ConfigError(named_setting("trainer", plain(cfg.trainer), first_line(str(error)))) from error
         raise

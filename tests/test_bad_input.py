@@ -122,7 +122,7 @@ def test_the_other_entry_points_keep_the_same_contract(tmp_path: Path) -> None:
         ("src.predict", ["ckpt_path=notes.txt", "image=notes.txt"], "ckpt_path=notes.txt: the file is damaged"),
         ("src.export", ["ckpt_path=notes.txt", "format=tflite"], "format=tflite: unknown; use one of onnx, torchscript"),
         ("src.eval", ["ckpt_path=a=b"], "ckpt_path=a=b: Hydra cannot parse this"),
-        ("src.plot", ["nowhere"], "nowhere: no TensorBoard event files"),
+        ("src.plot", ["nowhere"], "nowhere: no TensorBoard or CSV logs"),
     ]
     before = tree(tmp_path)
     results = run_many([(module, tmp_path, arguments) for module, arguments, _ in cases])

@@ -1,8 +1,8 @@
 """``python -m src.plot <run folder | sweep folder>``: accuracy and loss curves as a PNG, read from the logger's files.
 
-A run folder (one holding TensorBoard's ``events.out.tfevents.*`` or the CSV logger's ``csv/``) gets ``curves.png``: accuracy and loss against optimizer step,
-train and val, with the test accuracy marked. A folder of runs (a sweep) gets ``curves.png`` with the runs' val curves
-overlaid, labelled by their folder names (the overrides that differ).
+A run folder (one holding TensorBoard's ``events.out.tfevents.*`` or the CSV logger's ``csv/``) gets ``curves.png``:
+accuracy and loss against optimizer step, train and val, with the test accuracy marked. A folder of runs (a sweep) gets
+``curves.png`` with the runs' val curves overlaid, labelled by their folder names (the overrides that differ).
 """
 
 import argparse

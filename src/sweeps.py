@@ -81,4 +81,7 @@ class SweepSummary(Callback):
             print(f"best run: {rows[0]['overrides'] or rows[0]['folder']}  (best val accuracy {rows[0]['best_val_acc']:.4f})")
         if (sweep_dir / "optimization_results.yaml").is_file():
             print(f"the Optuna study's best parameters: {sweep_dir}/optimization_results.yaml")
-        print(f"compare them: tensorboard --logdir {sweep_dir}")
+        if any(sweep_dir.rglob("events.out.tfevents.*")):
+            print(f"compare them: tensorboard --logdir {sweep_dir}")
+        elif any(sweep_dir.rglob("metrics.csv")):  # logger=csv: their val curves overlaid in one picture
+            print(f"compare them: python -m src.plot {sweep_dir}")

@@ -85,7 +85,7 @@ def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(tiny_config, cap
     assert str(sweep / "curves.png") in capsys.readouterr().out
     with pytest.raises(SystemExit) as stop:
         plot_main([str(sweep / "checkpoints-nowhere")])
-    assert stop.value.code == 2 and "no TensorBoard event files" in capsys.readouterr().err
+    assert stop.value.code == 2 and "no TensorBoard or CSV logs" in capsys.readouterr().err
 
 
 def test_recorded_numbers_are_copies_that_stay_put(tiny_config) -> None:

@@ -26,10 +26,11 @@ QUIET = [
     "trainer.enable_model_summary=false",
 ]
 
+# Pictures are tested in test_visual.py; they cost a second a run, so the other tests leave them out.
+NO_PICTURES = ["~callbacks.test_figures", "~callbacks.curves_png"]
 # A tiny run through the real command line (with tiny_data): 4 training steps, no pictures unless a test looks at them.
 TINY = [
-    "~callbacks.test_figures",  # pictures are tested in test_visual.py; they cost a second a run
-    "~callbacks.curves_png",
+    *NO_PICTURES,
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=4",
     "trainer.limit_val_batches=2",

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, cli_env, last_state, scalars
+from tests.conftest import NO_PICTURES, REPO, cli_env, last_state, scalars
 
 # Small but real: MNIST, 2 epochs of 120 batches, dropout (so the RNG state matters), one-cycle (so the schedule does).
 RUN = [
-    "~callbacks.test_figures",  # pictures are tested in test_visual.py; they cost a second a run
-    "~callbacks.curves_png",
+    *NO_PICTURES,
     "model.hidden=[64]",
     "model.dropout=0.2",
     "data.batch_size=64",

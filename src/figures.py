@@ -8,8 +8,11 @@ import csv
 import logging
 from pathlib import Path
 
+import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure  # figures without pyplot: no backend, no display, nothing global
+from matplotlib.ticker import MaxNLocator, PercentFormatter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 Curves = dict[str, list[tuple[int, float]]]
@@ -51,20 +54,33 @@ def run_folders(folder: Path) -> list[Path]:
     return sorted(events | tables)
 
 
+# Each series keeps its colour in every picture: train blue, val orange, test red, the tutorial's test batches green.
+COLOURS = {"train": "C0", "val": "C1", "test": "C3", "tutorial": "C2"}
+
+
 def _series(axis: Axes, curves: Curves, tag: str, **style: object) -> None:
     if curves.get(tag):
         steps, values = zip(*curves[tag], strict=True)
         axis.plot(steps, values, **style)
 
 
+def _loss_scale(axis: Axes) -> None:
+    """A log scale where the loss spans a factor of 20 or more (a long run), a linear one where it moves little."""
+    values = [value for line in axis.get_lines() for value in line.get_ydata() if value > 0]
+    if values and max(values) / min(values) >= 20:
+        axis.set_yscale("log")
+
+
 def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], path: Path, title: str) -> Path:
-    """Label both panels (loss on a log scale), add legends, title and write the PNG."""
+    """Label both panels (whole optimizer steps on x, accuracy in %), add legends, title and write the PNG."""
     for axis, name in zip((accuracy, loss), names, strict=True):
         axis.set(xlabel="optimizer step", ylabel=name)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:  # a run stopped before its first logged step has no lines
             axis.legend(fontsize="small")
-    loss.set_yscale("log")
+    accuracy.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
+    _loss_scale(loss)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -72,17 +88,22 @@ def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], pa
 
 
 def draw_run(curves: Curves, path: Path, title: str) -> Path:
-    """Two panels, accuracy and loss, train (by step) and val (by epoch), the test accuracy as a marked point."""
+    """Two panels, accuracy and loss: train (the mean over each logging window), val (each epoch), the test result."""
     figure = Figure(figsize=(11, 4))
     accuracy, loss = figure.subplots(1, 2)
-    _series(accuracy, curves, "train/acc", label="train", alpha=0.6)
-    _series(accuracy, curves, "val/acc", label="val", marker="o")
-    _series(accuracy, curves, "tutorial/test_batch_acc", label="test batch (tutorial)", marker="x")
-    if curves.get("test/acc"):
-        step, value = curves["test/acc"][-1]
-        accuracy.plot([step], [value], "r*", markersize=14, label=f"test {value:.4f}")
-    _series(loss, curves, "train/loss", label="train", alpha=0.6)
-    _series(loss, curves, "val/loss", label="val", marker="o")
+    train = {"label": "train (mean of each logging window)", "color": COLOURS["train"], "alpha": 0.7}
+    val = {"label": "val (each epoch)", "color": COLOURS["val"], "marker": "o"}
+    _series(accuracy, curves, "train/acc", **train)
+    _series(accuracy, curves, "val/acc", **val)
+    tutorial = {"label": "test batch (tutorial)", "color": COLOURS["tutorial"], "marker": "x"}
+    _series(accuracy, curves, "tutorial/test_batch_acc", **tutorial)
+    for axis, tag in ((accuracy, "test/acc"), (loss, "test/loss")):
+        if curves.get(tag):
+            step, value = curves[tag][-1]
+            shown = f"{value:.2%}" if axis is accuracy else f"{value:.4f}"
+            axis.plot([step], [value], "*", color=COLOURS["test"], markersize=14, label=f"test {shown}")
+    _series(loss, curves, "train/loss", **train)
+    _series(loss, curves, "val/loss", **val)
     return _save(figure, accuracy, loss, ("accuracy", "loss"), path, title)
 
 
@@ -94,3 +115,49 @@ def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
         _series(accuracy, curves, "val/acc", label=name, marker=".")
         _series(loss, curves, "val/loss", label=name, marker=".")
     return _save(figure, accuracy, loss, ("val accuracy", "val loss"), path, title)
+
+
+def run_name(run_dir: Path) -> str:
+    """A short title for a run's pictures: ``mnist/version_3`` or a sweep job's folder name."""
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
+def draw_confusion(matrix: np.ndarray) -> Figure:
+    """Counts of true (rows) against predicted (columns) digits. The colour shows the errors only, on their own scale,
+    so that a cell of 5 stands out from one of 0 beside diagonal cells of ~1,000; the diagonal is grey, counts written."""
+    errors = np.ma.masked_array(matrix, mask=np.eye(len(matrix), dtype=bool))
+    figure = Figure(figsize=(6.4, 5.6))
+    axis = figure.subplots()
+    colours = colormaps["Reds"].with_extremes(bad="0.85")
+    image = axis.imshow(errors, cmap=colours, vmin=0, vmax=max(1, int(errors.max() or 1)))
+    for (row, column), count in np.ndenumerate(matrix):
+        strong = row != column and count > 0.6 * max(1, int(errors.max() or 1))
+        axis.text(column, row, str(count), ha="center", va="center", fontsize=9, color="white" if strong else "black")
+    axis.set(xticks=range(len(matrix)), yticks=range(len(matrix)), xlabel="predicted digit", ylabel="true digit")
+    figure.colorbar(image, ax=axis, label="wrong predictions")
+    total, wrong = int(matrix.sum()), int(errors.sum())
+    axis.set_title(f"test set: {wrong} of {total:,} wrong ({wrong / max(total, 1):.2%}); diagonal = right", fontsize=11)
+    figure.tight_layout()
+    return figure
+
+
+def draw_misclassified(digits: list[tuple[np.ndarray, int, int]], wrong: int, columns: int = 6) -> Figure:
+    """The misclassified digits (image, predicted, true) tiled into one image, each labelled ``true→predicted`` large
+    enough to read where TensorBoard shows the picture at its card's size."""
+    cell = 40  # a 28-pixel digit under a 12-pixel band for its label
+    rows = max(1, -(-len(digits) // columns))
+    mosaic = np.zeros((rows * cell, columns * cell))
+    figure = Figure(figsize=(columns * 1.05, rows * 1.15 + 0.5))
+    axis = figure.subplots()
+    for index, (image, predicted, true) in enumerate(digits):
+        row, column = divmod(index, columns)
+        low, high = image.min(), image.max()
+        mosaic[row * cell + 12 : row * cell + 40, column * cell + 6 : column * cell + 34] = (image - low) / (high - low + 1e-8)
+        axis.text(column * cell + 20, row * cell + 5, f"{true}→{predicted}", color="red", fontsize=13, ha="center", va="center")
+    axis.imshow(mosaic, cmap="gray", vmin=0, vmax=1)
+    axis.axis("off")
+    if not digits:
+        axis.text(columns * cell / 2, cell / 2, "none: every test digit is right", color="white", ha="center", va="center")
+    figure.suptitle(f"misclassified test digits, true→predicted ({len(digits)} of {wrong})", fontsize=12)
+    figure.tight_layout()
+    return figure

@@ -19,11 +19,29 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
-from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger
-from omegaconf import DictConfig
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
 
 from src import figures
 from src.figures import Curves
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Lightning's TensorBoard logger without the ``epoch`` staircase that Lightning adds to every logged step (the x
+    axis is the optimizer step and the val points mark the epochs), so that the first charts are the metrics."""
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        super().log_metrics({name: value for name, value in metrics.items() if name != "epoch"}, step)
+
+
+# TensorBoard's CUSTOM SCALARS tab: train, val and test of one metric in one chart.
+CHARTS = {
+    "accuracy (train: mean over each logging window)": ["^train/acc$", "^val/acc$", "^test/acc$"],
+    "loss (train: mean over each logging window)": ["^train/loss$", "^val/loss$", "^test/loss$"],
+    "learning rate": ["^lr-"],
+}
+
 
 # Rank 0 chooses the run folder and leaves it here for the processes it starts (DDP ranks 1..N-1).
 RUN_DIR_VARIABLE = "MNIST_LIGHTNING_RUN_DIR"
@@ -75,7 +93,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None) 
             target = get_object(node._target_)
             csv = issubclass(target, CSVLogger)
             given = {"save_dir": str(run_dir), "name": "csv" if csv else "", "version": None if csv else ""}
-            if issubclass(target, TensorBoardLogger) and state is not None:
+            if issubclass(target, LightningTensorBoardLogger) and state is not None:
                 # Lightning logs the batch that makes optimizer step k at step k-1: what the interrupted run logged at the
                 # checkpoint's step or later came after the checkpoint, and is dropped.
                 given["purge_step"] = int(state["global_step"])
@@ -87,6 +105,57 @@ def build_loggers(cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None) 
     return loggers
 
 
+# The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), flat, with their real types: a name
+# and the config key it reads. The optimizer, schedule, loss and widths are added by name; a sweep adds its swept keys.
+COMPARED = {
+    "lr": "optimizer.lr",
+    "weight_decay": "optimizer.weight_decay",
+    "dropout": "model.dropout",
+    "batch_size": "data.batch_size",
+    "accumulate_grad_batches": "trainer.accumulate_grad_batches",
+    "max_epochs": "trainer.max_epochs",
+    "rotate": "data.rotate",
+    "scale": "data.scale",
+    "shift": "data.shift",
+    "precision": "trainer.precision",
+    "seed": "seed",
+}
+
+
+def _setting(cfg: DictConfig, key: str) -> Any:
+    """The value of ``key``, or the default of the argument it sets when its file leaves it out (AdamW's weight decay)."""
+    value = OmegaConf.select(cfg, key, default=None)
+    group, _, name = key.rpartition(".")
+    node = OmegaConf.select(cfg, group) if group else None
+    if value is None and isinstance(node, DictConfig) and "_target_" in node:
+        parameter = inspect.signature(get_object(node._target_)).parameters.get(name)
+        value = parameter.default if parameter is not None and parameter.default is not inspect.Parameter.empty else None
+    return value if isinstance(value, bool | int | float | str) else str(value)
+
+
+def _choice(cfg: DictConfig, group: str) -> str:
+    """The group's chosen file (``adamw``), from Hydra when it runs, else the name of what the group builds."""
+    if HydraConfig.initialized() and group in HydraConfig.get().runtime.choices:
+        return str(HydraConfig.get().runtime.choices[group])
+    node = cfg.get(group)
+    return node._target_.rpartition(".")[2] if node and "_target_" in node else "none"
+
+
+def compared_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The flat set of settings that tells runs apart: optimizer, lr, schedule, loss, widths, ... and in a sweep every
+    swept key (named as on the command line)."""
+    settings: dict[str, Any] = {group: _choice(cfg, group) for group in ("optimizer", "scheduler", "loss")}
+    settings["hidden"] = "x".join(str(width) for width in cfg.model.hidden)
+    settings |= {name: _setting(cfg, key) for name, key in COMPARED.items()}
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        job = HydraConfig.get()
+        for override in job.overrides.task:
+            key = override.lstrip("+~").partition("=")[0]
+            if key not in job.job.config.override_dirname.exclude_keys and key not in settings and key not in COMPARED.values():
+                settings[key] = _setting(cfg, key) if "." in key or key in cfg else override.partition("=")[2]
+    return settings
+
+
 class KeepRunIds(L.Callback):
     """Puts each logger's run id (MLflow's) into the checkpoint, so that a resumed run continues the same run."""
 
@@ -96,15 +165,32 @@ class KeepRunIds(L.Callback):
             checkpoint[RUN_IDS_KEY] = ids
 
 
-def log_final(loggers: list[Logger], settings: dict[str, Any], results: dict[str, float], step: int, resumed: bool) -> None:
-    """The run's settings beside its final numbers, for comparing runs (TensorBoard's HPARAMS tab, MLflow's params)."""
+class LogSettings(L.Callback):
+    """When training starts: the compared settings as params for the loggers that show them while a run goes on (MLflow,
+    CSV's hparams.yaml; a resumed MLflow run is given them again, and MLflow refuses any that changed, see
+    :func:`changed_params`), and TensorBoard's chart layout. TensorBoard gets the settings with the final numbers
+    (:func:`log_final`), in its HPARAMS tab."""
+
+    def __init__(self, settings: dict[str, Any], resumed: bool = False) -> None:
+        # A resume may train longer: max_epochs keeps the value the run was started with in MLflow.
+        self.settings = {k: v for k, v in settings.items() if k != "max_epochs"} if resumed else settings
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:
+            if isinstance(logger, LightningTensorBoardLogger):
+                layout = {"metrics": {title: ["Multiline", tags] for title, tags in CHARTS.items()}}
+                logger.experiment.add_custom_scalars(layout)
+            else:
+                logger.log_hyperparams(self.settings)
+
+
+def log_final(loggers: list[Logger], settings: dict[str, Any], results: dict[str, float], step: int) -> None:
+    """The run's final numbers (``test/acc``, ``val/best_acc``), with its settings in TensorBoard's HPARAMS tab."""
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
+        if isinstance(logger, LightningTensorBoardLogger):  # declares the columns; writes test/acc again, same value
             logger.log_hyperparams(settings, results, step=step)
-        else:
-            if not resumed:  # MLflow refuses to change a param of an existing run (training longer changes max_epochs)
-                logger.log_hyperparams(settings)
-            logger.log_metrics(results, step=step)
+        else:  # test/acc is logged already
+            logger.log_metrics({name: value for name, value in results.items() if name != "test/acc"}, step=step)
         logger.finalize("success")
 
 
@@ -112,7 +198,7 @@ def read_curves(loggers: list[Logger], run_dir: Path) -> Curves:
     """Every metric the run's loggers recorded, as ``{tag: [(step, value), ...]}``: from the run folder's files
     (TensorBoard, CSV), or from MLflow's store when MLflow is the only logger."""
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger | CSVLogger):
+        if isinstance(logger, LightningTensorBoardLogger | CSVLogger):
             logger.save()  # flush what is buffered: the picture is read back from the files
             return figures.read_curves(run_dir)
     mlflow = next((logger for logger in loggers if isinstance(logger, MLFlowLogger)), None)
@@ -146,7 +232,7 @@ def describe(loggers: list[Logger], run_dir: Path) -> list[str]:
     """Summary lines: where each logger's records are and how to look at them."""
     lines = []
     for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
+        if isinstance(logger, LightningTensorBoardLogger):
             lines.append(f"curves           tensorboard --logdir {run_dir}")
         elif isinstance(logger, CSVLogger):
             lines.append(f"metrics          {Path(logger.log_dir) / 'metrics.csv'}")

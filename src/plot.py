@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.cli import ConfigError, exit_on_error
-from src.figures import draw_run, draw_sweep, read_curves, run_folders
+from src.figures import draw_run, draw_sweep, read_curves, run_folders, run_name
 
 
 def plot(folder: Path) -> Path:
@@ -19,9 +19,9 @@ def plot(folder: Path) -> Path:
     if not runs:
         raise FileNotFoundError(f"{folder}: no TensorBoard or CSV logs here or below; give a run folder under lightning_logs/")
     if runs == [folder]:
-        return draw_run(read_curves(folder), folder / "curves.png", str(folder))
+        return draw_run(read_curves(folder), folder / "curves.png", run_name(folder.resolve()))
     named = {str(run.relative_to(folder)): read_curves(run) for run in runs}
-    return draw_sweep(named, folder / "curves.png", str(folder))
+    return draw_sweep(named, folder / "curves.png", folder.resolve().name)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

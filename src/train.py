@@ -44,9 +44,11 @@ from src.cli import (
 from src.data.sources import MNISTUnavailable
 from src.loggers import (
     KeepRunIds,
+    LogSettings,
     build_loggers,
     changed_params,
     choose_run_dir,
+    compared_settings,
     describe,
     log_final,
     logger_configs,
@@ -100,7 +102,11 @@ def build_run(cfg: DictConfig) -> Run:
         model.load_state_dict(weights["state_dict"])
     run_dir = choose_run_dir(cfg, checkpoint)
     callbacks = build_callbacks(cfg, run_dir, has_logger=bool(logger_configs(cfg)))
-    callbacks += [SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"), KeepRunIds()]
+    callbacks += [
+        SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"),
+        KeepRunIds(),
+        LogSettings(compared_settings(cfg), resumed=checkpoint is not None),
+    ]
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # under DDP, rank 0 fetched the data before it started the others
         try:
             datamodule.prepare_data()
@@ -166,9 +172,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best_val_acc = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
     writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
     if writes_logs:
-        settings = {key: plain(cfg[key]) for key in ("model", "loss", "optimizer", "scheduler", "data", "trainer", "seed")}
-        results = {"hp/test_acc": test_metrics["test/acc"], "hp/best_val_acc": best_val_acc}
-        log_final(trainer.loggers, settings, results, step=trainer.global_step, resumed=run.checkpoint is not None)
+        results = {"test/acc": test_metrics["test/acc"], "val/best_acc": best_val_acc}
+        log_final(trainer.loggers, compared_settings(cfg), results, step=trainer.global_step)
         if not trainer.loggers:
             notes.append("no metrics kept and no curves drawn: logger=none")
     else:

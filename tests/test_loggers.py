@@ -128,14 +128,14 @@ def test_mlflow_run_is_continued_by_a_resume(store: str, request, tiny_mnist: Ti
     (run,) = client.search_runs([client.get_experiment_by_name(f"mlflow-{store}").experiment_id])
     assert run.info.run_id in first.stdout and run.info.run_id in resumed.stdout
     assert run.info.run_name == f"mlflow-{store}/version_0" and run.info.status == "FINISHED"
-    assert run.data.params["optimizer/lr"] == "0.001" and run.data.params["data/batch_size"] == "32"
+    assert run.data.params["lr"] == "0.001" and run.data.params["batch_size"] == "32" and run.data.params["optimizer"] == "adamw"
     val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/acc")]
     assert val_steps == [3, 7]  # epoch 1 before the resume, epoch 2 after it (4 steps an epoch)
-    assert client.get_metric_history(run.info.run_id, "hp/test_acc")[-1].step == 8
+    assert client.get_metric_history(run.info.run_id, "val/best_acc")[-1].step == 8
     if store == "local":  # a resume that changes a logged setting: MLflow refuses it, and so does the command, in one line
         before = sorted((work / "lightning_logs" / f"mlflow-{store}" / "version_0").rglob("*"))
         (changed,) = run_many([("src.train", work, [*common, "trainer.max_epochs=3", "ckpt_path=last", "optimizer.lr=0.01"])])
         assert changed.returncode == 2 and changed.stderr.strip().splitlines()[-1].startswith(
-            "error: ckpt_path=last: the MLflow run keeps the settings it was started with (optimizer/lr was 0.001, now 0.01)"
+            "error: ckpt_path=last: the MLflow run keeps the settings it was started with (lr was 0.001, now 0.01)"
         ), changed.stderr[-1500:]
         assert sorted((work / "lightning_logs" / f"mlflow-{store}" / "version_0").rglob("*")) == before

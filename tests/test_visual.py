@@ -1,5 +1,6 @@
 """What people look at: TensorBoard (through its real server), the PNG per run and per sweep, recorded numbers."""
 
+import io
 import json
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 from hydra.utils import instantiate
+from PIL import Image
 
 from src.cli import build_classifier, numbers
 from src.plot import main as plot_main
@@ -55,21 +57,33 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
             assert server.poll() is None, "tensorboard exited"
             time.sleep(1)
         assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/loss", "lr-AdamW"} <= set(tags)
+        assert "epoch" not in tags and not any(tag.startswith("hp") for tag in tags)  # no staircase, no empty charts
 
         def steps(tag: str) -> list[int]:
             return [step for _, step, _ in get_json(f"{base}/scalars/scalars?run=.&tag={tag}")]
 
-        # 500 training samples in batches of 32: 16 steps an epoch, 48 in all; logged every 4 steps.
+        # 500 training samples in batches of 32: 16 steps an epoch, 48 in all; logged every 4 steps, train/* as the
+        # mean over those 4 steps.
         assert steps("train/loss") == list(range(3, 48, 4))
         assert steps("val/acc") == [15, 31, 47]  # once per epoch
-        assert steps("test/acc") == [48]
+        assert set(steps("test/acc")) == {48}
         assert len(steps("lr-AdamW")) == 12
+        layout = get_json(f"{base}/custom_scalars/layout")
+        charts = {chart["title"]: chart["multiline"]["tag"] for chart in layout["category"][0]["chart"]}
+        assert charts["accuracy (train: mean over each logging window)"] == ["^train/acc$", "^val/acc$", "^test/acc$"]
         images = get_json(f"{base}/images/tags")["."]
         assert {"test/confusion_matrix", "test/misclassified"} <= set(images)
+        (shown,) = get_json(f"{base}/images/images?run=.&tag=test/confusion_matrix")
+        with urllib.request.urlopen(f"{base}/images/individualImage?{shown['query']}", timeout=10) as answer:
+            picture = Image.open(io.BytesIO(answer.read()))
+        assert picture.size == (640, 560)  # drawn at 6.4 x 5.6 in, 100 dpi: TensorBoard shows it as drawn
+        assert (Path(summary["run_dir"]) / "confusion_matrix.png").read_bytes().startswith(PNG_SIGNATURE)
         experiment = get_json(f"{base}/hparams/experiment", {"experimentName": ""})
-        hparams = {info["name"] for info in experiment["hparamInfos"]}
-        assert {"optimizer/lr", "data/batch_size", "trainer/max_epochs"} <= hparams
-        assert {m["name"]["tag"] for m in experiment["metricInfos"]} >= {"hp/test_acc", "hp/best_val_acc"}
+        hparams = {info["name"]: info["type"] for info in experiment["hparamInfos"]}
+        assert hparams["lr"] == "DATA_TYPE_FLOAT64" and hparams["optimizer"] == "DATA_TYPE_STRING"
+        assert {"lr", "optimizer", "scheduler", "loss", "hidden", "batch_size", "max_epochs", "seed"} <= set(hparams)
+        assert not any("/" in name or "_target_" in name for name in hparams)  # a curated flat set, not the config tree
+        assert {m["name"]["tag"] for m in experiment["metricInfos"]} == {"test/acc", "val/best_acc"}
     finally:
         server.terminate()
         server.wait(timeout=30)

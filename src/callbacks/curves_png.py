@@ -4,7 +4,7 @@ from pathlib import Path
 
 import lightning as L
 
-from src.figures import draw_run
+from src.figures import draw_run, run_name
 from src.loggers import read_curves
 
 
@@ -16,7 +16,7 @@ class CurvesPNG(L.Callback):
         if not trainer.is_global_zero or not trainer.loggers or trainer.sanity_checking or trainer.fast_dev_run:
             return
         run_dir = Path(trainer.default_root_dir)
-        draw_run(read_curves(trainer.loggers, run_dir), run_dir / "curves.png", str(run_dir))
+        draw_run(read_curves(trainer.loggers, run_dir), run_dir / "curves.png", run_name(run_dir))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._draw(trainer)

@@ -64,7 +64,7 @@ class MNISTDataModule(L.LightningDataModule):
         one_of("loader", loader, LOADERS)
         for source in sources:
             one_of("sources", source, SOURCES)
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
         self.augmentation = Augmentation(rotate, scale, shift)
         self.raw_dir = Path(data_dir) / "MNIST" / "raw"
         self.checksums = checksums or MNIST_SHA256

@@ -83,7 +83,7 @@ class Classifier(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
         try:
             self.net = instantiate(model)
         except InstantiationException as error:
@@ -102,6 +102,7 @@ class Classifier(L.LightningModule):
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self._loss_scales: list[float] = []
+        self._logged_at = -1  # the optimizer step whose train metrics were logged last
         self._checkpoint_schedule_steps: int | None = None  # the length of the schedule in the checkpoint resumed from
         self._schedule_start = 0  # the step where the current leg of the schedule began (> 0 once trained longer)
 
@@ -133,11 +134,18 @@ class Classifier(L.LightningModule):
         images, targets = batch
         logits = self.net(images)
         losses = self.loss_fn(logits, targets)
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        # train/loss and train/acc are means over every batch since the last logged step (the log_every_n_steps window),
+        # not one batch's values: the metrics accumulate on the device each step and are computed only when logged.
+        self.train_loss.update(losses.detach())
+        self.train_acc.update(logits.detach(), targets)
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0 and self._logged_at != self.global_step:
             # Only on the steps the logger writes (Lightning logs step k at k+1 % n == 0): each self.log call walks
             # Lightning's result objects and costs milliseconds, more than a whole step of this network on a CPU.
-            self.log("train/loss", self.train_loss(losses.detach()), prog_bar=True)
-            self.log("train/acc", self.train_acc(logits.detach(), targets), prog_bar=True)
+            self._logged_at = self.global_step
+            self.log("train/loss", self.train_loss.compute(), prog_bar=True)
+            self.log("train/acc", self.train_acc.compute(), prog_bar=True)
+            self.train_loss.reset()
+            self.train_acc.reset()
         return losses.sum() * self._loss_scales[batch_idx]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:

@@ -161,6 +161,13 @@ def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[L.Callbac
         return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **root)
 
 
+def shown_path(path: str | Path) -> str:
+    """A path as the project prints it: relative to the working folder when it lies inside it (as the default
+    ``lightning_logs/...``), else absolute; either way it pastes into a command run from here."""
+    relative = os.path.relpath(Path(path).resolve(), Path.cwd())
+    return relative if not relative.startswith("..") else str(Path(path).resolve())
+
+
 def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Plain Python floats copied out of (possibly live) tensors, for summaries and records.
 
@@ -343,6 +350,8 @@ UNACTIONABLE = (
     "Trainer already configured with model summary callbacks",  # the project's own ModelSummary shows every layer
     "Loading `train_dataloader` to estimate number of stepping batches",
     "Experiment with name",  # MLflow's experiment is created on first use, as expected
+    "`Trainer.fit` stopped:",  # the summary says how many epochs and steps ran; this one cuts into the progress bar
+    "Restoring states from the checkpoint path at",  # the next line names the checkpoint too
 )
 
 

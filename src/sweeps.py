@@ -17,7 +17,23 @@ from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from src.cli import shown_path
+
 RESULT_FILE = "result.json"
+SWEEP_JOBS_VARIABLE = "MNIST_LIGHTNING_SWEEP_JOBS"  # how many jobs the command line makes, for each job's header
+
+
+def sweep_size(overrides: Sequence[Override]) -> int | None:
+    """How many jobs a multirun of these overrides runs: the product of its value lists (None: a sweeper decides)."""
+    size = 1
+    for override in overrides:
+        if override.key_or_group == "hparams_search" and override.value() not in (None, "null"):
+            return None  # the search's own trials
+        if override.is_sweep_override():
+            if not override.is_discrete_sweep():
+                return None
+            size *= len(list(override.sweep_string_iterator()))
+    return size
 
 
 def swept_overrides(task_overrides: Sequence[str], fixed_keys: Sequence[str]) -> list[str]:
@@ -54,15 +70,30 @@ def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=rank)
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.4f}" if value <= 1 else f"{value:.1f}"
-        return str(value if value is not None else "").replace("|", "/")
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.4f}" if value <= 1 else f"{value:.1f}"
+    return str(value if value is not None else "").replace("|", "/")
 
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(row.get(column)) for column in COLUMNS) + " |" for row in rows]
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The summary's columns: ``error`` only when a run failed."""
+    return [column for column in COLUMNS if column != "error" or any(row.get("error") for row in rows)]
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    columns = _columns(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(column)) for column in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def aligned(rows: list[dict[str, Any]]) -> str:
+    """The summary as aligned text for the terminal (the folder as its job name: it lies in the sweep folder)."""
+    columns = _columns(rows)
+    cells = [columns] + [[_cell(Path(row[c]).name if c == "folder" else row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells)
 
 
 class SweepSummary(Callback):
@@ -73,15 +104,16 @@ class SweepSummary(Callback):
         rows = read_results(sweep_dir)
         (sweep_dir / "summary.md").write_text(markdown(rows))
         with (sweep_dir / "summary.csv").open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=COLUMNS, extrasaction="ignore")
+            writer = csv.DictWriter(file, fieldnames=_columns(rows), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        print(f"\nsweep of {len(rows)} runs, best first ({sweep_dir}/summary.md):\n{markdown(rows)}")
-        if rows and "error" not in rows[0]:
+        print(f"\nsweep of {len(rows)} runs, best first (also in {shown_path(sweep_dir)}/summary.md):\n{aligned(rows)}\n")
+        best = rows[0].get("best_val_acc") if rows else None
+        if isinstance(best, float) and not math.isnan(best):
             print(f"best run: {rows[0]['overrides'] or rows[0]['folder']}  (best val accuracy {rows[0]['best_val_acc']:.4f})")
         if (sweep_dir / "optimization_results.yaml").is_file():
-            print(f"the Optuna study's best parameters: {sweep_dir}/optimization_results.yaml")
+            print(f"the Optuna study's best parameters: {shown_path(sweep_dir)}/optimization_results.yaml")
         if any(sweep_dir.rglob("events.out.tfevents.*")):
-            print(f"compare them: tensorboard --logdir {sweep_dir}")
+            print(f"compare them: tensorboard --logdir {shown_path(sweep_dir)}")
         elif any(sweep_dir.rglob("metrics.csv")):  # logger=csv: their val curves overlaid in one picture
-            print(f"compare them: python -m src.plot {sweep_dir}")
+            print(f"compare them: python -m src.plot {shown_path(sweep_dir)}")

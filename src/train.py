@@ -40,6 +40,7 @@ from src.cli import (
     first_line,
     numbers,
     plain,
+    shown_path,
 )
 from src.data.sources import MNISTUnavailable
 from src.loggers import (
@@ -54,7 +55,7 @@ from src.loggers import (
     logger_configs,
 )
 from src.models.classifier import Classifier, ScheduleLengthError
-from src.sweeps import fixed_keys, swept_overrides, write_result
+from src.sweeps import SWEEP_JOBS_VARIABLE, fixed_keys, sweep_size, swept_overrides, write_result
 from src.validate import named_setting
 
 
@@ -190,7 +191,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "global_step": trainer.global_step,
         "run_dir": str(run.run_dir) if writes_logs else None,
         "best_checkpoint": best_path or None,
-        "logged": describe(trainer.loggers, run.run_dir) if writes_logs else [],
+        "logged": describe(trainer.loggers, Path(shown_path(run.run_dir))) if writes_logs else [],
         "notes": notes,
     }
 
@@ -212,9 +213,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         + f" {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, {summary['global_step']} steps",
     ]
     if summary["run_dir"]:
-        lines.append(f"run folder       {summary['run_dir']}")
+        lines.append(f"run folder       {shown_path(summary['run_dir'])}")
     if summary["best_checkpoint"]:
-        lines.append(f"best checkpoint  {summary['best_checkpoint']}")
+        lines.append(f"best checkpoint  {shown_path(summary['best_checkpoint'])}")
     lines += summary["logged"]
     print("\n".join(lines + [f"note: {note}" for note in summary["notes"]]))
 
@@ -232,7 +233,9 @@ def sweep_job(cfg: DictConfig) -> float:
     started = time.perf_counter()
     job = HydraConfig.get()
     swept = swept_overrides(job.overrides.task, job.job.config.override_dirname.exclude_keys)
-    row: dict[str, Any] = {"overrides": " ".join(swept), "folder": job.runtime.output_dir}
+    row: dict[str, Any] = {"overrides": " ".join(swept), "folder": shown_path(job.runtime.output_dir)}
+    jobs = os.environ.get(SWEEP_JOBS_VARIABLE)
+    print(f"\njob {job.job.num + 1}{'/' + jobs if jobs else ''}: {' '.join(swept) or '(nothing swept)'}", flush=True)
     try:
         summary = train(cfg)
     except Exception as error:  # recorded, not raised: the sweep goes on
@@ -276,6 +279,7 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     overrides = checked_command_line("train")
+    os.environ[SWEEP_JOBS_VARIABLE] = str(sweep_size(overrides) or "")  # for each job's header line
     # Job folders of a sweep are named by what is swept: the keys the command line fixes are left out of the names.
     sys.argv.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed_keys(overrides))}]")
     main()

@@ -61,5 +61,10 @@ def test_each_switch_alone_ends_in_a_summary(tiny_mnist: TinyMNIST, tmp_path: Pa
         if done.returncode != 0 or "test accuracy " not in done.stdout or expected not in done.stdout + done.stderr:
             failures.append(f"{' '.join(switch)} -> exit {done.returncode}: {(done.stdout + done.stderr)[-800:]}")
     assert not failures, "\n\n".join(failures)
+    for (switch, _), done in zip(SWITCHES, results, strict=True):  # a calm terminal: nothing said twice, paths relative
+        said = [line for line in (done.stdout + done.stderr).splitlines() if line.strip("-= ") and "|" not in line]
+        prints_a_table = any(word in " ".join(switch) for word in ("profiler", "print_config"))  # rows may repeat
+        assert len(said) == len(set(said)) or prints_a_table, (switch, said)
+        assert all(not line.split()[-1].startswith("/") for line in said if line.startswith(("run folder", "best checkpoint")))
     written = [path.name for path in work.iterdir()]
     assert written == ["lightning_logs"]  # runs write under lightning_logs/ only (fast_dev_run: nowhere)

@@ -8,6 +8,8 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from src.sweeps import fixed_keys, markdown, swept_overrides
 from tests.conftest import REPO, run_many, run_module, scalars, synthetic_digits
@@ -57,6 +59,7 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(rea
     """Four jobs, two of which fail: the failures become rows, and the other jobs still run."""
     Image.fromarray(synthetic_digits(1, seed=3)[0][0].numpy()).save(tmp_path / "digit.png")
     done, folder, rows = sweep(tmp_path, "optimizer.lr=0.001,-1", "data.batch_size=64,128")
+    job_overrides = [f"data.batch_size={b} optimizer.lr={lr}" for lr in ("0.001", "-1") for b in (64, 128)]
     runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
     assert runs == [
         "0_data.batch_size:64+optimizer.lr:0.001",
@@ -76,6 +79,22 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(rea
         assert row["error"].startswith("ConfigError: optimizer.lr=-1: out of range") and not row["test_acc"]
         assert row["overrides"].startswith("data.batch_size=") and row["overrides"].endswith(" optimizer.lr=-1")
     assert f"tensorboard --logdir {folder}" in done.stdout
+    # The terminal: a header line per job, nothing said twice within a job, an aligned table at the end.
+    blocks = done.stdout.split("\njob ")[1:]
+    assert [block.splitlines()[0] for block in blocks] == [f"{n}/4: {row}" for n, row in enumerate(job_overrides, 1)]
+    for block in blocks:
+        said = [line for line in block.splitlines() if line.strip()]
+        assert len(said) == len(set(said)), said
+    assert "overrides" in done.stdout and "| overrides |" not in done.stdout  # aligned text, not raw markdown
+    # HPARAMS: each job's settings name its swept values, so the trials can be told apart.
+    for row in good:
+        events = EventAccumulator(row["folder"])
+        events.Reload()
+        (content,) = [c for tag, c in events.PluginTagToContent("hparams").items() if "session_start" in tag]
+        settings = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+        values = dict(o.split("=", 1) for o in row["overrides"].split())
+        assert settings["batch_size"].number_value == float(values["data.batch_size"])
+        assert settings["lr"].number_value == float(values["optimizer.lr"]) and settings["optimizer"].string_value == "adamw"
     # Every checkpoint path the sweep printed pastes into the project's commands as it is, unquoted.
     printed = [line.split()[-1] for line in done.stdout.splitlines() if line.startswith("best checkpoint")]
     assert len(printed) == 2 and all(":" in path and "+" in path for path in printed)

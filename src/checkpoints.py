@@ -69,8 +69,9 @@ def read(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
 
 
 def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:
-    """Name the first layer whose shape differs between the checkpoint and the configured network."""
-    saved, ours = state.get("state_dict", {}), model.state_dict()
+    """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
+    saved = {name: tensor for name, tensor in state.get("state_dict", {}).items() if name.startswith("net.")}
+    ours = {name: tensor for name, tensor in model.state_dict().items() if name.startswith("net.")}
     hint = "use that run's model settings (its config.yaml)"
     for name, tensor in ours.items():
         if name not in saved:

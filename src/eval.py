@@ -51,7 +51,8 @@ def main(cfg: DictConfig) -> None:
         result = evaluate(cfg.ckpt_path, cfg.accelerator, cfg.data_dir)
     except USER_ERRORS as error:
         exit_on_error(error)
-    print(f"test accuracy {result['test/acc']:.4f}, loss {result['test/loss']:.4f} on {result['test_images']:,} test images")
+    accuracy, loss = result["result/test_acc"], result["result/test_loss"]
+    print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} on {result['test_images']:,} test images")
     for digit, accuracy in enumerate(result["per_class_acc"]):
         print(f"  digit {digit}: {accuracy:.4f}")
     print(f"confusion matrix: {result['confusion_png']}")

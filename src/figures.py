@@ -93,17 +93,17 @@ def draw_run(curves: Curves, path: Path, title: str) -> Path:
     accuracy, loss = figure.subplots(1, 2)
     train = {"label": "train (mean of each logging window)", "color": COLOURS["train"], "alpha": 0.7}
     val = {"label": "val (each epoch)", "color": COLOURS["val"], "marker": "o"}
-    _series(accuracy, curves, "train/acc", **train)
-    _series(accuracy, curves, "val/acc", **val)
+    _series(accuracy, curves, "acc/train", **train)
+    _series(accuracy, curves, "acc/val", **val)
     tutorial = {"label": "test batch (tutorial)", "color": COLOURS["tutorial"], "marker": "x"}
-    _series(accuracy, curves, "tutorial/test_batch_acc", **tutorial)
-    for axis, tag in ((accuracy, "test/acc"), (loss, "test/loss")):
+    _series(accuracy, curves, "acc/test_batch_tutorial", **tutorial)
+    for axis, tag in ((accuracy, "result/test_acc"), (loss, "result/test_loss")):
         if curves.get(tag):
             step, value = curves[tag][-1]
             shown = f"{value:.2%}" if axis is accuracy else f"{value:.4f}"
             axis.plot([step], [value], "*", color=COLOURS["test"], markersize=14, label=f"test {shown}")
-    _series(loss, curves, "train/loss", **train)
-    _series(loss, curves, "val/loss", **val)
+    _series(loss, curves, "loss/train", **train)
+    _series(loss, curves, "loss/val", **val)
     return _save(figure, accuracy, loss, ("accuracy", "loss"), path, title)
 
 
@@ -112,8 +112,8 @@ def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
     figure = Figure(figsize=(12, 4.5))
     accuracy, loss = figure.subplots(1, 2)
     for name, curves in runs.items():
-        _series(accuracy, curves, "val/acc", label=name, marker=".")
-        _series(loss, curves, "val/loss", label=name, marker=".")
+        _series(accuracy, curves, "acc/val", label=name, marker=".")
+        _series(loss, curves, "loss/val", label=name, marker=".")
     return _save(figure, accuracy, loss, ("val accuracy", "val loss"), path, title)
 
 

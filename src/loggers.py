@@ -37,9 +37,9 @@ class TensorBoardLogger(LightningTensorBoardLogger):
 
 # TensorBoard's CUSTOM SCALARS tab: train, val and test of one metric in one chart.
 CHARTS = {
-    "accuracy (train: mean over each logging window)": ["^train/acc$", "^val/acc$", "^test/acc$"],
-    "loss (train: mean over each logging window)": ["^train/loss$", "^val/loss$", "^test/loss$"],
-    "learning rate": ["^lr-"],
+    "accuracy (train: mean over each logging window)": ["^acc/train$", "^acc/val$", "^result/test_acc$"],
+    "loss (train: mean over each logging window)": ["^loss/train$", "^loss/val$", "^result/test_loss$"],
+    "learning rate": ["^lr"],
 }
 
 
@@ -185,12 +185,12 @@ class LogSettings(L.Callback):
 
 
 def log_final(loggers: list[Logger], settings: dict[str, Any], results: dict[str, float], step: int) -> None:
-    """The run's final numbers (``test/acc``, ``val/best_acc``), with its settings in TensorBoard's HPARAMS tab."""
+    """The run's final numbers (``result/test_acc``, ``result/best_val_acc``), with its settings in the HPARAMS tab."""
     for logger in loggers:
-        if isinstance(logger, LightningTensorBoardLogger):  # declares the columns; writes test/acc again, same value
+        if isinstance(logger, LightningTensorBoardLogger):  # declares the columns; writes test_acc again, same value
             logger.log_hyperparams(settings, results, step=step)
-        else:  # test/acc is logged already
-            logger.log_metrics({name: value for name, value in results.items() if name != "test/acc"}, step=step)
+        else:  # result/test_acc is logged already
+            logger.log_metrics({name: value for name, value in results.items() if name != "result/test_acc"}, step=step)
         logger.finalize("success")
 
 

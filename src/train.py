@@ -100,7 +100,7 @@ def build_run(cfg: DictConfig) -> Run:
     if start is not None:  # a new run that starts from these weights; optimizer, schedule and step start afresh
         weights = checkpoints.read(start, key="init_from")
         checkpoints.check_same_network(weights, model, start, key="init_from")
-        model.load_state_dict(weights["state_dict"])
+        model.net.load_state_dict({k.removeprefix("net."): v for k, v in weights["state_dict"].items() if k.startswith("net.")})
     run_dir = choose_run_dir(cfg, checkpoint)
     callbacks = build_callbacks(cfg, run_dir, has_logger=bool(logger_configs(cfg)))
     callbacks += [
@@ -173,7 +173,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best_val_acc = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
     writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
     if writes_logs:
-        results = {"test/acc": test_metrics["test/acc"], "val/best_acc": best_val_acc}
+        results = {"result/test_acc": test_metrics["result/test_acc"], "result/best_val_acc": best_val_acc}
         log_final(trainer.loggers, compared_settings(cfg), results, step=trainer.global_step)
         if not trainer.loggers:
             notes.append("no metrics kept and no curves drawn: logger=none")
@@ -184,8 +184,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size
         ),
         "is_global_zero": trainer.is_global_zero,
-        "test_acc": test_metrics["test/acc"],
-        "test_loss": test_metrics["test/loss"],
+        "test_acc": test_metrics["result/test_acc"],
+        "test_loss": test_metrics["result/test_loss"],
         "best_val_acc": best_val_acc,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
@@ -200,8 +200,8 @@ def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> 
     if trainer.fast_dev_run:
         return "fast_dev_run keeps none"
     if best is None:
-        return "checkpointing is off" if not trainer.checkpoint_callbacks else "no checkpoint callback monitors val/acc"
-    return "validation never ran" if trainer.limit_val_batches == 0 or not trainer.num_val_batches else "no val/acc was logged"
+        return "checkpointing is off" if not trainer.checkpoint_callbacks else "no checkpoint callback monitors acc/val"
+    return "validation never ran" if trainer.limit_val_batches == 0 or not trainer.num_val_batches else "no acc/val was logged"
 
 
 def print_summary(summary: dict[str, Any]) -> None:

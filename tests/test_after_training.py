@@ -18,7 +18,7 @@ def trained(tiny_config) -> dict:
 
 def test_eval_reports_accuracy_per_class_and_a_confusion_png(trained, tiny_mnist) -> None:
     result = evaluate(trained["best_checkpoint"], data_dir=str(tiny_mnist.root))
-    assert result["test/acc"] == pytest.approx(trained["test_acc"])  # the same checkpoint, the same 200 test images
+    assert result["result/test_acc"] == pytest.approx(trained["test_acc"])  # the same checkpoint, the same 200 test images
     assert result["test_images"] == 200 and len(result["per_class_acc"]) == 10
     assert Path(result["confusion_png"]).read_bytes().startswith(b"\x89PNG")
 

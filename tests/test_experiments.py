@@ -22,7 +22,7 @@ def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(tiny_config)
         "trainer.log_every_n_steps=5",
     )
     summary = train(cfg)
-    curve = scalars(summary["run_dir"])["tutorial/test_batch_acc"]
+    curve = scalars(summary["run_dir"])["acc/test_batch_tutorial"]
     assert [step for step, _ in curve] == list(range(4, 40, 5))  # every 5 optimizer steps (logged at step k-1)
     assert all(0.0 <= value <= 1.0 for _, value in curve)
 

@@ -15,7 +15,7 @@ SWITCHES = [
     (["trainer.enable_progress_bar=false"], "best checkpoint"),
     (["trainer.enable_model_summary=false"], "best checkpoint"),
     (["trainer.enable_checkpointing=false"], "note: tested the final weights: no best checkpoint (checkpointing is off)"),
-    (["~callbacks.checkpoint"], "note: tested the final weights: no best checkpoint (no checkpoint callback monitors val/acc)"),
+    (["~callbacks.checkpoint"], "note: tested the final weights: no best checkpoint (no checkpoint callback monitors acc/val)"),
     (["trainer.limit_val_batches=0"], "note: tested the final weights: no best checkpoint (validation never ran)"),
     (["trainer.max_steps=2"], "1 epoch, 2 steps"),
     (["trainer.max_steps=3", "trainer.max_epochs=2", "trainer.limit_train_batches=2"], "3 steps"),  # a one-cycle of 3 steps
@@ -26,7 +26,7 @@ SWITCHES = [
     (["optimizer.eps=1e-7"], "best checkpoint"),  # an argument of torch.optim.AdamW that conf/optimizer/adamw.yaml omits
     # lightning-hydra-template's groups
     (["logger=false"], "note: no metrics kept and no curves drawn: logger=none"),
-    (["callbacks=null"], "note: tested the final weights: no best checkpoint (no checkpoint callback monitors val/acc)"),
+    (["callbacks=null"], "note: tested the final weights: no best checkpoint (no checkpoint callback monitors acc/val)"),
     (["callbacks=none", "trainer.enable_checkpointing=false"], "no best checkpoint (checkpointing is off)"),
     (["callbacks=minimal"], "best checkpoint"),
     (["~callbacks.last_checkpoint"], "best checkpoint"),

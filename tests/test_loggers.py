@@ -29,17 +29,17 @@ def test_csv_history_of_a_resumed_run_is_the_tensorboard_history(tiny_config) ->
         "version_1",
     ]
     from_csv, from_tensorboard = read_csv_curves(sorted(run.glob("csv/*/metrics.csv"))), scalars(run)
-    for tag in ("train/loss", "val/acc", "val/loss"):
+    for tag in ("loss/train", "acc/val", "loss/val"):
         assert [step for step, _ in from_csv[tag]] == [step for step, _ in from_tensorboard[tag]], tag
         assert [value for _, value in from_csv[tag]] == pytest.approx([value for _, value in from_tensorboard[tag]]), tag
-    assert [step for step, _ in from_csv["val/acc"]] == [15, 31]
+    assert [step for step, _ in from_csv["acc/val"]] == [15, 31]
 
 
 def test_init_from_starts_a_new_run_from_the_weights_only(tiny_config) -> None:
     first = train(tiny_config("trainer.max_epochs=1", "trainer.log_every_n_steps=1"))
     tuned = train(tiny_config("name=tuned", "trainer.max_epochs=1", "trainer.log_every_n_steps=1", "init_from=last"))
     assert Path(tuned["run_dir"]).parent.name == "tuned" and tuned["global_step"] == 16  # its own folder, step 0 again
-    start, trained = scalars(tuned["run_dir"])["train/loss"][0][1], scalars(first["run_dir"])["train/loss"]
+    start, trained = scalars(tuned["run_dir"])["loss/train"][0][1], scalars(first["run_dir"])["loss/train"]
     assert start < trained[0][1] - 0.2  # begins where the first run's weights were, not at a fresh network's loss
     assert not (Path(tuned["run_dir"]) / "config.resumed.yaml").exists()
 
@@ -129,9 +129,9 @@ def test_mlflow_run_is_continued_by_a_resume(store: str, request, tiny_mnist: Ti
     assert run.info.run_id in first.stdout and run.info.run_id in resumed.stdout
     assert run.info.run_name == f"mlflow-{store}/version_0" and run.info.status == "FINISHED"
     assert run.data.params["lr"] == "0.001" and run.data.params["batch_size"] == "32" and run.data.params["optimizer"] == "adamw"
-    val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/acc")]
+    val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "acc/val")]
     assert val_steps == [3, 7]  # epoch 1 before the resume, epoch 2 after it (4 steps an epoch)
-    assert client.get_metric_history(run.info.run_id, "val/best_acc")[-1].step == 8
+    assert client.get_metric_history(run.info.run_id, "result/best_val_acc")[-1].step == 8
     if store == "local":  # a resume that changes a logged setting: MLflow refuses it, and so does the command, in one line
         before = sorted((work / "lightning_logs" / f"mlflow-{store}" / "version_0").rglob("*"))
         (changed,) = run_many([("src.train", work, [*common, "trainer.max_epochs=3", "ckpt_path=last", "optimizer.lr=0.01"])])

@@ -72,8 +72,8 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(rea
     assert float(good[0]["best_val_acc"]) >= float(good[1]["best_val_acc"])
     for row in good:
         logged = scalars(row["folder"])
-        assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in logged["val/acc"]), abs=1e-6)
-        assert float(row["test_acc"]) == pytest.approx(logged["test/acc"][-1][1], abs=1e-6)
+        assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in logged["acc/val"]), abs=1e-6)
+        assert float(row["test_acc"]) == pytest.approx(logged["result/test_acc"][-1][1], abs=1e-6)
         assert row["epochs"] == "1" and float(row["wall_s"]) > 0 and not row["error"]
     for row in failed:
         assert row["error"].startswith("ConfigError: optimizer.lr=-1: out of range") and not row["test_acc"]
@@ -117,7 +117,7 @@ def test_parallel_jobs_through_joblib_never_share_a_folder(real_mnist, tmp_path)
     assert sorted(run.name for run in runs) == ["0_seed:1", "1_seed:2"]
     for run in runs:  # each job logged into its own folder, one TensorBoard run each
         assert len(list(run.glob("events.out.tfevents.*"))) >= 1 and (run / "checkpoints" / "last.ckpt").is_file()
-        assert "val/acc" in scalars(run)
+        assert "acc/val" in scalars(run)
     assert len({row["folder"] for row in rows}) == 2
 
 
@@ -133,7 +133,7 @@ def test_an_optuna_search_of_three_tiny_trials_reports_its_best(real_mnist, tmp_
         assert config.optimizer.lr == float(values["optimizer.lr"]) and config.data.batch_size == int(values["data.batch_size"])
         assert config.optimizer.weight_decay == float(values["optimizer.weight_decay"])
         assert Path(row["folder"]).name.split("_", 1)[1] == row["overrides"].replace(" ", "+").replace("=", ":")
-        assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in scalars(row["folder"])["val/acc"]), abs=1e-6)
+        assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in scalars(row["folder"])["acc/val"]), abs=1e-6)
     best = OmegaConf.load(folder / "optimization_results.yaml")  # the sweeper's own record of the study
     assert best.best_value == pytest.approx(float(rows[0]["best_val_acc"]), abs=1e-6)  # the top row is the best trial
     assert {key: str(value) for key, value in best.best_params.items()} == dict(

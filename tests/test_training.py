@@ -109,10 +109,10 @@ def test_a_finished_run_trained_longer_runs_its_schedule_again_over_the_added_st
     first = train(tiny_config(*settings, "trainer.max_epochs=1"))
     longer = train(tiny_config(*settings, "trainer.max_epochs=2", "ckpt_path=last"))
     assert longer["run_dir"] == first["run_dir"] and longer["global_step"] == 32
-    (rates,) = (points for tag, points in scalars(longer["run_dir"]).items() if tag.startswith("lr-"))
+    (rates,) = (points for tag, points in scalars(longer["run_dir"]).items() if tag.startswith("lr"))
     rate = dict(rates)
     assert [rate[step + 16] for step in range(16)] == pytest.approx([rate[step] for step in range(16)], rel=1e-6)
-    losses = dict(scalars(longer["run_dir"])["train/loss"])
+    losses = dict(scalars(longer["run_dir"])["loss/train"])
     assert losses[16] < losses[0] - 0.2  # carried on from the trained weights (2.30 at step 0, 1.9 or less at 16)
 
 

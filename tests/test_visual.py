@@ -49,14 +49,14 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
         while True:
             try:
                 tags = get_json(f"{base}/scalars/tags")["."]
-                if "test/acc" in tags:
+                if "result/test_acc" in tags:
                     break
             except (OSError, KeyError):
                 pass
             assert time.monotonic() < deadline, "tensorboard did not serve the run within 90 s"
             assert server.poll() is None, "tensorboard exited"
             time.sleep(1)
-        assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/acc", "test/loss", "lr-AdamW"} <= set(tags)
+        assert {"loss/train", "acc/train", "loss/val", "acc/val", "result/test_acc", "result/test_loss", "lr"} <= set(tags)
         assert "epoch" not in tags and not any(tag.startswith("hp") for tag in tags)  # no staircase, no empty charts
 
         def steps(tag: str) -> list[int]:
@@ -64,13 +64,13 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
 
         # 500 training samples in batches of 32: 16 steps an epoch, 48 in all; logged every 4 steps, train/* as the
         # mean over those 4 steps.
-        assert steps("train/loss") == list(range(3, 48, 4))
-        assert steps("val/acc") == [15, 31, 47]  # once per epoch
-        assert set(steps("test/acc")) == {48}
-        assert len(steps("lr-AdamW")) == 12
+        assert steps("loss/train") == list(range(3, 48, 4))
+        assert steps("acc/val") == [15, 31, 47]  # once per epoch
+        assert set(steps("result/test_acc")) == {48}
+        assert len(steps("lr")) == 12
         layout = get_json(f"{base}/custom_scalars/layout")
         charts = {chart["title"]: chart["multiline"]["tag"] for chart in layout["category"][0]["chart"]}
-        assert charts["accuracy (train: mean over each logging window)"] == ["^train/acc$", "^val/acc$", "^test/acc$"]
+        assert charts["accuracy (train: mean over each logging window)"] == ["^acc/train$", "^acc/val$", "^result/test_acc$"]
         images = get_json(f"{base}/images/tags")["."]
         assert {"test/confusion_matrix", "test/misclassified"} <= set(images)
         (shown,) = get_json(f"{base}/images/images?run=.&tag=test/confusion_matrix")
@@ -83,7 +83,7 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
         assert hparams["lr"] == "DATA_TYPE_FLOAT64" and hparams["optimizer"] == "DATA_TYPE_STRING"
         assert {"lr", "optimizer", "scheduler", "loss", "hidden", "batch_size", "max_epochs", "seed"} <= set(hparams)
         assert not any("/" in name or "_target_" in name for name in hparams)  # a curated flat set, not the config tree
-        assert {m["name"]["tag"] for m in experiment["metricInfos"]} == {"test/acc", "val/best_acc"}
+        assert {m["name"]["tag"] for m in experiment["metricInfos"]} == {"result/test_acc", "result/best_val_acc"}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -110,7 +110,7 @@ def test_recorded_numbers_are_copies_that_stay_put(tiny_config) -> None:
         def on_train_epoch_end(self, trainer, pl_module):
             if trainer.current_epoch == 0:
                 weight = pl_module.net.layers[1].weight
-                self.copy = numbers({"w": weight[0, 0], "loss": trainer.callback_metrics["train/loss"]})
+                self.copy = numbers({"w": weight[0, 0], "loss": trainer.callback_metrics["loss/train"]})
                 self.view = weight.detach().numpy()[0]  # what the tutorial warns about
                 self.value_then = float(weight[0, 0].detach())
 

@@ -28,9 +28,9 @@ class LineProgress(ProgressBar):
         if self._enabled and self.trainer.is_global_zero:
             print(text, flush=True)
 
-    def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str = "") -> str:
+    def _metrics(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str = "") -> str:
         metrics = self.get_metrics(trainer, pl_module)
-        shown = {k: v for k, v in metrics.items() if k.startswith(prefix) and k != "v_num"}
+        shown = {k: v for k, v in metrics.items() if k.endswith(f"/{stage}" if stage else "") and k != "v_num"}
         return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -50,7 +50,14 @@ class LineProgress(ProgressBar):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._print(f"epoch {trainer.current_epoch + 1} validation: {self._metrics(trainer, pl_module, 'val/')}")
+            self._print(f"epoch {trainer.current_epoch + 1} validation: {self._metrics(trainer, pl_module, 'val')}")
+
+
+class Bar(TQDMProgressBar):
+    """Lightning's tqdm bar without ``v_num`` (the run folder is in the summary)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float | dict]:
+        return {name: value for name, value in super().get_metrics(trainer, pl_module).items() if name != "v_num"}
 
 
 def progress_bar(refresh_rate: int = 25, every_n_steps: int = 100) -> ProgressBar:
@@ -58,5 +65,5 @@ def progress_bar(refresh_rate: int = 25, every_n_steps: int = 100) -> ProgressBa
     whole_number("refresh_rate", refresh_rate, 1)
     whole_number("every_n_steps", every_n_steps, 1)
     if sys.stderr.isatty():
-        return TQDMProgressBar(refresh_rate=refresh_rate)
+        return Bar(refresh_rate=refresh_rate)
     return LineProgress(every_n_steps=every_n_steps)

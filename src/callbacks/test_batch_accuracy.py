@@ -7,7 +7,7 @@ from src.validate import whole_number
 
 
 class TestBatchAccuracy(L.Callback):
-    """Logs ``tutorial/test_batch_acc``: the accuracy on the first batch of the test loader, every ``every_n_steps``.
+    """Logs ``acc/test_batch_tutorial``: the accuracy on the first batch of the test loader, every ``every_n_steps``.
 
     The source tutorial records this to plot how fast its network learns. It is only a picture of learning speed: no
     checkpoint or setting is chosen by it (the best checkpoint is chosen on the validation split).
@@ -28,4 +28,4 @@ class TestBatchAccuracy(L.Callback):
         with torch.no_grad():
             accuracy = (pl_module(images).argmax(dim=1) == labels).float().mean()
         pl_module.train()
-        pl_module.log("tutorial/test_batch_acc", accuracy)
+        pl_module.log("acc/test_batch_tutorial", accuracy)

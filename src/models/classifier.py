@@ -98,9 +98,13 @@ class Classifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
         self.val_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
         self.test_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
-        self.train_loss = MeanMetric()
-        self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
+        self.train_loss = MeanMetric(nan_strategy="disable")  # a NaN shows as NaN; no per-step NaN check (a host sync)
+        # The train metrics hold the current logging window: kept in checkpoints, so a resumed run logs what a straight
+        # run logs.
+        self.train_acc.persistent(True)
+        self.train_loss.persistent(True)
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric(nan_strategy="disable")
         self._loss_scales: list[float] = []
         self._logged_at = -1  # the optimizer step whose train metrics were logged last
         self._checkpoint_schedule_steps: int | None = None  # the length of the schedule in the checkpoint resumed from
@@ -134,7 +138,7 @@ class Classifier(L.LightningModule):
         images, targets = batch
         logits = self.net(images)
         losses = self.loss_fn(logits, targets)
-        # train/loss and train/acc are means over every batch since the last logged step (the log_every_n_steps window),
+        # loss/train and acc/train are means over every batch since the last logged step (the log_every_n_steps window),
         # not one batch's values: the metrics accumulate on the device each step and are computed only when logged.
         self.train_loss.update(losses.detach())
         self.train_acc.update(logits.detach(), targets)
@@ -142,26 +146,30 @@ class Classifier(L.LightningModule):
             # Only on the steps the logger writes (Lightning logs step k at k+1 % n == 0): each self.log call walks
             # Lightning's result objects and costs milliseconds, more than a whole step of this network on a CPU.
             self._logged_at = self.global_step
-            self.log("train/loss", self.train_loss.compute(), prog_bar=True)
-            self.log("train/acc", self.train_acc.compute(), prog_bar=True)
+            self.log("loss/train", self.train_loss.compute(), prog_bar=True)
+            self.log("acc/train", self.train_acc.compute(), prog_bar=True)
             self.train_loss.reset()
             self.train_acc.reset()
         return losses.sum() * self._loss_scales[batch_idx]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_acc, self.val_loss)
+        self._evaluate(batch, ("acc/val", self.val_acc), ("loss/val", self.val_loss))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Returns the predicted classes, for callbacks that report on them (src/callbacks/test_figures.py)."""
-        return self._evaluate(batch, "test", self.test_acc, self.test_loss)
+        """Returns the predicted classes, for callbacks that report on them (src/callbacks/test_figures.py).
+        The test's numbers are the run's result: ``result/`` sorts after the curves' ``acc/``, ``loss/``, ``lr``."""
+        return self._evaluate(batch, ("result/test_acc", self.test_acc), ("result/test_loss", self.test_loss))
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, acc: MulticlassAccuracy, loss: MeanMetric) -> Tensor:
+    def _evaluate(
+        self, batch: tuple[Tensor, Tensor], acc: tuple[str, MulticlassAccuracy], loss: tuple[str, MeanMetric]
+    ) -> Tensor:
         images, targets = batch
         logits = self.net(images)
-        acc.update(logits, targets)
-        loss.update(self.loss_fn(logits, targets))
-        self.log(f"{stage}/acc", acc, prog_bar=True)
-        self.log(f"{stage}/loss", loss)
+        (acc_tag, accuracy), (loss_tag, mean_loss) = acc, loss
+        accuracy.update(logits, targets)
+        mean_loss.update(self.loss_fn(logits, targets))
+        self.log(acc_tag, accuracy, prog_bar=True)
+        self.log(loss_tag, mean_loss)
         return logits.argmax(dim=1)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -198,4 +206,5 @@ class Classifier(L.LightningModule):
         scheduler = instantiate(
             self.hparams.scheduler, optimizer=optimizer, total_steps=max(1, total_steps - self._schedule_start)
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        # "name": the learning-rate monitor logs it as "lr" (beside acc/ and loss/), not "lr-AdamW".
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}

@@ -22,6 +22,8 @@ from hydra.utils import get_object, instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from tensorboard.plugins.hparams import plugin_data_pb2
+from torch.utils.tensorboard.summary import hparams
 
 from src import figures
 from src.figures import Curves
@@ -147,13 +149,20 @@ def compared_settings(cfg: DictConfig) -> dict[str, Any]:
     settings: dict[str, Any] = {group: _choice(cfg, group) for group in ("optimizer", "scheduler", "loss")}
     settings["hidden"] = "x".join(str(width) for width in cfg.model.hidden)
     settings |= {name: _setting(cfg, key) for name, key in COMPARED.items()}
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        job = HydraConfig.get()
-        for override in job.overrides.task:
-            key = override.lstrip("+~").partition("=")[0]
-            if key not in job.job.config.override_dirname.exclude_keys and key not in settings and key not in COMPARED.values():
-                settings[key] = _setting(cfg, key) if "." in key or key in cfg else override.partition("=")[2]
+    for key in swept_keys():
+        if key not in settings:  # a group (experiment=fast,best) by its choice, a key by its value
+            choices = HydraConfig.get().runtime.choices
+            settings[key] = str(choices[key]) if key in choices else _setting(cfg, COMPARED.get(key, key))
     return settings
+
+
+def swept_keys() -> list[str]:
+    """In a sweep, the keys it sweeps, named as :func:`compared_settings` names them (``optimizer.lr`` as ``lr``)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return []
+    job, names = HydraConfig.get(), {key: name for name, key in COMPARED.items()}
+    keys = [override.lstrip("+~").partition("=")[0] for override in job.overrides.task]
+    return [names.get(key, key) for key in keys if key not in job.job.config.override_dirname.exclude_keys]
 
 
 class KeepRunIds(L.Callback):
@@ -187,11 +196,31 @@ class LogSettings(L.Callback):
 def log_final(loggers: list[Logger], settings: dict[str, Any], results: dict[str, float], step: int) -> None:
     """The run's final numbers (``result/test_acc``, ``result/best_val_acc``), with its settings in the HPARAMS tab."""
     for logger in loggers:
-        if isinstance(logger, LightningTensorBoardLogger):  # declares the columns; writes test_acc again, same value
-            logger.log_hyperparams(settings, results, step=step)
+        if isinstance(logger, LightningTensorBoardLogger):
+            write_hparams(logger, settings, results, step)
         else:  # result/test_acc is logged already
             logger.log_metrics({name: value for name, value in results.items() if name != "result/test_acc"}, step=step)
         logger.finalize("success")
+
+
+# The settings TensorBoard's HPARAMS tab shows first when nothing is swept (it shows 5 at first).
+SHOWN_FIRST = ("optimizer", "lr", "scheduler", "loss", "hidden")
+
+
+def write_hparams(logger: LightningTensorBoardLogger, settings: dict[str, Any], results: dict[str, float], step: int) -> None:
+    """TensorBoard's HPARAMS entry of the run: its settings and final numbers (Lightning's ``log_hyperparams``
+    writes the same three summaries). The HPARAMS tab ticks the first 5 settings that "differ", in name order; so the
+    swept keys (in a sweep) or :data:`SHOWN_FIRST` are marked ``differs``, to be the columns a reader sees first."""
+    experiment, start, end = hparams(settings, results)
+    content = experiment.value[0].metadata.plugin_data
+    data = plugin_data_pb2.HParamsPluginData.FromString(content.content)
+    first = set(swept_keys()) or set(SHOWN_FIRST)
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in first
+    content.content = data.SerializeToString()
+    logger.log_metrics(results, step)  # writes result/test_acc again, same value: the columns read the scalars
+    for summary in (experiment, start, end):
+        logger.experiment.file_writer.add_summary(summary, step)
 
 
 def read_curves(loggers: list[Logger], run_dir: Path) -> Curves:

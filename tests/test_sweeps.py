@@ -90,8 +90,12 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(rea
     for row in good:
         events = EventAccumulator(row["folder"])
         events.Reload()
-        (content,) = [c for tag, c in events.PluginTagToContent("hparams").items() if "session_start" in tag]
-        settings = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+        written = {
+            tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in events.PluginTagToContent("hparams").items()
+        }
+        settings = written["_hparams_/session_start_info"].session_start_info.hparams
+        infos = written["_hparams_/experiment"].experiment.hparam_infos
+        assert sorted(info.name for info in infos if info.differs) == ["batch_size", "lr"]  # the swept keys, shown first
         values = dict(o.split("=", 1) for o in row["overrides"].split())
         assert settings["batch_size"].number_value == float(values["data.batch_size"])
         assert settings["lr"].number_value == float(values["optimizer.lr"]) and settings["optimizer"].string_value == "adamw"

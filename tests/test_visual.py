@@ -80,6 +80,8 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
         assert (Path(summary["run_dir"]) / "confusion_matrix.png").read_bytes().startswith(PNG_SIGNATURE)
         experiment = get_json(f"{base}/hparams/experiment", {"experimentName": ""})
         hparams = {info["name"]: info["type"] for info in experiment["hparamInfos"]}
+        shown_first = [info["name"] for info in experiment["hparamInfos"]][:5]  # the columns ticked at first
+        assert shown_first == ["hidden", "loss", "lr", "optimizer", "scheduler"]
         assert hparams["lr"] == "DATA_TYPE_FLOAT64" and hparams["optimizer"] == "DATA_TYPE_STRING"
         assert {"lr", "optimizer", "scheduler", "loss", "hidden", "batch_size", "max_epochs", "seed"} <= set(hparams)
         assert not any("/" in name or "_target_" in name for name in hparams)  # a curated flat set, not the config tree

@@ -20,9 +20,9 @@ for _ in $(seq 1 120); do  # until the server answers and has read the runs
   sleep 0.5
 done
 # forceSVG: TensorBoard draws its charts with WebGL, which headless Chromium lacks; SVG draws the same lines.
-for page in time_series custom_scalars hparams images; do
+for page in custom_scalars hparams images time_series; do  # time series last: its charts wait for loaded data
   fragment=${page/time_series/timeseries}
-  "$browser" --headless --no-sandbox --use-angle=swiftshader --enable-unsafe-swiftshader --hide-scrollbars --window-size=1400,1000 \
-    --virtual-time-budget=15000 --screenshot="$out/$page.png" "http://127.0.0.1:$port/?forceSVG=true#$fragment" >/dev/null 2>&1
+  "$browser" --headless --no-sandbox --hide-scrollbars --window-size=1400,1000 \
+    --virtual-time-budget=30000 --screenshot="$out/$page.png" "http://127.0.0.1:$port/?forceSVG=true#$fragment" >/dev/null 2>&1
   echo "$out/$page.png"
 done

@@ -91,8 +91,8 @@ def draw_run(curves: Curves, path: Path, title: str) -> Path:
     """Two panels, accuracy and loss: train (the mean over each logging window), val (each epoch), the test result."""
     figure = Figure(figsize=(11, 4))
     accuracy, loss = figure.subplots(1, 2)
-    train = {"label": "train (mean of each logging window)", "color": COLOURS["train"], "alpha": 0.7}
-    val = {"label": "val (each epoch)", "color": COLOURS["val"], "marker": "o"}
+    train = {"label": "train (mean of each logging window)", "color": COLOURS["train"], "alpha": 0.8, "zorder": 3}
+    val = {"label": "val (each epoch)", "color": COLOURS["val"], "marker": "o", "markersize": 4}
     _series(accuracy, curves, "acc/train", **train)
     _series(accuracy, curves, "acc/val", **val)
     tutorial = {"label": "test batch (tutorial)", "color": COLOURS["tutorial"], "marker": "x"}

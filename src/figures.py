@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure  # figures without pyplot: no backend, no display, nothing global
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -115,6 +116,13 @@ def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
         _series(accuracy, curves, "acc/val", label=name, marker=".")
         _series(loss, curves, "loss/val", label=name, marker=".")
     return _save(figure, accuracy, loss, ("val accuracy", "val loss"), path, title)
+
+
+def pixels(figure: Figure) -> np.ndarray:
+    """The figure drawn once, as an ``H x W x 3`` uint8 image: written as a PNG and handed to the loggers as it is."""
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def run_name(run_dir: Path) -> str:

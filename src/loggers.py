@@ -94,7 +94,8 @@ def build_loggers(cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None) 
         if {"save_dir", "name", "version"} <= parameters and "run_name" not in parameters:  # TensorBoard, CSV
             target = get_object(node._target_)
             csv = issubclass(target, CSVLogger)
-            given = {"save_dir": str(run_dir), "name": "csv" if csv else "", "version": None if csv else ""}
+            version = next_version(run_dir / "csv").name if csv else ""  # CSV: the next file of this run folder
+            given = {"save_dir": str(run_dir), "name": "csv" if csv else "", "version": version}
             if issubclass(target, LightningTensorBoardLogger) and state is not None:
                 # Lightning logs the batch that makes optimizer step k at step k-1: what the interrupted run logged at the
                 # checkpoint's step or later came after the checkpoint, and is dropped.

@@ -22,6 +22,9 @@ def test_csv_history_of_a_resumed_run_is_the_tensorboard_history(tiny_config) ->
     (which drops what came after the checkpoint with purge_step): no step twice, no gap."""
     common = ("logger=many", "scheduler=none", "trainer.log_every_n_steps=4")
     first = train(tiny_config(*common, "trainer.max_epochs=1"))
+    # TensorBoard orders a run's event files by name, the second of their creation first: within one second and one
+    # process (never so for a user, whose resume is a new process) a later file can sort first.
+    time.sleep(1.1)
     resumed = train(tiny_config(*common, "trainer.max_epochs=2", "ckpt_path=last"))
     run = Path(resumed["run_dir"])
     assert run == Path(first["run_dir"]) and sorted(p.parent.name for p in run.glob("csv/*/metrics.csv")) == [

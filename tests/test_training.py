@@ -1,5 +1,6 @@
 """Training through Lightning on the tiny data set: gradient accumulation, resume, checkpoints."""
 
+import time
 from pathlib import Path
 
 import lightning as L
@@ -73,6 +74,7 @@ def resume_case(tiny, *overrides: str):
 def test_resume_reproduces_the_uninterrupted_run(tiny_config) -> None:
     straight = train(resume_case(tiny_config, "name=straight", "trainer.max_epochs=4"))
     first = train(resume_case(tiny_config, "name=resumed", "trainer.max_epochs=2"))
+    time.sleep(1.1)  # event files sort by their creation second, then a counter: in one process, let the second differ
     second = train(resume_case(tiny_config, "name=resumed", "trainer.max_epochs=4", "ckpt_path=last"))
     assert second["run_dir"] == first["run_dir"]  # the curves continue in the same run folder
     assert second["global_step"] == straight["global_step"] and second["epochs"] == 4

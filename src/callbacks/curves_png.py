@@ -1,4 +1,4 @@
-"""Draws the run's ``curves.png`` (src/figures.py) when fit ends and again after the test, from the logger's records."""
+"""Draws the run's ``curves.png`` (src/figures.py) after the test, from the logger's records."""
 
 from pathlib import Path
 
@@ -17,9 +17,6 @@ class CurvesPNG(L.Callback):
             return
         run_dir = Path(trainer.default_root_dir)
         draw_run(read_curves(trainer.loggers, run_dir), run_dir / "curves.png", run_name(run_dir))
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._draw(trainer)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._draw(trainer)

@@ -6,10 +6,11 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger  # src.loggers' is a subclass
+from PIL import Image
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from src.figures import draw_confusion, draw_misclassified
+from src.figures import draw_confusion, draw_misclassified, pixels
 from src.validate import whole_number
 
 
@@ -48,9 +49,10 @@ class TestFigures(L.Callback):
         wrong = int(counts.sum() - counts.trace())
         figures = {"confusion_matrix": draw_confusion(counts), "misclassified": draw_misclassified(digits, wrong)}
         for name, figure in figures.items():
-            figure.savefig(Path(trainer.default_root_dir) / f"{name}.png", dpi=100)
+            image = pixels(figure)  # drawn once for the PNG and every logger
+            Image.fromarray(image).save(Path(trainer.default_root_dir) / f"{name}.png")
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
-                    logger.experiment.add_figure(f"test/{name}", figure, global_step=trainer.global_step, close=False)
+                    logger.experiment.add_image(f"test/{name}", image, global_step=trainer.global_step, dataformats="HWC")
                 elif isinstance(logger, MLFlowLogger):
-                    logger.experiment.log_figure(logger.run_id, figure, f"test/{name}.png")
+                    logger.experiment.log_image(logger.run_id, image, artifact_file=f"test/{name}.png")

@@ -24,7 +24,8 @@ def tensors(train: bool) -> tuple[torch.Tensor, torch.Tensor]:
 
 def accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
     with torch.no_grad():
-        right = sum((net(images[i : i + 1000]).argmax(1) == labels[i : i + 1000]).sum().item() for i in range(0, len(labels), 1000))
+        chunks = zip(images.split(1000), labels.split(1000), strict=True)
+        right = sum((net(chunk).argmax(1) == truth).sum().item() for chunk, truth in chunks)
     return right / len(labels)
 
 

@@ -33,7 +33,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from src.cli import CONF_DIR, build_callbacks, build_classifier, build_trainer
+from src.builders import build_callbacks, build_classifier, build_trainer
+from src.cli import CONF_DIR
 from src.data.mnist import MNISTDataModule
 from src.loggers import build_loggers
 

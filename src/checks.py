@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src.cli import CONF_DIR, ConfigError, plain
+from src.builders import plain
+from src.cli import CONF_DIR, ConfigError
 from src.loggers import logger_configs
 from src.signatures import check_arguments, show
 from src.validate import whole_number

@@ -1,9 +1,9 @@
-"""What the entry points share: the command line checked with Hydra's own parser and composer, errors printed as one
-line with exit status 2, plain numbers, and the builders of the DataModule, classifier and Trainer.
+"""The command line of every entry point: checked with Hydra's own parser and composer before Hydra runs anything,
+and errors printed as one line with exit status 2. Nothing here imports Lightning, so that ``src.predict`` starts fast.
 
 The classes below the entry points raise plain exceptions that name their own argument (``ValueError("shift=14:
-...")``); the builders here add the config group in front (``data.shift=14: ...``) and raise :class:`ConfigError`,
-which :func:`exit_on_error` prints as ``error: <key>=<value>: <what is wrong>; <what to do>``.
+...")``); the builders (``src/builders.py``) add the config group in front (``data.shift=14: ...``) and raise
+:class:`ConfigError`, which :func:`exit_on_error` prints as ``error: <key>=<value>: <what is wrong>; <what to do>``.
 """
 
 import difflib
@@ -12,24 +12,18 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import lightning as L
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from hydra.errors import InstantiationException, MissingConfigException, OverrideParseException
-from hydra.utils import get_object, instantiate
-from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from src.checkpoints import CheckpointError
-from src.models.classifier import Classifier
-from src.validate import named_setting
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -66,18 +60,8 @@ FLAGS_WITH_VALUE = {
 }
 
 
-# Lightning's callbacks that refuse to run without a logger: left out with logger=none.
-NEED_A_LOGGER = (LearningRateMonitor, DeviceStatsMonitor)
-
 # Config groups that are off unless chosen (``experiment: null`` in the defaults list).
 OPTIONAL_GROUPS = ("experiment", "debug", "hparams_search")
-
-# Trainer switches and the kind of callback each turns off (Lightning refuses such a callback while its switch is off).
-TRAINER_SWITCHES = {
-    "enable_progress_bar": ProgressBar,
-    "enable_model_summary": ModelSummary,
-    "enable_checkpointing": ModelCheckpoint,
-}
 
 
 class ConfigError(ValueError):
@@ -99,82 +83,11 @@ def first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else text
 
 
-@contextmanager
-def errors_named(group: str, settings: Mapping[str, Any]) -> Iterator[None]:
-    """Turn what building ``group`` raised into one :class:`ConfigError` line naming the setting.
-
-    This project's classes name their own argument (``shift=14: ...`` becomes ``data.shift=14: ...``); a library's
-    message (Lightning, torch) is named by the setting it mentions or quotes. Hydra's ``instantiate`` wraps what the
-    target raised; the target's own exception is its ``__cause__``.
-    """
-    try:
-        yield
-    except (ValueError, TypeError, InstantiationException, MisconfigurationException) as error:
-        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
-        if isinstance(cause, CheckpointError | ConfigError):
-            raise cause from None
-        raise ConfigError(named_setting(group, settings, first_line(str(cause)))) from error
-
-
-def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    with errors_named("data", plain(cfg.data)):
-        return instantiate(cfg.data, _convert_="all")
-
-
-def plain(node: Any) -> Any:
-    """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
-def build_classifier(cfg: DictConfig) -> Classifier:
-    try:
-        return Classifier(
-            model=plain(cfg.model), loss=plain(cfg.loss), optimizer=plain(cfg.optimizer), scheduler=plain(cfg.scheduler)
-        )
-    except ValueError as error:  # already named from the top: model.hidden=..., optimizer.lr=...
-        raise ConfigError(first_line(str(error))) from error
-
-
-def build_callbacks(cfg: DictConfig, run_dir: Path | None = None, has_logger: bool = True) -> list[L.Callback]:
-    """The configured callbacks, less those of a kind a Trainer switch turns off (``trainer.enable_progress_bar=false``
-    drops the progress bar, and so on) and those that log when there is no logger, so that each of Lightning's switches
-    (and ``logger=none``) works alone, as Lightning documents it. Checkpoints go to ``<run_dir>/checkpoints/`` unless a
-    callback names its own ``dirpath``."""
-    switched_off = tuple(kind for switch, kind in TRAINER_SWITCHES.items() if cfg.trainer.get(switch) is False)
-    switched_off += () if has_logger else NEED_A_LOGGER
-    callbacks = []
-    for name, callback in (cfg.get("callbacks") or {}).items():
-        with errors_named(f"callbacks.{name}", plain(callback)):
-            built = instantiate(callback)
-        if isinstance(built, ModelCheckpoint) and built.dirpath is None and run_dir is not None:
-            built.dirpath = str(run_dir / "checkpoints")
-        if not isinstance(built, switched_off):
-            callbacks.append(built)
-    return callbacks
-
-
-def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[L.Callback], run_dir: Path | None = None) -> L.Trainer:
-    """The Trainer with these loggers (none: Lightning's ``logger=False``) and callbacks, writing what Lightning writes
-    itself (a profiler's report, say) into ``run_dir``; Lightning's own argument errors name the setting."""
-    root = {"default_root_dir": str(run_dir)} if run_dir is not None else {}
-    with errors_named("trainer", plain(cfg.trainer)):
-        return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **root)
-
-
 def shown_path(path: str | Path) -> str:
     """A path as the project prints it: relative to the working folder when it lies inside it (as the default
     ``lightning_logs/...``), else absolute; either way it pastes into a command run from here."""
     relative = os.path.relpath(Path(path).resolve(), Path.cwd())
     return relative if not relative.startswith("..") else str(Path(path).resolve())
-
-
-def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Plain Python floats copied out of (possibly live) tensors, for summaries and records.
-
-    ``float()`` copies the value; a ``tensor.numpy()`` view would share memory and change as training goes on,
-    which the tutorial warns about.
-    """
-    return {name: float(value.detach() if hasattr(value, "detach") else value) for name, value in metrics.items()}
 
 
 # --- the command line, checked before Hydra runs anything -------------------------------------------------------------

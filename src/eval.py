@@ -13,8 +13,9 @@ import lightning as L
 from omegaconf import DictConfig
 
 from src import checkpoints
+from src.builders import errors_named, numbers
 from src.callbacks.test_figures import TestFigures
-from src.cli import USER_ERRORS, checked_command_line, errors_named, exit_on_error, numbers
+from src.cli import USER_ERRORS, checked_command_line, exit_on_error
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
 from src import checkpoints
 from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
-from src.data.mnist import NORMALIZATIONS
-from src.models.classifier import Classifier
+from src.data.normalization import NORMALIZATIONS
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -47,13 +47,21 @@ def image_files(target: Path) -> list[Path]:
     raise ConfigError(f"image={target}: no such file or folder")
 
 
+def network(state: dict) -> torch.nn.Module:
+    """The trained network alone, built from the checkpoint's own settings (no Lightning: predicting starts fast)."""
+    model = instantiate(state["hyper_parameters"]["model"])
+    model.load_state_dict({name.removeprefix("net."): w for name, w in state["state_dict"].items() if name.startswith("net.")})
+    return model.eval()
+
+
 def predict(ckpt_path: str, image: str) -> list[tuple[Path, int, list[float]]]:
     checkpoint = checkpoints.existing(ckpt_path)
     files = image_files(Path(image))
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    mean, std = NORMALIZATIONS[checkpoints.read(checkpoint)["datamodule_hyper_parameters"]["normalization"]]
-    model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    state = checkpoints.read(checkpoint)
+    mean, std = NORMALIZATIONS[state["datamodule_hyper_parameters"]["normalization"]]
+    model = network(state)
     pixels = torch.stack([to_mnist(path) for path in files]).unsqueeze(1)
     with torch.no_grad():
         probabilities = model(pixels.float().div(255).sub(mean).div(std)).softmax(dim=1)

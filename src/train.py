@@ -24,24 +24,12 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from omegaconf import DictConfig, OmegaConf
 
 from src import checkpoints
+from src.builders import build_callbacks, build_classifier, build_datamodule, build_trainer, errors_named, numbers, plain
 from src.callbacks.finite_loss import NonFiniteLoss
 from src.callbacks.save_config import SaveConfig
+from src.checkpoint_io import CheckpointWriteError
 from src.checks import check_config
-from src.cli import (
-    USER_ERRORS,
-    ConfigError,
-    build_callbacks,
-    build_classifier,
-    build_datamodule,
-    build_trainer,
-    checked_command_line,
-    errors_named,
-    exit_on_error,
-    first_line,
-    numbers,
-    plain,
-    shown_path,
-)
+from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error, first_line, shown_path
 from src.data.sources import MNISTUnavailable
 from src.loggers import (
     KeepRunIds,
@@ -270,7 +258,7 @@ def main(cfg: DictConfig) -> float:
                 file=sys.stderr,
             )
         sys.exit(130)
-    except (NonFiniteLoss, checkpoints.CheckpointWriteError) as error:
+    except (NonFiniteLoss, CheckpointWriteError) as error:
         exit_on_error(error, status=1)
     if summary["is_global_zero"]:
         print_summary(summary)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.checkpoints import CheckpointWriteError
+from src.checkpoint_io import CheckpointWriteError
 from src.cli import ConfigError
 from src.predict import predict
 from src.train import train

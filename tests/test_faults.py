@@ -8,7 +8,7 @@ import torch
 
 from src import checkpoints
 from src.callbacks.finite_loss import NonFiniteLoss
-from src.checkpoints import AtomicCheckpointIO, CheckpointWriteError
+from src.checkpoint_io import AtomicCheckpointIO, CheckpointWriteError
 from src.train import train
 
 

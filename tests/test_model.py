@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from src.cli import build_classifier
+from src.builders import build_classifier
 from src.models import losses
 from src.models.classifier import accumulation_scales
 from src.models.mlp import MLP

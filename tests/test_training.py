@@ -8,8 +8,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from src.builders import build_classifier
 from src.checkpoints import CheckpointError
-from src.cli import build_classifier
 from src.models import classifier
 from src.models.classifier import Classifier
 from src.train import train

@@ -14,7 +14,7 @@ import pytest
 from hydra.utils import instantiate
 from PIL import Image
 
-from src.cli import build_classifier, numbers
+from src.builders import build_classifier, numbers
 from src.plot import main as plot_main
 from src.train import train
 

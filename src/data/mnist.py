@@ -12,6 +12,7 @@ from torchvision import datasets, transforms
 
 from src.data.augment import Augmentation
 from src.data.batches import DeviceBatches, EpochShuffle
+from src.data.normalization import NORMALIZATIONS
 from src.data.sources import MNIST_SHA256, SOURCES, fetch_mnist
 from src.validate import one_of, whole_number
 
@@ -19,7 +20,6 @@ log = logging.getLogger(__name__)
 
 # (mean, std) applied to pixels scaled to [0, 1]: "standard" is the training set's statistics, "symmetric" maps
 # [0, 1] to the tutorial's [-1, 1].
-NORMALIZATIONS: dict[str, tuple[float, float]] = {"standard": (0.1307, 0.3081), "symmetric": (0.5, 0.5)}
 LOADERS = ("device", "dataloader")
 TRAIN_IMAGES = 60_000  # MNIST's official training file; the train and val splits are carved out of it
 

@@ -122,7 +122,8 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
         return []
     overrides = [group_switched_off(override) for override in overrides]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        base = target_defaults(config_name, overrides)  # composed once for all the overrides
+        selections = [_first_value(o) for o in overrides if "." not in o.partition("=")[0] and not o.startswith(("hydra", "-"))]
+        base = target_defaults(config_name, selections)  # composed once for all the overrides
         overrides = [as_target_argument(override, base) for override in overrides]
     parsed: list[Override] = []
     parser = OverridesParser.create()
@@ -141,7 +142,8 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
     alternatives = [_alternatives(override, multirun) for override in parsed]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         first = [values[0] for values in alternatives if values]
-        _compose_or_name(config_name, first)
+        if base is None or first != selections:  # else composed already: only group choices and top-level keys
+            _compose_or_name(config_name, first)
         for values in alternatives:
             for value in values[1:]:
                 _compose_or_name(config_name, [value if v == values[0] else v for v in first], culprit=value)
@@ -164,12 +166,11 @@ def group_switched_off(override: str) -> str:
     raise ConfigError(f"{override}: a run cannot do without {key}; choose from {choices}")
 
 
-def target_defaults(config_name: str, overrides: Sequence[str]) -> DictConfig | None:
+def target_defaults(config_name: str, selections: Sequence[str]) -> DictConfig | None:
     """The config as the command line's group choices and top-level values compose it (a sweep's first value standing
     for the others): what decides each group's ``_target_``. None where that does not compose (reported later)."""
-    selections = [_first_value(o) for o in overrides if "." not in o.partition("=")[0] and not o.startswith(("hydra", "-"))]
     try:
-        return compose(config_name, overrides=selections)
+        return compose(config_name, overrides=list(selections), return_hydra_config=True)
     except Exception:  # a bad group choice: reported by the composition that follows
         return None
 

@@ -97,14 +97,13 @@ class MNISTDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_indices is not None:
             return
-        permutation = torch.randperm(
-            len(self._dataset(train=True)), generator=torch.Generator().manual_seed(self.hparams.split_seed)
-        )
+        train = self._dataset(train=True)  # decoded once (torchvision reads the IDX files on every construction)
+        permutation = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.hparams.split_seed))
         self.val_indices, self.train_indices = permutation[: self.hparams.val_size], permutation[self.hparams.val_size :]
         if self.hparams.loader != "device":
             return
         device = self.trainer.strategy.root_device if self.trainer else torch.device("cpu")
-        train, test = self._dataset(train=True), self._dataset(train=False)
+        test = self._dataset(train=False)
         images, labels = self._normalize(train.data).to(device), train.targets.to(device)
         val_indices, train_indices = self.val_indices.to(device), self.train_indices.to(device)
         self.splits = {

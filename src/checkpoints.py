@@ -59,6 +59,11 @@ def read(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
         ) from error
 
 
+def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """The network's own weights in a classifier's ``state_dict`` (``net.*``, prefix dropped): what ``MLP`` loads."""
+    return {name.removeprefix("net."): tensor for name, tensor in state_dict.items() if name.startswith("net.")}
+
+
 def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:
     """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
     saved = {name: tensor for name, tensor in state.get("state_dict", {}).items() if name.startswith("net.")}

@@ -80,30 +80,26 @@ def choose_run_dir(cfg: DictConfig, checkpoint: Path | None) -> Path:
     return run_dir
 
 
-def _parameters(target: str) -> set[str]:
-    return set(inspect.signature(get_object(target)).parameters)
-
-
 def build_loggers(cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None) -> list[Logger]:
     """Each configured logger, told the run folder (and, resuming from ``state``, where to continue)."""
     loggers = []
     resumed_ids = state.get(RUN_IDS_KEY, {}) if state else {}
-    for _, node in logger_configs(cfg).items():
-        parameters = _parameters(node._target_)
+    for node in logger_configs(cfg).values():
+        target = get_object(node._target_)
         given: dict[str, Any] = {}
-        if {"save_dir", "name", "version"} <= parameters and "run_name" not in parameters:  # TensorBoard, CSV
-            target = get_object(node._target_)
-            csv = issubclass(target, CSVLogger)
-            version = next_version(run_dir / "csv").name if csv else ""  # CSV: the next file of this run folder
-            given = {"save_dir": str(run_dir), "name": "csv" if csv else "", "version": version}
-            if issubclass(target, LightningTensorBoardLogger) and state is not None:
+        if issubclass(target, CSVLogger):  # the next file of this run folder
+            given = {"save_dir": str(run_dir), "name": "csv", "version": next_version(run_dir / "csv").name}
+        elif issubclass(target, LightningTensorBoardLogger):
+            given = {"save_dir": str(run_dir), "name": "", "version": ""}
+            if state is not None:
                 # Lightning logs the batch that makes optimizer step k at step k-1: what the interrupted run logged at the
                 # checkpoint's step or later came after the checkpoint, and is dropped.
                 given["purge_step"] = int(state["global_step"])
-        if "run_name" in parameters and node.get("run_name") is None:  # MLflow: the run is named after its folder
-            given["run_name"] = f"{run_dir.parent.name}/{run_dir.name}"
-        if "run_id" in parameters and node.get("run_id") is None and resumed_ids.get(node._target_.rpartition(".")[2]):
-            given["run_id"] = resumed_ids[node._target_.rpartition(".")[2]]
+        elif issubclass(target, MLFlowLogger):  # the run is named after its folder; a resume continues its run
+            if node.get("run_name") is None:
+                given["run_name"] = f"{run_dir.parent.name}/{run_dir.name}"
+            if node.get("run_id") is None and resumed_ids.get(target.__name__):
+                given["run_id"] = resumed_ids[target.__name__]
         loggers.append(instantiate(node, **given))
     return loggers
 

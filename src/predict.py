@@ -50,7 +50,7 @@ def image_files(target: Path) -> list[Path]:
 def network(state: dict) -> torch.nn.Module:
     """The trained network alone, built from the checkpoint's own settings (no Lightning: predicting starts fast)."""
     model = instantiate(state["hyper_parameters"]["model"])
-    model.load_state_dict({name.removeprefix("net."): w for name, w in state["state_dict"].items() if name.startswith("net.")})
+    model.load_state_dict(checkpoints.network_weights(state["state_dict"]))
     return model.eval()
 
 

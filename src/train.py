@@ -70,6 +70,7 @@ class Run:
     datamodule: L.LightningDataModule
     model: Classifier
     trainer: L.Trainer
+    settings: dict[str, Any]  # what tells this run apart from others (src/loggers.py), for the loggers
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -88,13 +89,14 @@ def build_run(cfg: DictConfig) -> Run:
     if start is not None:  # a new run that starts from these weights; optimizer, schedule and step start afresh
         weights = checkpoints.read(start, key="init_from")
         checkpoints.check_same_network(weights, model, start, key="init_from")
-        model.net.load_state_dict({k.removeprefix("net."): v for k, v in weights["state_dict"].items() if k.startswith("net.")})
+        model.net.load_state_dict(checkpoints.network_weights(weights["state_dict"]))
     run_dir = choose_run_dir(cfg, checkpoint)
+    settings = compared_settings(cfg)
     callbacks = build_callbacks(cfg, run_dir, has_logger=bool(logger_configs(cfg)))
     callbacks += [
         SaveConfig(plain(cfg), "config.yaml" if checkpoint is None else "config.resumed.yaml"),
         KeepRunIds(),
-        LogSettings(compared_settings(cfg), resumed=checkpoint is not None),
+        LogSettings(settings, resumed=checkpoint is not None),
     ]
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # under DDP, rank 0 fetched the data before it started the others
         try:
@@ -104,7 +106,7 @@ def build_run(cfg: DictConfig) -> Run:
     with errors_named("logger", plain(cfg.get("logger") or {})):
         loggers = build_loggers(cfg, run_dir, state)  # MLflow's client opens (creates) its store here: data is there
     trainer = build_trainer(cfg, loggers, callbacks, run_dir)
-    return Run(cfg, checkpoint, run_dir, datamodule, model, trainer)
+    return Run(cfg, checkpoint, run_dir, datamodule, model, trainer, settings)
 
 
 def remove_what_was_added(folder: Path, before: set[Path], new_folders: list[Path]) -> None:
@@ -162,7 +164,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
     if writes_logs:
         results = {"result/test_acc": test_metrics["result/test_acc"], "result/best_val_acc": best_val_acc}
-        log_final(trainer.loggers, compared_settings(cfg), results, step=trainer.global_step)
+        log_final(trainer.loggers, run.settings, results, step=trainer.global_step)
         if not trainer.loggers:
             notes.append("no metrics kept and no curves drawn: logger=none")
     else:

@@ -156,3 +156,20 @@ def test_device_and_dataloader_paths_train_to_the_same_weights(tiny_config) -> N
     loader = fit_weights(tiny_config("data.loader=dataloader", "trainer.max_epochs=2", "scheduler=none"))
     for name in device:
         assert torch.equal(device[name], loader[name]), name
+
+
+def test_a_checkpoint_from_before_the_train_metric_windows_loads_and_resumes(tiny_config) -> None:
+    """Checkpoints of earlier versions hold no train-metric window (or another metric's state): they still evaluate and
+    resume, the window starting empty."""
+    first = train(tiny_config("trainer.max_epochs=1"))
+    state = last_state(first["run_dir"])
+    weights = state["state_dict"]
+    for name in [name for name in weights if name.startswith(("train_acc.", "train_loss."))]:
+        del weights[name]
+    weights["train_acc.tp"] = torch.zeros(1)  # what a MulticlassAccuracy window held
+    old = Path(first["run_dir"]) / "checkpoints" / "old.ckpt"
+    torch.save(state, old)
+    model = Classifier.load_from_checkpoint(old, weights_only=True)
+    assert torch.equal(model.net.layers[1].weight, weights["net.layers.1.weight"])
+    resumed = train(tiny_config("trainer.max_epochs=2", f"ckpt_path={old}"))
+    assert resumed["global_step"] == 32 and resumed["run_dir"] == first["run_dir"]

@@ -181,6 +181,7 @@ class Classifier(L.LightningModule):
         """Resuming: the schedule continues where it was. Training a finished run longer (its schedule has run out): the
         added steps get a new leg of the same schedule, a warm restart as in SGDR; the optimizer's state (momenta) is
         kept and its learning rate goes back to where the schedule starts."""
+        self._match_train_windows(checkpoint["state_dict"])
         steps, done = checkpoint.get("schedule_steps"), int(checkpoint["global_step"])
         self._checkpoint_schedule_steps, self._schedule_start = steps, int(checkpoint.get("schedule_start", 0))
         if steps is not None and done >= steps:  # the schedule is over: only a longer run can continue from here
@@ -189,6 +190,16 @@ class Classifier(L.LightningModule):
             for optimizer in checkpoint.get("optimizer_states", []):
                 for group in optimizer["param_groups"]:
                     group["lr"] = group.get("initial_lr", group["lr"])
+
+    def _match_train_windows(self, state_dict: dict[str, Any]) -> None:
+        """A checkpoint written before the train metrics kept their window (or with another kind of metric) loads: the
+        window is not a weight, so what does not fit is dropped and a missing window starts empty."""
+        windows = ("train_acc.", "train_loss.")
+        ours = {name: value for name, value in self.state_dict().items() if name.startswith(windows)}
+        for name in [name for name in state_dict if name.startswith(windows) and name not in ours]:
+            del state_dict[name]
+        for name, value in ours.items():
+            state_dict.setdefault(name, value)
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())

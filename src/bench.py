@@ -13,14 +13,22 @@ images, normalized once):
 Method: each path runs ``warmup`` steps, then is timed over about ``samples`` samples (at least 20 steps), by wall
 clock, with a device synchronize before reading the clock on a GPU; samples/s = steps * batch size / seconds.
 Validation (and with it the best-checkpoint callback) and the progress bar are off in (b) and (c); everything else
-in the path is kept, the last.ckpt writes included. The paths alternate per batch size, so machine noise hits them
-alike, and each path's best of ``rounds`` rounds is kept (interference from other work only ever slows a round down).
-Ratios within one run are what to compare, never times across runs.
+in the path is kept, the last.ckpt writes included. With ``trainer.precision=bf16-mixed`` (a) runs its forward under
+``torch.autocast`` in bfloat16 too, and with ``model.compile=true`` its network is compiled as well, so (a) is always
+the floor for the same arithmetic. The first step of (a) and of (b) is timed on its own in the first round and never
+counted in samples/s: it holds the device's start-up and, with ``model.compile=true``, the compilation, which (a)
+pays because it runs first (the compiled code is then reused in the same process). ``--skip-dataloader`` leaves (c)
+out (on a GPU it is bound by the CPU's per-sample transforms). The paths alternate per batch size, so machine noise
+hits them alike, and each path's best of ``rounds`` rounds is kept (interference from other work only ever slows a
+round down). Ratios within one run are what to compare, never times across runs.
 """
 
 import argparse
+import contextlib
+import cProfile
 import math
 import platform
+import pstats
 import tempfile
 import time
 from collections.abc import Sequence
@@ -44,6 +52,10 @@ class Timing:
     path: str
     batch_size: int
     samples_per_s: float
+    first_step_s: float  # the first round's first step: (a) from its start, (b) from the start of fit
+
+
+AUTOCAST = {"bf16-mixed": torch.bfloat16}  # precisions the plain loop reproduces with torch.autocast
 
 
 def synchronize(device: torch.device) -> None:
@@ -51,16 +63,23 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def plain_loop(cfg: DictConfig, images: torch.Tensor, labels: torch.Tensor, batch_size: int, warmup: int, steps: int) -> float:
-    """(a) The tutorial's loop over tensors already on the device; returns samples/s over the timed steps."""
+def plain_loop(
+    cfg: DictConfig, images: torch.Tensor, labels: torch.Tensor, batch_size: int, warmup: int, steps: int
+) -> tuple[float, float]:
+    """(a) The tutorial's loop over tensors already on the device; returns samples/s over the timed steps and the
+    seconds of the first step."""
     device = images.device
     net = instantiate(cfg.model).to(device)
     optimizer = instantiate(cfg.optimizer, params=net.parameters())
     loss_fn = torch.nn.CrossEntropyLoss()
     generator = torch.Generator().manual_seed(0)
+    autocast_dtype = AUTOCAST.get(str(cfg.trainer.precision))
     order = torch.empty(0, dtype=torch.long, device=device)
-    position = 0
+    position, first_step_s, started = 0, 0.0, time.perf_counter()
     for step in range(warmup + steps):
+        if step == 1:
+            synchronize(device)
+            first_step_s = time.perf_counter() - started
         if step == warmup:
             synchronize(device)
             start = time.perf_counter()
@@ -68,23 +87,28 @@ def plain_loop(cfg: DictConfig, images: torch.Tensor, labels: torch.Tensor, batc
             order, position = torch.randperm(len(labels), generator=generator).to(device), 0
         batch = order[position : position + batch_size]
         position += batch_size
-        loss = loss_fn(net(images[batch]), labels[batch])
+        with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            loss = loss_fn(net(images[batch]), labels[batch])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
     synchronize(device)
-    return steps * batch_size / (time.perf_counter() - start)
+    return steps * batch_size / (time.perf_counter() - start), first_step_s
 
 
 class StepTimer(L.Callback):
     """Wall clock from the start of optimizer step ``warmup`` to the end of step ``warmup + steps``.
 
     It stops at that batch's end, before the epoch-end checkpoint that Lightning writes when ``max_steps`` is reached.
+    ``first_step_s`` is the time from the start of fit to the end of the first step.
     """
 
     def __init__(self, warmup: int, steps: int) -> None:
         self.warmup, self.last = warmup, warmup + steps
-        self.start = self.end = 0.0
+        self.start = self.end = self.fit_start = self.first_step_s = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fit_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
         if trainer.global_step == self.warmup and not self.start:
@@ -92,20 +116,24 @@ class StepTimer(L.Callback):
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == 1 and not self.first_step_s:
+            synchronize(pl_module.device)
+            self.first_step_s = time.perf_counter() - self.fit_start
         if trainer.global_step == self.last and not self.end:
             synchronize(pl_module.device)
             self.end = time.perf_counter()
 
 
-def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, steps: int) -> float:
-    """(b) or (c): Trainer.fit on the composed config for warmup + steps optimizer steps; returns samples/s."""
+def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, steps: int) -> tuple[float, float]:
+    """(b) or (c): Trainer.fit on the composed config for warmup + steps optimizer steps; returns samples/s and the
+    seconds of the first step."""
     timer = StepTimer(warmup, steps)
     L.seed_everything(cfg.seed, verbose=False)
     model = build_classifier(cfg)
     with tempfile.TemporaryDirectory() as logs:
         trainer = build_trainer(cfg, build_loggers(cfg, Path(logs), None), [*build_callbacks(cfg, Path(logs)), timer], Path(logs))
         trainer.fit(model, datamodule=datamodule)
-    return steps * datamodule.hparams.batch_size / (timer.end - timer.start)
+    return steps * datamodule.hparams.batch_size / (timer.end - timer.start), timer.first_step_s
 
 
 def bench_config(overrides: Sequence[str]) -> DictConfig:
@@ -138,7 +166,15 @@ def timed_steps(samples: int, batch_size: int) -> int:
     return max(20, math.ceil(samples / batch_size))
 
 
-def run(batch_sizes: Sequence[int], warmup: int, samples: int, rounds: int, overrides: Sequence[str]) -> list[Timing]:
+def run(
+    batch_sizes: Sequence[int],
+    warmup: int,
+    samples: int,
+    rounds: int,
+    overrides: Sequence[str],
+    dataloader: bool = True,
+    profile: int = 0,
+) -> list[Timing]:
     """Time every path ``rounds`` times, alternating a, b, c, and keep each path's best round per batch size."""
     timings: list[Timing] = []
     for batch_size in batch_sizes:
@@ -149,24 +185,42 @@ def run(batch_sizes: Sequence[int], warmup: int, samples: int, rounds: int, over
         datamodule.setup("fit")
         device = build_trainer(cfg, [], []).strategy.root_device
         images, labels = (tensor.to(device) for tensor in datamodule.splits["train"])
-        best = {"plain": 0.0, "lightning": 0.0, "dataloader": 0.0}
-        for _ in range(rounds):
-            best["plain"] = max(best["plain"], plain_loop(cfg, images, labels, batch_size, warmup, steps))
-            for path, loader in (("lightning", "device"), ("dataloader", "dataloader")):
+        paths = {"lightning": "device", "dataloader": "dataloader"} if dataloader else {"lightning": "device"}
+        best = dict.fromkeys(["plain", *paths], 0.0)
+        first_step_s: dict[str, float] = {}
+        for round_ in range(rounds):
+            samples_per_s, first = plain_loop(cfg, images, labels, batch_size, warmup, steps)
+            best["plain"] = max(best["plain"], samples_per_s)
+            first_step_s.setdefault("plain", first)
+            for path, loader in paths.items():
                 loader_cfg = with_loader(cfg, loader)
-                samples_per_s = lightning_path(loader_cfg, instantiate(loader_cfg.data, _convert_="all"), warmup, steps)
+                profiler = cProfile.Profile() if profile and path == "lightning" and round_ == 0 else None
+                with profiler or contextlib.nullcontext():
+                    samples_per_s, first = lightning_path(
+                        loader_cfg, instantiate(loader_cfg.data, _convert_="all"), warmup, steps
+                    )
+                if profiler:
+                    print(f"(b) at batch {batch_size}, first round, profiled (slower than timed): top {profile} by own time")
+                    pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
                 best[path] = max(best[path], samples_per_s)
-        timings += [Timing(path, batch_size, value) for path, value in best.items()]
+                first_step_s.setdefault(path, first)
+        timings += [Timing(path, batch_size, value, first_step_s[path]) for path, value in best.items()]
     return timings
 
 
 def table(timings: list[Timing], device: str, method: str) -> str:
-    """A markdown table: samples/s per path and the ratios b/a and b/c, per batch size."""
-    rows = ["| batch | (a) plain loop | (b) this project | (c) DataLoader path | b/a | b/c |", "|---|---|---|---|---|---|"]
+    """A markdown table: samples/s per path, the ratios b/a and b/c, and the first steps of (a) and (b), per batch size."""
+    rows = [
+        "| batch | (a) plain loop | (b) this project | (c) DataLoader path | b/a | b/c | first step s, (a) / (b) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for batch_size in sorted({t.batch_size for t in timings}):
-        by_path = {t.path: t.samples_per_s for t in timings if t.batch_size == batch_size}
-        a, b, c = by_path["plain"], by_path["lightning"], by_path["dataloader"]
-        rows.append(f"| {batch_size} | {a:,.0f} | {b:,.0f} | {c:,.0f} | {b / a:.2f} | {b / c:.2f} |")
+        by_path = {t.path: t for t in timings if t.batch_size == batch_size}
+        a, b = by_path["plain"].samples_per_s, by_path["lightning"].samples_per_s
+        c = by_path["dataloader"].samples_per_s if "dataloader" in by_path else None
+        c_cell, b_over_c = (f"{c:,.0f}", f"{b / c:.2f}") if c else ("-", "-")
+        first = f"{by_path['plain'].first_step_s:.2f} / {by_path['lightning'].first_step_s:.2f}"
+        rows.append(f"| {batch_size} | {a:,.0f} | {b:,.0f} | {c_cell} | {b / a:.2f} | {b_over_c} | {first} |")
     return f"Samples/s on {device}. {method}\n\n" + "\n".join(rows) + "\n"
 
 
@@ -176,15 +230,21 @@ def main(argv: Sequence[str] | None = None) -> list[Timing]:
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
     parser.add_argument("--samples", type=int, default=12_800, help="samples timed per path and round (default 12800)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per path; the best is kept (default 5)")
+    parser.add_argument("--skip-dataloader", action="store_true", help="leave out path (c)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print (b)'s N costliest functions (cProfile)")
     parser.add_argument(
         "--out", type=Path, default=Path("lightning_logs/bench.md"), help="markdown table (default lightning_logs/bench.md)"
     )
     parser.add_argument("overrides", nargs="*", help="training config overrides, e.g. trainer.accelerator=gpu")
     args = parser.parse_args(argv)
-    timings = run(args.batch_sizes, args.warmup, args.samples, args.rounds, args.overrides)
+    timings = run(
+        args.batch_sizes, args.warmup, args.samples, args.rounds, args.overrides, not args.skip_dataloader, args.profile
+    )
     device = describe_device(args.overrides)
     method = (
-        f"Method: one process; per batch size, {args.rounds} rounds of (a), (b), (c), each {args.warmup} warm-up then "
+        f"Method: one process; per batch size, {args.rounds} rounds of (a), (b)"
+        + ("" if args.skip_dataloader else ", (c)")
+        + f", each {args.warmup} warm-up then "
         f"max(20, {args.samples} / batch) timed optimizer steps; samples/s = steps x batch / wall seconds, best round "
         "per path; overrides: " + (" ".join(args.overrides) or "none") + "."
     )

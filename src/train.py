@@ -136,7 +136,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         with warnings.catch_warnings():  # a resumed run writes into its own checkpoints folder by design
             warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
+            fit_started = time.perf_counter()
             trainer.fit(model, datamodule=datamodule, ckpt_path=run.checkpoint)
+            fit_seconds = time.perf_counter() - fit_started
     except BaseException as error:
         if not save_config.training_started and run_dir:  # refused during Lightning's set-up
             remove_what_was_added(run_dir, before, new_folders)
@@ -179,6 +181,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_val_acc": best_val_acc,
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
+        "fit_s": fit_seconds,
         "run_dir": str(run.run_dir) if writes_logs else None,
         "best_checkpoint": best_path or None,
         "logged": describe(trainer.loggers, Path(shown_path(run.run_dir))) if writes_logs else [],
@@ -200,7 +203,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
         f"on {summary['test_images']:,} MNIST test images",
         (f"best val accuracy {best:.4f} after" if math.isfinite(best) else "trained for")
-        + f" {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, {summary['global_step']} steps",
+        + f" {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, {summary['global_step']} steps"
+        + f" (fit {summary['fit_s']:.1f} s)",
     ]
     if summary["run_dir"]:
         lines.append(f"run folder       {shown_path(summary['run_dir'])}")

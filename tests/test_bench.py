@@ -14,14 +14,29 @@ def test_tiny_bench_reports_its_own_ratios(real_mnist, tmp_path) -> None:
     text = out.read_text()
     assert "Method:" in text
     speed = {(t.path, t.batch_size): t.samples_per_s for t in timings}
+    first = {(t.path, t.batch_size): t.first_step_s for t in timings}
     for batch in (32, 64):  # the printed ratios are the measured speeds' ratios (not of the rounded cells)
         (row,) = [line for line in text.splitlines() if line.startswith(f"| {batch} ")]
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         a, b, c = (speed[(path, batch)] for path in ("plain", "lightning", "dataloader"))
         assert cells[1:4] == [f"{a:,.0f}", f"{b:,.0f}", f"{c:,.0f}"]
-        assert cells[4:] == [f"{b / a:.2f}", f"{b / c:.2f}"]
+        assert cells[4:6] == [f"{b / a:.2f}", f"{b / c:.2f}"]
+        assert [float(seconds) for seconds in cells[6].split(" / ")] == [
+            round(speed_first, 2) for speed_first in (first[("plain", batch)], first[("lightning", batch)])
+        ]  # the first steps, timed on their own
 
 
 def test_timed_steps_cover_the_samples_with_a_floor() -> None:
     assert bench.timed_steps(12_800, 128) == 100
     assert bench.timed_steps(12_800, 4096) == 20
+
+
+@pytest.mark.slow
+def test_bench_without_the_dataloader_path_in_bf16(real_mnist, tmp_path) -> None:
+    """The GPU check's form: (a) and (b) only, bf16-mixed for both (the plain loop under torch.autocast)."""
+    out = tmp_path / "bench.md"
+    arguments = ["--batch-sizes", "64", "--warmup", "2", "--samples", "320", "--rounds", "1", "--skip-dataloader"]
+    timings = bench.main([*arguments, "--out", str(out), "trainer.precision=bf16-mixed"])
+    assert {t.path for t in timings} == {"plain", "lightning"}
+    (row,) = [line for line in out.read_text().splitlines() if line.startswith("| 64 ")]
+    assert [cell.strip() for cell in row.strip("|").split("|")][3:6:2] == ["-", "-"]

@@ -1,0 +1,85 @@
+"""The GPU check (scripts/gpu_check.sh) in its tiny CPU mode, and the preparation of what the GPU machine lacks."""
+
+import gzip
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.data.sources import MNIST_SHA256
+from tests.conftest import REPO, cli_env
+
+sys.path.insert(0, str(REPO / "scripts"))
+import gpu_check  # noqa: E402  (a script, not a package)
+
+ALL_STEPS = ["versions", "start-up", "default", "fast", "resume", "on CPU", "bench 32-true"]
+
+
+def report_rows(report: str) -> dict[str, list[str]]:
+    rows = [line.strip("|").split("|") for line in report.splitlines() if line.startswith("| ") and "---" not in line]
+    return {cells[0].strip(): [cell.strip() for cell in cells[1:]] for cells in rows}
+
+
+@pytest.mark.slow
+def test_tiny_mode_runs_every_step_through_the_shell_entry(real_mnist, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        ["bash", "scripts/gpu_check.sh", "--tiny", "--out", str(out), "--work", str(tmp_path / "work"), "--bench", "32-true"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=cli_env() | {"PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    rows = report_rows((out / "report.md").read_text())
+    assert [name for name in rows if name in ALL_STEPS] == ALL_STEPS
+    assert all(rows[name][0] == "yes" for name in ALL_STEPS)
+    assert "all weights bit-equal" in rows["resume"][2]
+    assert "test accuracy 0." in rows["default"][2] and "fit " in rows["default"][2]
+    assert sorted(path.name for path in out.iterdir()) == ["log.txt", "report.md"]  # the device brings back 8 files at most
+    log = (out / "log.txt").read_text()
+    assert "[" in log and "] test accuracy" in log  # every output line carries its time since the command started
+
+
+def test_a_failing_step_is_reported_and_the_others_still_run(real_mnist, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(gpu_check, "TINY_TRAIN", [*gpu_check.TINY_TRAIN, "trainer.max_epochs=0"])
+    code = gpu_check.main(
+        ["--tiny", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--steps", "default", "cpu"]
+    )
+    assert code == 1
+    rows = report_rows((tmp_path / "out" / "report.md").read_text())
+    assert rows["default"][0] == "NO" and "trainer.max_epochs=0" in rows["default"][2]
+    assert rows["on CPU"][0] == "NO" and "no best checkpoint" in rows["on CPU"][2]
+    assert rows["versions"][0] == "yes"
+
+
+@pytest.mark.slow
+def test_prepare_carries_the_wheels_and_mnist_under_40_mib(real_mnist, tmp_path: Path) -> None:
+    folder = tmp_path / "carried"
+    done = subprocess.run(
+        ["bash", "scripts/gpu_check_prepare.sh", str(folder)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) < 40 * 2**20
+    wheels = sorted(path.name.split("-")[0] for path in (folder / "wheels").glob("*.whl"))
+    assert wheels == ["antlr4_python3_runtime", "hydra_core", "omegaconf"]
+    for name, digest in MNIST_SHA256.items():  # each gzipped file unpacks to the verified original
+        assert hashlib.sha256(gzip.decompress((folder / "mnist" / f"{name}.gz").read_bytes())).hexdigest() == digest
+    # Offline, as on the GPU machine: the wheels alone install, and hydra imports from where they went.
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(site)]
+    subprocess.run([*install, *map(str, (folder / "wheels").glob("*.whl"))], check=True, timeout=300)
+    probe = "import hydra, omegaconf, antlr4; print(hydra.__file__)"
+    imported = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {probe}"], capture_output=True, text=True
+    )
+    assert imported.returncode == 0 and imported.stdout.startswith(str(site)), imported.stderr

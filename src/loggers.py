@@ -116,6 +116,7 @@ COMPARED = {
     "rotate": "data.rotate",
     "scale": "data.scale",
     "shift": "data.shift",
+    "elastic_alpha": "data.elastic_alpha",
     "precision": "trainer.precision",
     "seed": "seed",
 }

@@ -36,6 +36,8 @@ BAD_TRAIN_COMMANDS = [
     (["loss=label_smoothing", "loss.label_smoothing=1.5"], "loss.label_smoothing=1.5: label_smoothing must be between"),
     (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5: out of range"),
     (["data.shift=14"], "data.shift=14: out of range"),
+    (["data.elastic_alpha=-5"], "data.elastic_alpha=-5: out of range"),
+    (["data.elastic_sigma=0"], "data.elastic_sigma=0: out of range"),
     (["data.val_size=60000"], "data.val_size=60000: out of range"),
     (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0: out of range"),
     (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5: use a fraction"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.data import sources
-from src.data.augment import random_rotate_scale, random_shift
+from src.data.augment import Augmentation, random_elastic, random_rotate_scale, random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
 from src.data.sources import MNISTUnavailable, fetch_mnist
@@ -208,6 +208,43 @@ def test_random_rotation_and_scale_stay_within_their_limits() -> None:
     assert random_rotate_scale(images, 0.0, 0.0, background) is images
 
 
+def elastic_field(alpha: float, sigma: float, batch: int = 64) -> torch.Tensor:
+    """The horizontal displacement, in pixels, that random_elastic gives each pixel: measured on images whose value is
+    their pixel column (bilinear resampling of a ramp returns the sampled position exactly), away from the borders."""
+    ramp = torch.arange(28, dtype=torch.float).expand(batch, 1, 28, 28).contiguous()
+    moved = random_elastic(ramp + 100, alpha, sigma, background=0.0) - 100  # far from 0: the frame's zeros never enter
+    return (moved - ramp)[:, 0, 6:22, 6:22]
+
+
+def test_elastic_distortion_is_a_smooth_field_of_the_size_asked_for() -> None:
+    torch.manual_seed(0)
+    field = elastic_field(alpha=30.0, sigma=4.0)
+    assert field.abs().max() <= 30.0 and field.abs().mean() > 0.3  # scaled by alpha, bounded by it, not zero
+    per_image = field.abs().mean((1, 2))
+    assert per_image.std() > 0.05 * per_image.mean()  # each image its own field
+    roughness = (field[:, :, 1:] - field[:, :, :-1]).abs().mean() / field.abs().mean()
+    assert roughness < 0.3  # smoothed over 4 pixels: neighbours move together
+    rough = elastic_field(alpha=30.0, sigma=0.5)
+    assert (rough[:, :, 1:] - rough[:, :, :-1]).abs().mean() / rough.abs().mean() > 3 * roughness  # a narrow Gaussian
+    assert elastic_field(alpha=60.0, sigma=4.0).abs().mean() > 1.6 * field.abs().mean()  # twice alpha, twice the field
+
+
+def test_elastic_distortion_keeps_shape_and_range_is_seeded_and_off_at_alpha_0() -> None:
+    background = -0.42
+    images = torch.full((32, 1, 28, 28), background)
+    images[:, :, 8:20, 10:18] = 2.8
+    torch.manual_seed(1)
+    first = random_elastic(images, 34.0, 4.0, background)
+    assert first.shape == images.shape and not torch.equal(first, images)
+    assert first.min() >= background - 1e-5 and first.max() <= 2.8 + 1e-5  # resampled, never beyond black and white
+    torch.manual_seed(1)
+    assert torch.equal(random_elastic(images, 34.0, 4.0, background), first)  # the same seed draws the same field
+    assert not torch.equal(random_elastic(images, 34.0, 4.0, background), first)  # the next draw another
+    assert random_elastic(images, 0.0, 4.0, background) is images
+    both = Augmentation(rotate=10.0, scale=0.1, shift=2, elastic_alpha=8.0)(images, background)  # composes, one resample
+    assert both.shape == images.shape and both.min() >= background - 1e-5
+
+
 @pytest.mark.parametrize(
     ("arguments", "start"),
     [
@@ -220,6 +257,8 @@ def test_random_rotation_and_scale_stay_within_their_limits() -> None:
         ({"shift": 14}, "shift=14: out of range"),
         ({"rotate": 181.0}, "rotate=181.0: out of range"),
         ({"scale": 1}, "scale=1: out of range"),
+        ({"elastic_alpha": -1.0}, "elastic_alpha=-1.0: out of range"),
+        ({"elastic_sigma": 0.0}, "elastic_sigma=0.0: out of range"),
         ({"sources": ["ftp"]}, "sources=ftp: expected one of torchvision, npm"),
     ],
 )

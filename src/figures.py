@@ -6,6 +6,7 @@ shows is what the picture shows.
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +131,10 @@ def run_name(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}"
 
 
-def draw_confusion(matrix: np.ndarray) -> Figure:
-    """Counts of true (rows) against predicted (columns) digits. The colour shows the errors only, on their own scale,
-    so that a cell of 5 stands out from one of 0 beside diagonal cells of ~1,000; the diagonal is grey, counts written."""
+def draw_confusion(matrix: np.ndarray, classes: Sequence[str] | None = None, noun: str = "digit") -> Figure:
+    """Counts of true (rows) against predicted (columns) classes. The colour shows the errors only, on their own scale,
+    so that a cell of 5 stands out from one of 0 beside diagonal cells of ~1,000; the diagonal is grey, counts written.
+    ``classes`` names the ticks (Fashion-MNIST's items); digits are their own names."""
     errors = np.ma.masked_array(matrix, mask=np.eye(len(matrix), dtype=bool))
     figure = Figure(figsize=(6.4, 5.6))
     axis = figure.subplots()
@@ -141,7 +143,10 @@ def draw_confusion(matrix: np.ndarray) -> Figure:
     for (row, column), count in np.ndenumerate(matrix):
         strong = row != column and count > 0.6 * max(1, int(errors.max() or 1))
         axis.text(column, row, str(count), ha="center", va="center", fontsize=9, color="white" if strong else "black")
-    axis.set(xticks=range(len(matrix)), yticks=range(len(matrix)), xlabel="predicted digit", ylabel="true digit")
+    axis.set(xticks=range(len(matrix)), yticks=range(len(matrix)), xlabel=f"predicted {noun}", ylabel=f"true {noun}")
+    if classes is not None and not all(name.isdigit() for name in classes):
+        axis.set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
+        axis.set_yticklabels(classes, fontsize=8)
     figure.colorbar(image, ax=axis, label="wrong predictions")
     total, wrong = int(matrix.sum()), int(errors.sum())
     axis.set_title(f"test set: {wrong} of {total:,} wrong ({wrong / max(total, 1):.2%}); diagonal = right", fontsize=11)
@@ -149,9 +154,12 @@ def draw_confusion(matrix: np.ndarray) -> Figure:
     return figure
 
 
-def draw_misclassified(digits: list[tuple[np.ndarray, int, int]], wrong: int, columns: int = 6) -> Figure:
-    """The misclassified digits (image, predicted, true) tiled into one image, each labelled ``true→predicted`` large
-    enough to read where TensorBoard shows the picture at its card's size."""
+def draw_misclassified(
+    digits: list[tuple[np.ndarray, int, int]], wrong: int, columns: int = 6, classes: Sequence[str] | None = None
+) -> Figure:
+    """The misclassified images (image, predicted, true) tiled into one image, each labelled ``true→predicted`` (class
+    numbers) large enough to read where TensorBoard shows the picture at its card's size; where the classes are not
+    digits, a line under the tiles says which number is which."""
     cell = 40  # a 28-pixel digit under a 12-pixel band for its label
     rows = max(1, -(-len(digits) // columns))
     mosaic = np.zeros((rows * cell, columns * cell))
@@ -165,7 +173,13 @@ def draw_misclassified(digits: list[tuple[np.ndarray, int, int]], wrong: int, co
     axis.imshow(mosaic, cmap="gray", vmin=0, vmax=1)
     axis.axis("off")
     if not digits:
-        axis.text(columns * cell / 2, cell / 2, "none: every test digit is right", color="white", ha="center", va="center")
-    figure.suptitle(f"misclassified test digits, true→predicted ({len(digits)} of {wrong})", fontsize=12)
-    figure.tight_layout()
+        axis.text(columns * cell / 2, cell / 2, "none: every test image is right", color="white", ha="center", va="center")
+    named = classes is not None and not all(name.isdigit() for name in classes)
+    figure.suptitle(
+        f"misclassified test {'images' if named else 'digits'}, true→predicted ({len(digits)} of {wrong})", fontsize=12
+    )
+    if named:
+        legend = "   ".join(f"{index} {name}" for index, name in enumerate(classes))
+        figure.text(0.5, 0.01, legend, ha="center", va="bottom", fontsize=7, wrap=True)
+    figure.tight_layout(rect=(0, 0.08 if named else 0, 1, 1))  # named: room for that line
     return figure

@@ -1,8 +1,9 @@
-"""``python -m src.predict ckpt_path=<file> image=<file or folder>``: read digits from image files.
+"""``python -m src.predict ckpt_path=<file> image=<file or folder>``: classify image files (digits, or Fashion-MNIST's
+clothes for a checkpoint trained with data=fashion_mnist).
 
 Any size, colour or grey, dark-on-light or light-on-dark: each image is made grey, padded to a square, resized to
 28x28, inverted when its background is light (MNIST digits are light on dark), then normalized exactly as the
-checkpoint's training data was. Prints the digit and the ten probabilities for each image.
+checkpoint's training data was. Prints the class and the ten probabilities for each image.
 """
 
 import sys
@@ -17,7 +18,8 @@ from PIL import Image, ImageOps
 
 from src import checkpoints
 from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
-from src.data.normalization import NORMALIZATIONS
+from src.data.datasets import DATASETS
+from src.data.normalization import mean_std
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -34,7 +36,8 @@ def to_mnist(path: Path) -> torch.Tensor:
     background = 255 if image.getpixel((0, 0)) > 127 else 0  # pad with the corner's shade
     image = ImageOps.pad(image, (side, side), color=background).resize((28, 28), Image.Resampling.BILINEAR)
     pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
-    if pixels.float().mean() > 127:  # mostly light: a dark digit on light paper
+    border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).float()
+    if border.mean() > 127:  # a light background: a dark digit on paper (a big light item keeps its dark border)
         pixels = 255 - pixels
     return pixels
 
@@ -54,18 +57,22 @@ def network(state: dict) -> torch.nn.Module:
     return model.eval()
 
 
-def predict(ckpt_path: str, image: str) -> list[tuple[Path, int, list[float]]]:
+def predict(ckpt_path: str, image: str) -> list[tuple[Path, str, list[float]]]:
+    """Each image file with its class name ("7", "Trouser") and the ten class probabilities."""
     checkpoint = checkpoints.existing(ckpt_path)
     files = image_files(Path(image))
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     state = checkpoints.read(checkpoint)
-    mean, std = NORMALIZATIONS[state["datamodule_hyper_parameters"]["normalization"]]
+    data = state["datamodule_hyper_parameters"]
+    dataset = data.get("dataset", "mnist")  # checkpoints from before Fashion-MNIST hold MNIST
+    mean, std = mean_std(data["normalization"], dataset)
     model = network(state)
     pixels = torch.stack([to_mnist(path) for path in files]).unsqueeze(1)
     with torch.no_grad():
         probabilities = model(pixels.float().div(255).sub(mean).div(std)).softmax(dim=1)
-    return [(path, int(p.argmax()), p.tolist()) for path, p in zip(files, probabilities, strict=True)]
+    classes = DATASETS[dataset].classes
+    return [(path, classes[int(p.argmax())], p.tolist()) for path, p in zip(files, probabilities, strict=True)]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
@@ -74,8 +81,8 @@ def main(cfg: DictConfig) -> None:
         results = predict(cfg.ckpt_path, cfg.image)
     except USER_ERRORS as error:
         exit_on_error(error)
-    for path, digit, probabilities in results:
-        print(f"{path}: {digit}   " + " ".join(f"{d}:{p:.3f}" for d, p in enumerate(probabilities)))
+    for path, name, probabilities in results:
+        print(f"{path}: {name}   " + " ".join(f"{index}:{p:.3f}" for index, p in enumerate(probabilities)))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from src.callbacks.save_config import SaveConfig
 from src.checkpoint_io import CheckpointWriteError
 from src.checks import check_config
 from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error, first_line, shown_path
-from src.data.sources import MNISTUnavailable
+from src.data.sources import DataUnavailable
 from src.loggers import (
     KeepRunIds,
     LogSettings,
@@ -101,7 +101,7 @@ def build_run(cfg: DictConfig) -> Run:
     if int(os.environ.get("LOCAL_RANK", "0")) == 0:  # under DDP, rank 0 fetched the data before it started the others
         try:
             datamodule.prepare_data()
-        except MNISTUnavailable as error:
+        except DataUnavailable as error:
             raise ConfigError(f"data.data_dir={cfg.data.data_dir}: {error}") from error
     with errors_named("logger", plain(cfg.get("logger") or {})):
         loggers = build_loggers(cfg, run_dir, state)  # MLflow's client opens (creates) its store here: data is there
@@ -172,6 +172,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     else:
         notes.append("nothing written: fast_dev_run runs a batch of each stage and keeps no logs or checkpoints")
     return {
+        "data_title": getattr(datamodule, "data_set", None) and datamodule.data_set.title,
         "test_images": min(
             test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size
         ),
@@ -201,7 +202,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     best = summary["best_val_acc"]
     lines = [
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
-        f"on {summary['test_images']:,} MNIST test images",
+        f"on {summary['test_images']:,} {summary['data_title'] or 'MNIST'} test images",
         (f"best val accuracy {best:.4f} after" if math.isfinite(best) else "trained for")
         + f" {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, {summary['global_step']} steps"
         + f" (fit {summary['fit_s']:.1f} s)",

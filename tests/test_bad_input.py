@@ -36,6 +36,8 @@ BAD_TRAIN_COMMANDS = [
     (["loss=label_smoothing", "loss.label_smoothing=1.5"], "loss.label_smoothing=1.5: label_smoothing must be between"),
     (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5: out of range"),
     (["data.shift=14"], "data.shift=14: out of range"),
+    (["data.dataset=cifar10"], "data.dataset=cifar10: expected one of mnist, fashion_mnist"),
+    (["data=fashion_mnist", "data.sources=[npm]"], "data.sources=npm: expected one of torchvision, debian"),
     (["data.elastic_alpha=-5"], "data.elastic_alpha=-5: out of range"),
     (["data.elastic_sigma=0"], "data.elastic_sigma=0: out of range"),
     (["data.val_size=60000"], "data.val_size=60000: out of range"),

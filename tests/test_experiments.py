@@ -1,5 +1,9 @@
 """Experiment configs: what they set, and that they run."""
 
+import pytest
+import torch
+
+from src.data.mnist import MNISTDataModule
 from src.train import train
 from tests.conftest import scalars
 
@@ -10,21 +14,48 @@ def test_tutorial_experiment_is_the_tutorials_setup(compose_config) -> None:
     assert cfg.optimizer._target_ == "torch.optim.SGD"
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (0.01, 0.0, 0.0)
     assert not cfg.scheduler and cfg.data.normalization == "symmetric" and cfg.data.batch_size == 4096
-    assert cfg.callbacks.test_batch_accuracy.every_n_steps == 50
+    assert cfg.data.tutorial_order and cfg.trainer.max_steps == 20_000 and cfg.trainer.max_epochs == -1
+    assert (cfg.callbacks.test_batch_accuracy.every_n_steps, cfg.callbacks.test_batch_accuracy.test_images) == (50, 5000)
+
+
+def test_the_tutorials_batches_are_all_training_images_in_order_whole_batches_only(tiny_mnist) -> None:
+    """Its generator: batch k is images [k*b:(k+1)*b] of the file, and it starts over before a short last batch."""
+    dm = MNISTDataModule(
+        data_dir=str(tiny_mnist.root), sources=[], checksums=tiny_mnist.checksums, val_size=100, batch_size=64,
+        tutorial_order=True,
+    )  # fmt: skip
+    dm.prepare_data()
+    dm.setup("fit")
+    every = dm._normalize(dm._dataset(train=True).data)  # the 600 training images in file order, the val ones too
+    loader = dm.train_dataloader()
+    assert len(loader) == 600 // 64 == 9
+    for epoch in (0, 1):  # the same order every epoch: never shuffled
+        loader.sampler.set_epoch(epoch)
+        batches = [images for images, _ in loader]
+        assert len(batches) == 9 and all(len(images) == 64 for images in batches)
+        assert torch.equal(torch.cat(batches), every[: 9 * 64])  # the last 24 images are never used
+    assert len(dm.val_dataloader().sampler) == 100  # validation as always, an extra
+
+
+def test_tutorial_order_needs_the_device_loader() -> None:
+    with pytest.raises(ValueError, match="^tutorial_order=True: the tutorial's batches are served by loader=device only"):
+        MNISTDataModule(tutorial_order=True, loader="dataloader")
 
 
 def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(tiny_config) -> None:
     cfg = tiny_config(
         "experiment=tutorial",
         "data.batch_size=50",
-        "trainer.max_epochs=4",
+        "trainer.max_steps=40",
         "callbacks.test_batch_accuracy.every_n_steps=5",
-        "trainer.log_every_n_steps=5",
+        "callbacks.test_batch_accuracy.test_images=100",
+        "trainer.check_val_every_n_epoch=1",
     )
     summary = train(cfg)
+    assert summary["global_step"] == 40 and summary["epochs"] == 4  # 600 // 50 = 12 steps an epoch, on all 600 images
     curve = scalars(summary["run_dir"])["acc/test_batch_tutorial"]
-    assert [step for step, _ in curve] == list(range(4, 40, 5))  # every 5 optimizer steps (logged at step k-1)
-    assert all(0.0 <= value <= 1.0 for _, value in curve)
+    assert [step for step, _ in curve] == list(range(0, 40, 5))  # after steps 0, 5, 10, ... as the tutorial's j
+    assert all(0.0 <= value <= 1.0 for _, value in curve) and curve[-1][1] > curve[0][1]
 
 
 def test_fast_experiment_settings(compose_config) -> None:

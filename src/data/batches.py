@@ -58,17 +58,17 @@ class DeviceBatches:
     resumes on exactly the batches an uninterrupted run sees.
     """
 
-    drop_last = False
     batch_sampler = None  # what Lightning inspects on a DataLoader: batches come from `sampler` and `batch_size`
 
-    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, sampler: EpochShuffle) -> None:
+    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, sampler: EpochShuffle, drop_last: bool = False) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.sampler = batch_size, sampler
+        self.batch_size, self.sampler, self.drop_last = batch_size, sampler, drop_last
         self.served = 0  # batches of the current epoch handed out so far
         self._resume: dict[str, int] | None = None
 
     def __len__(self) -> int:
-        return math.ceil(len(self.sampler) / self.batch_size)
+        whole, rest = divmod(len(self.sampler), self.batch_size)
+        return whole + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         skip = 0
@@ -77,7 +77,7 @@ class DeviceBatches:
         self._resume = None
         order = self.sampler.indices().to(self.images.device)
         self.served = skip
-        for batch in order[skip * self.batch_size :].split(self.batch_size):
+        for batch in order[skip * self.batch_size : len(self) * self.batch_size].split(self.batch_size):
             self.served += 1
             yield self.images[batch], self.labels[batch]
 

@@ -33,7 +33,9 @@ class MNISTDataModule(L.LightningDataModule):
     draw the training order from the same :class:`EpochShuffle`, so they train on identical batches.
     The test split is the official 10k set; it is never used for training, validation or checkpoint choice.
     ``dataset="fashion_mnist"`` serves Fashion-MNIST (:mod:`src.data.datasets`) the same way, with its own files,
-    sources, pixel statistics and class names.
+    sources, pixel statistics and class names. ``tutorial_order=True`` trains as the source tutorial does: on all
+    60,000 training images (the validation images too) in file order, never shuffled, whole batches only (its batch
+    generator starts over after 60,000 // batch_size batches); validation and test stay as they are.
     ``rotate``, ``scale``, ``elastic_alpha`` and ``shift`` turn, resize, distort and move each training image at random
     (:mod:`src.data.augment`),
     on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders; validation and test
@@ -59,6 +61,7 @@ class MNISTDataModule(L.LightningDataModule):
         sources: tuple[str, ...] | None = None,
         checksums: dict[str, str] | None = None,
         dataset: str = "mnist",
+        tutorial_order: bool = False,
     ) -> None:
         super().__init__()
         whole_number("val_size", val_size, 1, TRAIN_IMAGES - 1)
@@ -68,6 +71,8 @@ class MNISTDataModule(L.LightningDataModule):
         whole_number("seed", seed, 0)
         whole_number("split_seed", split_seed, 0)
         one_of("loader", loader, LOADERS)
+        if tutorial_order and loader != "device":
+            raise ValueError(f"tutorial_order={tutorial_order}: the tutorial's batches are served by loader=device only")
         self.data_set = DATASETS[one_of("dataset", dataset, DATASETS)]
         for source in sources if sources is not None else self.data_set.sources:
             one_of("sources", source, self.data_set.sources)
@@ -116,7 +121,7 @@ class MNISTDataModule(L.LightningDataModule):
         images, labels = self._normalize(train.data).to(device), train.targets.to(device)
         val_indices, train_indices = self.val_indices.to(device), self.train_indices.to(device)
         self.splits = {
-            "train": (images[train_indices], labels[train_indices]),
+            "train": (images, labels) if self.hparams.tutorial_order else (images[train_indices], labels[train_indices]),
             "val": (images[val_indices], labels[val_indices]),
             "test": (self._normalize(test.data).to(device), test.targets.to(device)),
         }
@@ -136,8 +141,9 @@ class MNISTDataModule(L.LightningDataModule):
         rank, world = self._rank_and_world()
         if self.hparams.loader == "device":
             images, labels = self.splits[split]
-            sampler = EpochShuffle(len(labels), shuffle, self.hparams.seed, rank, world, pad=shuffle)
-            return DeviceBatches(images, labels, batch_size, sampler)
+            in_order = split == "train" and self.hparams.tutorial_order
+            sampler = EpochShuffle(len(labels), shuffle and not in_order, self.hparams.seed, rank, world, pad=shuffle)
+            return DeviceBatches(images, labels, batch_size, sampler, drop_last=in_order)
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
         dataset = self._dataset(train=split != "test", transform=transform)
         if split != "test":

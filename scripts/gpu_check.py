@@ -11,6 +11,8 @@ that fails is reported and the others still run. Steps, most important first:
   on CPU     the GPU run's best checkpoint through src.eval accelerator=cpu, src.predict and src.export (ONNX)
   bench      python -m src.bench at batch 512 and 4096 for 32-true, bf16-mixed and model.compile=true, path (c) left
              out: samples/s of the plain loop and of this project's path, b/a, and (b)'s first step
+  tutorial   (only when named in --steps) experiment=tutorial to its end, the source tutorial's 20,000 steps: its
+             curve to tutorial_curve.csv and tutorial_curves.png
 
 It writes ``report.md`` (a table per step, the targets, the bench tables) after every step, so a run stopped at its
 limit still reports what it did, and ``log.txt`` (every command's output). ``--tiny`` runs the same steps on the
@@ -23,6 +25,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -264,6 +267,27 @@ def bench(check: Check) -> None:
         check.record(Step(f"bench {variant}", ok, seconds, result, values=ratios))
 
 
+def tutorial(check: Check) -> None:
+    """The source tutorial's own run, 20,000 steps of batch 4,096: long on a CPU, minutes on a GPU."""
+    short = ["trainer.max_steps=101", "data.batch_size=256"] if check.tiny else []  # tiny: 101 small steps
+    code, output, seconds = check.train("experiment=tutorial", "name=tutorial", *short, limit=540)
+    values = values_of(output, seconds)
+    result = summary_of(code, output, seconds)
+    run_dir = check.work / "tutorial" / "version_0"
+    if code == 0:
+        from src.figures import read_curves  # here: tensorboard's reader is only needed for this step
+
+        curve = read_curves(run_dir).get("acc/test_batch_tutorial", [])
+        lines = ["step,test_batch_accuracy", *(f"{step},{value:.4f}" for step, value in curve)]
+        (check.out / "tutorial_curve.csv").write_text("\n".join(lines) + "\n")
+        if (run_dir / "curves.png").is_file():
+            shutil.copyfile(run_dir / "curves.png", check.out / "tutorial_curves.png")
+        if curve:
+            values["last_test_batch_acc"] = curve[-1][1]
+            result += f"; first 5,000 test images after step {curve[-1][0]}: {curve[-1][1]:.4f}"
+    check.record(Step("tutorial", code == 0, seconds, result, values=values))
+
+
 def targets(check: Check) -> list[str]:
     """Each target with what was measured against it: met, not met, or not measured."""
     if check.tiny:
@@ -295,7 +319,16 @@ def report(check: Check) -> str:
     return "\n".join(lines) + "\n"
 
 
-STEPS = {"start-up": start_up, "default": default_run, "fast": fast_run, "resume": resume_run, "cpu": on_cpu, "bench": bench}
+STEPS = {
+    "start-up": start_up,
+    "default": default_run,
+    "fast": fast_run,
+    "resume": resume_run,
+    "cpu": on_cpu,
+    "bench": bench,
+    "tutorial": tutorial,
+}
+DEFAULT_STEPS = [step for step in STEPS if step != "tutorial"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or REPO / "lightning_logs" / "gpu_check"))
     parser.add_argument("--work", type=Path, default=None, help="where the runs go (default: a new temporary folder)")
     parser.add_argument("--limit", type=float, default=480, help="seconds for all steps together (default 480)")
-    parser.add_argument("--steps", nargs="+", default=list(STEPS), choices=list(STEPS), help="default: all, in order")
+    parser.add_argument("--steps", nargs="+", default=DEFAULT_STEPS, choices=list(STEPS), help="default: all but tutorial")
     parser.add_argument("--bench", nargs="+", default=list(BENCH_VARIANTS), choices=list(BENCH_VARIANTS))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -83,3 +83,12 @@ def test_prepare_carries_the_wheels_and_mnist_under_40_mib(real_mnist, tmp_path:
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {probe}"], capture_output=True, text=True
     )
     assert imported.returncode == 0 and imported.stdout.startswith(str(site)), imported.stderr
+
+
+@pytest.mark.slow
+def test_the_tutorial_step_brings_back_its_curve(real_mnist, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert gpu_check.main(["--tiny", "--out", str(out), "--work", str(tmp_path / "work"), "--steps", "tutorial"]) == 0
+    assert report_rows((out / "report.md").read_text())["tutorial"][0] == "yes"
+    rows = (out / "tutorial_curve.csv").read_text().splitlines()
+    assert rows[0] == "step,test_batch_accuracy" and [int(row.split(",")[0]) for row in rows[1:]] == [0, 50, 100]

@@ -223,6 +223,22 @@ def resume_command(checkpoint: Path) -> str:
     return shlex.join(["python", "-m", "src.train", *overrides, f"ckpt_path={checkpoint}"])
 
 
+def exit_interrupted(stop: Interrupted, rest: str = "") -> None:
+    """Say what a signal stopped and how to go on, then exit 130 (as a shell does for Ctrl-C)."""
+    also = f" ({rest})" if rest else ""
+    if stop.checkpoint is None:
+        print(
+            f"\nstopped by a signal{also}; no checkpoint was kept (checkpointing is off), so there is nothing to resume",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"\nstopped by a signal{also}; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}",
+            file=sys.stderr,
+        )
+    sys.exit(130)
+
+
 def sweep_job(cfg: DictConfig) -> float:
     """One job of a multirun: its failure becomes a row of the sweep summary, and the other jobs still run."""
     started = time.perf_counter()
@@ -233,6 +249,10 @@ def sweep_job(cfg: DictConfig) -> float:
     print(f"\njob {job.job.num + 1}{'/' + jobs if jobs else ''}: {' '.join(swept) or '(nothing swept)'}", flush=True)
     try:
         summary = train(cfg)
+    except Interrupted as stop:  # Ctrl-C or SIGTERM stops the whole sweep, not only this job
+        row |= {"error": "stopped by a signal", "wall_s": time.perf_counter() - started}
+        write_result(Path(row["folder"]), row)
+        exit_interrupted(stop, rest="the sweep's later jobs did not run")
     except Exception as error:  # recorded, not raised: the sweep goes on
         row |= {"error": f"{type(error).__name__}: {error}".splitlines()[0], "wall_s": time.perf_counter() - started}
         write_result(Path(row["folder"]), row)
@@ -254,17 +274,7 @@ def main(cfg: DictConfig) -> float:
     except USER_ERRORS as error:
         exit_on_error(error)
     except Interrupted as stop:
-        if stop.checkpoint is None:
-            print(
-                "\nstopped by a signal; no checkpoint was kept (checkpointing is off), so there is nothing to resume",
-                file=sys.stderr,
-            )
-        else:
-            print(
-                f"\nstopped by a signal; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}",
-                file=sys.stderr,
-            )
-        sys.exit(130)
+        exit_interrupted(stop)
     except (NonFiniteLoss, CheckpointWriteError) as error:
         exit_on_error(error, status=1)
     if summary["is_global_zero"]:

@@ -98,3 +98,18 @@ def test_sigkill_loses_at_most_the_periodic_interval(straight: Path, tmp_path: P
     done = run(command(tmp_path, "killed", *every, "ckpt_path=last"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_run(run_dir, straight)
+
+
+@pytest.mark.slow
+def test_a_signal_stops_the_whole_sweep_and_says_how_to_resume_its_job(real_mnist, tmp_path: Path) -> None:
+    """Not only the running job: the later jobs do not start (a user's Ctrl-C means the sweep)."""
+    args = [sys.executable, "-m", "src.train", "-m", *RUN, f"log_dir={tmp_path}", "name=swept", "seed=0,1"]
+    code, out, err = stop_when(args, "epoch 1/2 batch 60/", signal.SIGTERM)
+    assert code == 130, err[-2000:]
+    (sweep,) = (tmp_path).glob("swept-sweep-*")
+    assert sorted(path.name for path in sweep.iterdir() if path.is_dir()) == ["0_seed:0"]  # job 2 never started
+    assert "stopped by a signal (the sweep's later jobs did not run); the current step is saved" in err
+    resume = shlex.split(err.strip().splitlines()[-1])
+    assert resume[:3] == ["python", "-m", "src.train"] and "seed=0" in resume
+    assert resume[-1] == f"ckpt_path={sweep}/0_seed:0/checkpoints/last.ckpt"
+    assert "job 2/2" not in out

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -59,13 +60,15 @@ def synthetic_digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class TinyMNIST:
-    """A data folder laid out like torchvision's MNIST, with its own checksums."""
+    """A data folder laid out like torchvision's MNIST, with its own checksums; the same files stand in for
+    Fashion-MNIST (``data=fashion_mnist``) in its own folder."""
 
     def __init__(self, root: Path, n_train: int = 600, n_test: int = 200) -> None:
         self.root, self.raw = root, root / "MNIST" / "raw"
         write_idx(self.raw, "train", *synthetic_digits(n_train, seed=1))
         write_idx(self.raw, "t10k", *synthetic_digits(n_test, seed=2))
         self.checksums = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(self.raw.iterdir())}
+        shutil.copytree(self.raw, root / "FashionMNIST" / "raw")
 
     def use_in(self, cfg: DictConfig, val_size: int = 100) -> DictConfig:
         """Point the config's DataModule at this folder and its checksums, with no fetching."""

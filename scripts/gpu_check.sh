@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On the lent GPU machine, from the repository root:  bash scripts/gpu_check.sh [--tiny] [--out DIR] ...
+# On a GPU machine, from the repository root:  bash scripts/gpu_check.sh [--tiny] [--out DIR] ...
 # Installs what that machine lacks from .gpu_check/ (made here by scripts/gpu_check_prepare.sh: the wheels of
 # hydra-core, omegaconf and antlr4, and MNIST gzipped), offline, into a folder of its own; then runs
 # scripts/gpu_check.py with the machine's own torch and lightning. PYTHON picks the interpreter (default python3).

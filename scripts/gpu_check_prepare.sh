@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Here, before a GPU call:  bash scripts/gpu_check_prepare.sh [folder]   (default .gpu_check, ignored by git)
-# Puts into one folder what the lent GPU machine lacks and cannot download (it has no network): the wheels of
+# On a machine with network, before the check:  bash scripts/gpu_check_prepare.sh [folder]   (default .gpu_check, ignored)
+# Puts into one folder what a GPU machine without network may lack and cannot download: the wheels of
 # hydra-core and omegaconf as pyproject.toml pins them, and of antlr4-python3-runtime 4.9.3, omegaconf's parser
 # runtime, which the index has only as source (pip builds a wheel of it: it is pure Python); and MNIST's four files,
-# gzipped (about 11 MB, where the raw files are 55 MB). The GPU call carries the folder: run(carry=[".gpu_check"]).
+# gzipped (about 11 MB, where the raw files are 55 MB). Copy the folder beside the checkout there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python}

@@ -14,13 +14,14 @@ Method: each path runs ``warmup`` steps, then is timed over about ``samples`` sa
 clock, with a device synchronize before reading the clock on a GPU; samples/s = steps * batch size / seconds.
 Validation (and with it the best-checkpoint callback) and the progress bar are off in (b) and (c); everything else
 in the path is kept, the last.ckpt writes included. With ``trainer.precision=bf16-mixed`` (a) runs its forward under
-``torch.autocast`` in bfloat16 too, and with ``model.compile=true`` its network is compiled as well, so (a) is always
-the floor for the same arithmetic. The first step of (a) and of (b) is timed on its own in the first round and never
-counted in samples/s: it holds the device's start-up and, with ``model.compile=true``, the compilation, which (a)
-pays because it runs first (the compiled code is then reused in the same process). ``--skip-dataloader`` leaves (c)
-out (on a GPU it is bound by the CPU's per-sample transforms). The paths alternate per batch size, so machine noise
-hits them alike, and each path's best of ``rounds`` rounds is kept (interference from other work only ever slows a
-round down). Ratios within one run are what to compare, never times across runs.
+``torch.autocast`` in bfloat16 too (other precisions: (a) stays in float32), and with ``model.compile=true`` its network
+is compiled as well. The first step of (a) and of (b) is timed on its own in the first round, (b)'s from the start of
+training (``on_train_start``), and is not counted in samples/s (unless ``--warmup 0``): it holds the device's start-up
+and, with ``model.compile=true``, the compilation, which (a) pays because it runs first (the compiled code is then
+reused in the same process). ``--skip-dataloader`` leaves (c) out (on a GPU it is bound by the CPU's per-sample
+transforms). The paths alternate per batch size, so machine noise hits them alike, and each path's best of ``rounds``
+rounds is kept (interference from other work only ever slows a round down). Ratios within one run are what to compare,
+never times across runs.
 """
 
 import argparse

@@ -75,6 +75,8 @@ def build_callbacks(cfg: DictConfig, run_dir: Path | None = None, has_logger: bo
     switched_off += () if has_logger else NEED_A_LOGGER
     callbacks = []
     for name, callback in (cfg.get("callbacks") or {}).items():
+        if callback is None:  # callbacks.<name>=null in a config file: left out, as ~callbacks.<name> on a command line
+            continue
         with errors_named(f"callbacks.{name}", plain(callback)):
             built = instantiate(callback)
         if isinstance(built, ModelCheckpoint) and built.dirpath is None and run_dir is not None:

@@ -64,6 +64,16 @@ def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
     return {name.removeprefix("net."): tensor for name, tensor in state_dict.items() if name.startswith("net.")}
 
 
+def check_same_data_set(state: dict[str, Any], dataset: str, path: Path) -> None:
+    """A resume continues on the data set it started on (checkpoints from before Fashion-MNIST hold MNIST)."""
+    saved = state.get("datamodule_hyper_parameters", {}).get("dataset", "mnist")
+    if saved != dataset:
+        raise CheckpointError(
+            f"ckpt_path={path}: a run on {saved}, resumed with data.dataset={dataset}; resume it with data.dataset={saved} "
+            "(its config.yaml), or start a new run from its weights with init_from="
+        )
+
+
 def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:
     """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
     saved = {name: tensor for name, tensor in state.get("state_dict", {}).items() if name.startswith("net.")}

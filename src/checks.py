@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.builders import plain
 from src.cli import CONF_DIR, ConfigError
+from src.data.datasets import DATASETS, MNIST
 from src.loggers import logger_configs
 from src.signatures import check_arguments, show
 from src.validate import whole_number
@@ -99,7 +100,8 @@ def check_types(cfg: DictConfig) -> None:
             if package and importlib.util.find_spec(package) is None:
                 raise ConfigError(f"{name}={package}: {package} is not installed; pip install -e '.[{extra}]'")
         for name, node in plain(cfg.get("callbacks") or {}).items():
-            check_arguments(f"callbacks.{name}", node)
+            if node is not None:  # callbacks.<name>: null leaves it out (src/builders.py)
+                check_arguments(f"callbacks.{name}", node)
     except ValueError as error:
         raise ConfigError(str(error)) from error
 
@@ -153,7 +155,8 @@ def check_machine(cfg: DictConfig) -> None:
     devices = trainer.devices
     if isinstance(devices, int) and not isinstance(devices, bool):  # Lightning would start that many processes
         _require(1 <= devices <= available, f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
-    raw = Path(cfg.data.data_dir) / "MNIST" / "raw"
+    data_set = DATASETS.get(cfg.data.get("dataset"), MNIST)  # an unknown name is refused by the DataModule, by name
+    raw = Path(cfg.data.data_dir) / data_set.folder / "raw"
     data_dir = cfg.data.data_dir
     _require(
         _nothing_written_yet_writable(raw),

@@ -107,6 +107,7 @@ def build_loggers(cfg: DictConfig, run_dir: Path, state: dict[str, Any] | None) 
 # The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), flat, with their real types: a name
 # and the config key it reads. The optimizer, schedule, loss and widths are added by name; a sweep adds its swept keys.
 COMPARED = {
+    "dataset": "data.dataset",
     "lr": "optimizer.lr",
     "weight_decay": "optimizer.weight_decay",
     "dropout": "model.dropout",

@@ -85,6 +85,7 @@ def build_run(cfg: DictConfig) -> Run:
     datamodule = build_datamodule(cfg)
     model = build_classifier(cfg)
     if state is not None:
+        checkpoints.check_same_data_set(state, datamodule.hparams.dataset, checkpoint)
         checkpoints.check_same_network(state, model, checkpoint)
     if start is not None:  # a new run that starts from these weights; optimizer, schedule and step start afresh
         weights = checkpoints.read(start, key="init_from")

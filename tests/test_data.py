@@ -219,7 +219,8 @@ def elastic_field(alpha: float, sigma: float, batch: int = 64) -> torch.Tensor:
 def test_elastic_distortion_is_a_smooth_field_of_the_size_asked_for() -> None:
     torch.manual_seed(0)
     field = elastic_field(alpha=30.0, sigma=4.0)
-    assert field.abs().max() <= 30.0 and field.abs().mean() > 0.3  # scaled by alpha, bounded by it, not zero
+    # U(-1, 1) (std 0.577) smoothed by a 2-D Gaussian of width 4 (std / (2 sqrt(pi) 4) = 0.041), times 30: about 1.2 pixels
+    assert 0.6 < field.std() < 1.6
     per_image = field.abs().mean((1, 2))
     assert per_image.std() > 0.05 * per_image.mean()  # each image its own field
     roughness = (field[:, :, 1:] - field[:, :, :-1]).abs().mean() / field.abs().mean()

@@ -43,19 +43,23 @@ def test_tutorial_order_needs_the_device_loader() -> None:
 
 
 def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(tiny_config) -> None:
-    cfg = tiny_config(
+    short = [
         "experiment=tutorial",
         "data.batch_size=50",
         "trainer.max_steps=40",
         "callbacks.test_batch_accuracy.every_n_steps=5",
         "callbacks.test_batch_accuracy.test_images=100",
         "trainer.check_val_every_n_epoch=1",
-    )
-    summary = train(cfg)
+    ]
+    summary = train(tiny_config(*short))
     assert summary["global_step"] == 40 and summary["epochs"] == 4  # 600 // 50 = 12 steps an epoch, on all 600 images
     curve = scalars(summary["run_dir"])["acc/test_batch_tutorial"]
     assert [step for step, _ in curve] == list(range(0, 40, 5))  # after steps 0, 5, 10, ... as the tutorial's j
     assert all(0.0 <= value <= 1.0 for _, value in curve) and curve[-1][1] > curve[0][1]
+    assert summary["best_checkpoint"] is None and summary["notes"][0].startswith("tested the final weights")
+    accumulated = train(tiny_config(*short, "name=accumulated", "trainer.accumulate_grad_batches=2", "trainer.max_steps=20"))
+    steps = [step for step, _ in scalars(accumulated["run_dir"])["acc/test_batch_tutorial"]]
+    assert steps == list(range(0, 20, 5))  # once per optimizer step, not once per accumulated batch
 
 
 def test_fast_experiment_settings(compose_config) -> None:
@@ -70,6 +74,6 @@ def test_best_experiment_is_the_tutorials_network_with_regularization(compose_co
     assert cfg.model.dropout > 0 and cfg.loss.label_smoothing == 0.1
     assert (cfg.data.rotate, cfg.data.scale, cfg.data.shift) == (10.0, 0.1, 2)  # augmentation on the device
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.scheduler._target_ == "src.models.schedules.one_cycle"
-    assert cfg.name == "best"
+    assert cfg.name == "mnist-best" and compose_config("data=fashion_mnist", "experiment=best").name == "fashion_mnist-best"
     summary = train(tiny_config("experiment=best", "trainer.max_epochs=3"))
     assert summary["test_acc"] > 0.8 and summary["epochs"] == 3

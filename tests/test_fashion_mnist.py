@@ -106,3 +106,21 @@ def test_a_short_real_fashion_mnist_run_names_its_classes(real_fashion_mnist, tm
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     names = [re.match(r".*\.png: (.+?)   0:", line).group(1) for line in predicted.stdout.splitlines()]
     assert len(names) == 3 and set(names) <= set(FASHION_MNIST.classes)
+
+
+def test_data_dataset_alone_switches_the_data_set(compose_config) -> None:
+    """`data.dataset=fashion_mnist` works without `data=fashion_mnist`: the sources follow the data set."""
+    cfg = compose_config("data.dataset=fashion_mnist")
+    assert cfg.data.sources is None and cfg.name == "fashion_mnist"
+    dm = MNISTDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    assert dm.raw_dir.parts[-2:] == ("FashionMNIST", "raw") and dm.mean == FASHION_MNIST.mean
+
+
+def test_a_resume_stays_on_its_data_set(tiny_config) -> None:
+    from src.checkpoints import CheckpointError
+    from src.train import train
+
+    first = train(tiny_config("trainer.max_epochs=1", "name=shared"))
+    checkpoint = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match="a run on mnist, resumed with data.dataset=fashion_mnist; resume it with"):
+        train(tiny_config("data.dataset=fashion_mnist", "name=shared", "trainer.max_epochs=2", f"ckpt_path={checkpoint}"))

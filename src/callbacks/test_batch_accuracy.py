@@ -20,11 +20,13 @@ class TestBatchAccuracy(L.Callback):
         self.every_n_steps = whole_number("every_n_steps", every_n_steps, 1)
         self.test_images = whole_number("test_images", test_images, 1)
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.logged_step = -1  # with gradient accumulation several batches end at the same step: measured once
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         step = trainer.global_step - 1  # the step just taken, counted from 0
-        if step % self.every_n_steps or not trainer.loggers:
+        if step % self.every_n_steps or not trainer.loggers or step == self.logged_step:
             return
+        self.logged_step = step
         if self.batch is None:
             self.batch = self._first_test_images(trainer, pl_module.device)
         images, labels = self.batch

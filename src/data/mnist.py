@@ -25,7 +25,7 @@ TRAIN_IMAGES = 60_000  # MNIST's official training file; the train and val split
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """Supplies MNIST to the Trainer, either as device-resident batches (default) or through a ``DataLoader``.
+    """Supplies MNIST (or Fashion-MNIST) to the Trainer, either as device-resident batches (default) or through a ``DataLoader``.
 
     ``loader="device"``: each split is decoded, normalized and moved to the training device once, and batches are
     index slices taken there (:mod:`src.data.batches`). ``loader="dataloader"``: the standard torchvision dataset
@@ -37,9 +37,8 @@ class MNISTDataModule(L.LightningDataModule):
     60,000 training images (the validation images too) in file order, never shuffled, whole batches only (its batch
     generator starts over after 60,000 // batch_size batches); validation and test stay as they are.
     ``rotate``, ``scale``, ``elastic_alpha`` and ``shift`` turn, resize, distort and move each training image at random
-    (:mod:`src.data.augment`),
-    on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders; validation and test
-    images are never changed. Every argument is checked here: a bad one raises ``ValueError`` naming it.
+    (:mod:`src.data.augment`), on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders;
+    validation and test images are never changed. Every argument is checked here: a bad one raises ``ValueError`` naming it.
     """
 
     def __init__(

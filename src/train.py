@@ -199,13 +199,17 @@ def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> 
     return "validation never ran" if trainer.limit_val_batches == 0 or not trainer.num_val_batches else "no acc/val was logged"
 
 
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     best = summary["best_val_acc"]
     lines = [
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
         f"on {summary['test_images']:,} {summary['data_title'] or 'MNIST'} test images",
         (f"best val accuracy {best:.4f} after" if math.isfinite(best) else "trained for")
-        + f" {summary['epochs']} epoch{'s' * (summary['epochs'] != 1)}, {summary['global_step']} steps"
+        + f" {counted(summary['epochs'], 'epoch')}, {counted(summary['global_step'], 'step')}"
         + f" (fit {summary['fit_s']:.1f} s)",
     ]
     if summary["run_dir"]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY, TinyMNIST, run_many, tiny_data
+from tests.conftest import TINY, TinyMNIST, run_many, run_module, tiny_data
 
 # (one switch, a line the summary must then hold)
 SWITCHES = [
@@ -68,3 +68,16 @@ def test_each_switch_alone_ends_in_a_summary(tiny_mnist: TinyMNIST, tmp_path: Pa
         assert all(not line.split()[-1].startswith("/") for line in said if line.startswith(("run folder", "best checkpoint")))
     written = [path.name for path in work.iterdir()]
     assert written == ["lightning_logs"]  # runs write under lightning_logs/ only (fast_dev_run: nowhere)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["experiment=fast", "--cfg", "job"], "max_epochs: 2"),  # overrides first, then Hydra's flag
+        (["--cfg", "job", "experiment=fast"], "max_epochs: 2"),
+        (["optimizer=sgd", "--help"], "optimizer: adam, adamw, rmsprop, sgd"),
+    ],
+)
+def test_hydras_flags_after_overrides(arguments: list[str], expected: str) -> None:
+    done = run_module("src.train", *arguments)
+    assert done.returncode == 0 and expected in done.stdout, done.stderr[-1500:]

@@ -61,7 +61,7 @@ COMMAND_LINES = [
     # (arguments, the one-line message Hydra's parser or composer leads to)
     (["optimizer=adamm"], "optimizer=adamm: no such choice; choose from adam, adamw, rmsprop, sgd"),
     (["loss=hinge"], "loss=hinge: no such choice; choose from cross_entropy, label_smoothing, mse, nll, tutorial"),
-    (["+experiment=slow"], "+experiment=slow: no such choice; choose from best, fast, tutorial"),
+    (["+experiment=slow"], "+experiment=slow: no such choice; choose from best, fast, record, tutorial"),
     (["-m", "optimizer=sgd,adamm"], "optimizer=adamm: no such choice"),  # every swept value is composed
     (["trainer.max_epoch=3"], "trainer.max_epoch=3: no such key; did you mean trainer.max_epochs?"),
     (["foo=1"], "foo=1: no such key"),

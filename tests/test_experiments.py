@@ -5,7 +5,7 @@ import torch
 
 from src.data.mnist import MNISTDataModule
 from src.train import train
-from tests.conftest import scalars
+from tests.conftest import run_module, scalars, tiny_data
 
 
 def test_tutorial_experiment_is_the_tutorials_setup(compose_config) -> None:
@@ -77,3 +77,22 @@ def test_best_experiment_is_the_tutorials_network_with_regularization(compose_co
     assert cfg.name == "mnist-best" and compose_config("data=fashion_mnist", "experiment=best").name == "fashion_mnist-best"
     summary = train(tiny_config("experiment=best", "trainer.max_epochs=3"))
     assert summary["test_acc"] > 0.8 and summary["epochs"] == 3
+
+
+def test_short_epochs_print_a_line_every_n_steps_not_every_epoch(tiny_mnist) -> None:
+    """experiment=tutorial's epochs are 14 steps: lines come every N optimizer steps, with the run's step count."""
+    done = run_module(
+        "src.train",
+        "experiment=tutorial",
+        "data.batch_size=50",
+        "trainer.max_steps=40",
+        "callbacks.progress_bar.every_n_steps=20",  # more than an epoch's 12 steps
+        "~callbacks.test_figures",
+        "~callbacks.curves_png",
+        *tiny_data(tiny_mnist),
+        f"log_dir={tiny_mnist.root.parent / 'logs'}",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ") and " batch " in line]
+    assert [line.split(" step ")[1].split()[0] for line in lines] == ["20/40", "40/40"]
+    assert "/-1" not in done.stdout

@@ -10,13 +10,16 @@ from src.validate import whole_number
 
 
 class LineProgress(ProgressBar):
-    """One line every ``every_n_steps`` training batches and one after each validation: no carriage returns."""
+    """One line every ``every_n_steps`` training batches and at the end of each epoch, and one after each validation: no
+    carriage returns. Where epochs are shorter than ``every_n_steps`` batches (``experiment=tutorial``: 14), a line every
+    ``every_n_steps`` optimizer steps instead of one every epoch."""
 
     def __init__(self, every_n_steps: int = 100) -> None:
         super().__init__()
         self.every_n_steps = every_n_steps
         self._enabled = True
         self._epoch_start = 0.0
+        self._shown_step = -1
 
     def disable(self) -> None:
         self._enabled = False
@@ -38,13 +41,23 @@ class LineProgress(ProgressBar):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         done, total = batch_idx + 1, self.total_train_batches
-        if done % self.every_n_steps and done != total:
+        if total == float("inf") or total >= self.every_n_steps:
+            due = done % self.every_n_steps == 0 or done == total
+        else:  # short epochs
+            due = trainer.global_step % self.every_n_steps == 0 and trainer.global_step != self._shown_step
+        if not due:
             return
+        self._shown_step = trainer.global_step
         elapsed = time.perf_counter() - self._epoch_start
         rate = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 and total != float("inf") else 0.0
+        left = total - done  # batches to the end of the epoch, or of the run where epochs are short and steps counted
+        if total < self.every_n_steps and trainer.max_steps and trainer.max_steps > 0:
+            left = (trainer.max_steps - trainer.global_step) * trainer.accumulate_grad_batches
+        eta = left / rate if rate > 0 and left != float("inf") else 0.0
+        epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        steps = f" step {trainer.global_step}/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else ""
         self._print(
-            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs} batch {done}/{total} "
+            f"epoch {trainer.current_epoch + 1}{epochs} batch {done}/{total}{steps} "
             f"{rate:.1f} it/s eta {eta:.0f}s {self._metrics(trainer, pl_module)}"
         )
 

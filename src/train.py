@@ -173,7 +173,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     else:
         notes.append("nothing written: fast_dev_run runs a batch of each stage and keeps no logs or checkpoints")
     return {
-        "data_title": getattr(datamodule, "data_set", None) and datamodule.data_set.title,
+        "data_title": datamodule.data_set.title,
         "test_images": min(
             test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size
         ),
@@ -207,7 +207,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     best = summary["best_val_acc"]
     lines = [
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
-        f"on {summary['test_images']:,} {summary['data_title'] or 'MNIST'} test images",
+        f"on {summary['test_images']:,} {summary['data_title']} test images",
         (f"best val accuracy {best:.4f} after" if math.isfinite(best) else "trained for")
         + f" {counted(summary['epochs'], 'epoch')}, {counted(summary['global_step'], 'step')}"
         + f" (fit {summary['fit_s']:.1f} s)",

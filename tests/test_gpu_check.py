@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from src.data.sources import MNIST_SHA256
+from src.data.datasets import MNIST
 from tests.conftest import REPO, cli_env
 
 
@@ -82,7 +82,7 @@ def test_prepare_carries_the_wheels_and_mnist_under_40_mib(real_mnist, tmp_path:
     assert sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) < 40 * 2**20
     wheels = sorted(path.name.split("-")[0] for path in (folder / "wheels").glob("*.whl"))
     assert wheels == ["antlr4_python3_runtime", "hydra_core", "omegaconf"]
-    for name, digest in MNIST_SHA256.items():  # each gzipped file unpacks to the verified original
+    for name, digest in MNIST.sha256.items():  # each gzipped file unpacks to the verified original
         assert hashlib.sha256(gzip.decompress((folder / "mnist" / f"{name}.gz").read_bytes())).hexdigest() == digest
     # Offline, as on the GPU machine: the wheels alone install, and hydra imports from where they went.
     site = tmp_path / "site"

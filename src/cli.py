@@ -283,6 +283,9 @@ def quiet_lightning() -> None:
     # run ("View run ... at: http://...") stays: that one a user follows.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    # Lightning logs every log_every_n_steps optimizer steps counted across epochs, so epochs shorter than that
+    # interval (experiment=tutorial's 14 steps) still log: this warning says otherwise.
+    warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
     # Lightning 2.6.6 itself calls a pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
 

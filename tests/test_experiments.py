@@ -86,7 +86,8 @@ def test_short_epochs_print_a_line_every_n_steps_not_every_epoch(tiny_mnist) -> 
         "experiment=tutorial",
         "data.batch_size=50",
         "trainer.max_steps=40",
-        "callbacks.progress_bar.every_n_steps=20",  # more than an epoch's 12 steps
+        "callbacks.progress_bar.every_n_steps=20",  # more than an epoch's 18 steps
+        "trainer.log_every_n_steps=25",  # also more
         "~callbacks.test_figures",
         "~callbacks.curves_png",
         *tiny_data(tiny_mnist),
@@ -95,4 +96,9 @@ def test_short_epochs_print_a_line_every_n_steps_not_every_epoch(tiny_mnist) -> 
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ") and " batch " in line]
     assert [line.split(" step ")[1].split()[0] for line in lines] == ["20/40", "40/40"]
+    assert [line.split(" batch ")[1].split()[0] for line in lines] == ["2/18", "4/18"]  # of the epoch's 18 batches
     assert "/-1" not in done.stdout
+    run_dir = next((tiny_mnist.root.parent / "logs").rglob("events.*")).parent
+    # Logged every 25 steps across 18-step epochs: Lightning's warning that it would not log is dropped.
+    assert [step for step, _ in scalars(run_dir)["loss/train"]] == [24]
+    assert "smaller than the logging interval" not in done.stderr

@@ -40,24 +40,28 @@ class LineProgress(ProgressBar):
         self._epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        done, total = batch_idx + 1, self.total_train_batches
-        if total == float("inf") or total >= self.every_n_steps:
-            due = done % self.every_n_steps == 0 or done == total
-        else:  # short epochs
-            due = trainer.global_step % self.every_n_steps == 0 and trainer.global_step != self._shown_step
+        # The epoch's size from the trainer: Lightning's total_train_batches shrinks to the steps left when only
+        # max_steps is set, down to 0 on the last step.
+        done, epoch_size = batch_idx + 1, trainer.num_training_batches
+        steps_left = trainer.max_steps - trainer.global_step if trainer.max_steps and trainer.max_steps > 0 else None
+        if epoch_size >= self.every_n_steps:  # also an endless epoch (inf)
+            due = done % self.every_n_steps == 0 or done == epoch_size or steps_left == 0
+        else:  # short epochs: a line every N optimizer steps of the run
+            on_time = trainer.global_step % self.every_n_steps == 0 or steps_left == 0
+            due = on_time and trainer.global_step != self._shown_step
         if not due:
             return
         self._shown_step = trainer.global_step
         elapsed = time.perf_counter() - self._epoch_start
         rate = done / elapsed if elapsed > 0 else 0.0
-        left = total - done  # batches to the end of the epoch, or of the run where epochs are short and steps counted
-        if total < self.every_n_steps and trainer.max_steps and trainer.max_steps > 0:
-            left = (trainer.max_steps - trainer.global_step) * trainer.accumulate_grad_batches
+        left = epoch_size - done  # batches to the end of the epoch, or of the run where epochs are short and steps counted
+        if steps_left is not None and (epoch_size < self.every_n_steps or steps_left * trainer.accumulate_grad_batches < left):
+            left = steps_left * trainer.accumulate_grad_batches
         eta = left / rate if rate > 0 and left != float("inf") else 0.0
         epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
         steps = f" step {trainer.global_step}/{trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else ""
         self._print(
-            f"epoch {trainer.current_epoch + 1}{epochs} batch {done}/{total}{steps} "
+            f"epoch {trainer.current_epoch + 1}{epochs} batch {done}/{epoch_size}{steps} "
             f"{rate:.1f} it/s eta {eta:.0f}s {self._metrics(trainer, pl_module)}"
         )
 

@@ -90,14 +90,14 @@ def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], pa
 
 
 def draw_run(curves: Curves, path: Path, title: str) -> Path:
-    """Two panels, accuracy and loss: train (the mean over each logging window), val (each epoch), the test result."""
+    """Two panels, accuracy and loss: train (the mean over each logging window), val (each validation), the test result."""
     figure = Figure(figsize=(11, 4))
     accuracy, loss = figure.subplots(1, 2)
     train = {"label": "train (mean of each logging window)", "color": COLOURS["train"], "alpha": 0.8, "zorder": 3}
-    val = {"label": "val (each epoch)", "color": COLOURS["val"], "marker": "o", "markersize": 4}
+    val = {"label": "val", "color": COLOURS["val"], "marker": "o", "markersize": 4}
     _series(accuracy, curves, "acc/train", **train)
     _series(accuracy, curves, "acc/val", **val)
-    tutorial = {"label": "test batch (tutorial)", "color": COLOURS["tutorial"], "marker": "x"}
+    tutorial = {"label": "test batch (as the tutorial measures)", "color": COLOURS["tutorial"], "marker": "x"}
     _series(accuracy, curves, "acc/test_batch_tutorial", **tutorial)
     for axis, tag in ((accuracy, "result/test_acc"), (loss, "result/test_loss")):
         if curves.get(tag):

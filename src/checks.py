@@ -73,22 +73,23 @@ def check_types(cfg: DictConfig) -> None:
     for key in cfg:
         _require(key in top_level | groups, f"{key}={show(plain(cfg[key]))}: no such setting; the top-level keys are {known}")
     seed, name = cfg.seed, cfg.name
-    _require(
-        isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0, f"seed={show(seed)}: expected a whole number >= 0"
-    )
+    try:
+        whole_number("seed", seed, 0)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     _require(
         isinstance(name, str) and name not in ("", ".", "..") and "/" not in name,
-        f"name={show(name)}: expected a folder name (text, no /)",
+        f"name={show(name)}: not a folder name; use text without /",
     )
     for key in ("ckpt_path", "init_from"):
         value = cfg[key]
-        _require(value is None or isinstance(value, str), f"{key}={show(value)}: expected a .ckpt file path, last or null")
+        _require(value is None or isinstance(value, str), f"{key}={show(value)}: wrong type; use a .ckpt file path, last or null")
     _require(
         cfg.ckpt_path is None or cfg.init_from is None,
         f"init_from={cfg.init_from}: give ckpt_path (resume a run as it was) or init_from (a new run from its weights), not both",
     )
-    _require(isinstance(cfg.log_dir, str) and cfg.log_dir != "", f"log_dir={show(cfg.log_dir)}: expected a folder path")
-    _require(isinstance(cfg.print_config, bool), f"print_config={show(cfg.print_config)}: expected true or false")
+    _require(isinstance(cfg.log_dir, str) and cfg.log_dir != "", f"log_dir={show(cfg.log_dir)}: not a folder; use a folder path")
+    _require(isinstance(cfg.print_config, bool), f"print_config={show(cfg.print_config)}: wrong type; use true or false")
     try:
         for group in sorted(groups - {"callbacks", "logger"}):
             node = plain(cfg[group])
@@ -124,11 +125,11 @@ def check_trainer_ranges(trainer: DictConfig) -> None:
             whole_number("check_val_every_n_epoch", trainer.check_val_every_n_epoch, 1)
     except ValueError as error:
         raise ConfigError(f"trainer.{error}") from error
-    max_epochs, max_steps = trainer.max_epochs, trainer.get("max_steps", -1)
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)  # ~trainer.max_epochs: None
     _require(max_steps != 0, f"{named('max_steps')}: use -1 (no limit) or a whole number >= 1")
     _require(
         max_epochs == -1 and max_steps > 0 or isinstance(max_epochs, int) and max_epochs >= 1,
-        f"{named('max_epochs')}: must be a whole number >= 1 (or -1 with trainer.max_steps > 0)",
+        f"{named('max_epochs')}: a run needs a length; use a whole number >= 1, or -1 with trainer.max_steps > 0",
     )
     clip = trainer.get("gradient_clip_val")
     _require(clip is None or clip >= 0, f"{named('gradient_clip_val')}: use null (off) or a number >= 0")

@@ -47,7 +47,13 @@ INFO_FLAGS = {
     "-sc",
     "--version",
 }
+# Those that print and exit before any config matters; the others (--cfg, --info, --resolve) compose it: it is checked.
+HELP_FLAGS = {"--help", "-h", "--hydra-help", "--shell-completion", "-sc", "--version"}
+# What --info may be followed by (its value is optional).
+INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
     "--config-path",
     "-cp",
     "--config-name",
@@ -93,22 +99,36 @@ def shown_path(path: str | Path) -> str:
 # --- the command line, checked before Hydra runs anything -------------------------------------------------------------
 
 
+def flags_and_overrides(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Hydra's flags (each followed by its value, if it takes one) and the ``key=value`` overrides, each in order."""
+    flags: list[str] = []
+    overrides: list[str] = []
+    arguments = list(argv)
+    while arguments:
+        argument = arguments.pop(0)
+        if not argument.startswith("-"):
+            overrides.append(argument)
+            continue
+        flags.append(argument)
+        topic = argument in ("--info", "-i") and bool(arguments) and arguments[0] in INFO_TOPICS
+        if (argument in FLAGS_WITH_VALUE or topic) and arguments:
+            flags.append(arguments.pop(0))
+    return flags, overrides
+
+
 def split_arguments(argv: Sequence[str]) -> tuple[list[str], bool, bool]:
     """``(overrides, multirun, info)``: the ``key=value`` arguments, whether ``-m`` was given, and whether a flag
     asks Hydra to print something (``--help``, ``--cfg job``) instead of running."""
-    overrides, multirun, info, skip = [], False, False, False
-    for argument in argv:
-        if skip:
-            skip = False
-        elif argument in ("-m", "--multirun"):
-            multirun = True
-        elif argument in INFO_FLAGS:
-            info = True
-        elif argument in FLAGS_WITH_VALUE:
-            skip = True
-        elif not argument.startswith("-"):
-            overrides.append(argument)
-    return overrides, multirun, info
+    flags, overrides = flags_and_overrides(argv)
+    return overrides, bool({"-m", "--multirun"} & set(flags)), bool(INFO_FLAGS & set(flags))
+
+
+def hydra_order(argv: Sequence[str], *added: str) -> list[str]:
+    """The overrides and ``added`` in one run, then the flags: Hydra's parser takes no more overrides once a flag has
+    come between them (``python -m src.train trainer.max_epochs=1 -m seed=1,2``), and takes an override right after a
+    bare ``--info`` as its value."""
+    flags, overrides = flags_and_overrides(argv)
+    return [*overrides, *added, *flags]
 
 
 def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
@@ -117,13 +137,20 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
 
     Hydra's own parser and composer do the work; this only names the override at fault and cuts the message to a line.
     """
-    overrides, multirun, info = split_arguments(argv)
-    if info:
+    flags, _ = flags_and_overrides(argv)
+    if HELP_FLAGS & set(flags):
         return []
+    modes = [flag for flag in flags if flag in ("-m", "--multirun", "-r", "--run", "-c", "--cfg", "-i", "--info")]
+    if len(modes) > 1:
+        raise ConfigError(f"{' '.join(modes)}: Hydra takes one of these at a time; keep one")
+    overrides, multirun, _ = split_arguments(argv)
     overrides = [group_switched_off(override) for override in overrides]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        selections = [_first_value(o) for o in overrides if "." not in o.partition("=")[0] and not o.startswith(("hydra", "-"))]
+        top_level = [o for o in overrides if "." not in o.partition("=")[0] and not o.startswith(("hydra", "-"))]
+        selections = [first for first in map(_first_value, top_level) if first is not None]
         base = target_defaults(config_name, selections)  # composed once for all the overrides
+        if base is None:  # a bad group choice or top-level key: named before the others, which depend on them
+            _compose_or_name(config_name, selections)
         overrides = [as_target_argument(override, base) for override in overrides]
     parsed: list[Override] = []
     parser = OverridesParser.create()
@@ -194,10 +221,21 @@ def as_target_argument(override: str, base: DictConfig | None) -> str:
     return f"++{override}" if name in parameters else override
 
 
-def _first_value(override: str) -> str:
-    """``optimizer=sgd,adam`` -> ``optimizer=sgd``; other overrides as they are."""
-    key, _, value = override.partition("=")
-    return f"{key}={value.split(',')[0]}" if "," in value and "(" not in value and "[" not in value else override
+def _first_value(override: str) -> str | None:
+    """A sweep's first value (``optimizer=sgd,adam``, ``seed=range(1,3)`` -> ``optimizer=sgd``, ``seed=1``); None for a
+    range a sweeper samples (``interval(0,1)``) and for what Hydra cannot parse (reported later); others as they are."""
+    try:
+        parsed = OverridesParser.create().parse_overrides([override])[0]
+    except OverrideParseException:
+        return None
+    if not parsed.is_sweep_override():
+        return override
+    if not parsed.is_discrete_sweep():
+        return None
+    try:
+        return f"{parsed.get_key_element()}={next(iter(parsed.sweep_string_iterator()))}"
+    except Exception:  # glob(), which needs the config loader
+        return override
 
 
 def _alternatives(override: Override, multirun: bool) -> list[str]:
@@ -239,8 +277,8 @@ def _one_line(error: Exception, override: str, config_name: str) -> str:
         key = override.lstrip("+~").partition("=")[0]
         known = _config_keys(OmegaConf.to_container(compose(config_name)))
         close = difflib.get_close_matches(key, known, n=1)
-        hint = f"did you mean {close[0]}?" if close else "see python -m src.train --cfg job for the keys"
-        return f"no such key; {hint} (+{key}=... adds a new one)"
+        hint = f"did you mean {close[0]}?" if close else f"python -m src.{config_name} --cfg job lists the keys"
+        return f"no such key; {hint}"
     if "Ambiguous value" in str(error):
         return "a comma-separated value sweeps, which needs -m (--multirun); for a list write key=[a,b], for text quote it"
     return " ".join(line.strip() for line in str(error).strip().splitlines())

@@ -41,7 +41,9 @@ def check_arguments(group: str, node: Mapping[str, Any], given_by_code: Mapping[
             hint = f"did you mean {group}.{close[0]}?" if close else takes
             raise ValueError(f"{group}.{key}={show(value)}: {node['_target_']} has no such argument; {hint}")
         if key in hints and not fits(value, hints[key]):
-            raise ValueError(f"{group}.{key}={show(value)}: expected {describe(hints[key])}")
+            wanted = describe(hints[key])
+            problem = "no such choice" if wanted.startswith("one of") else "wrong type"
+            raise ValueError(f"{group}.{key}={show(value)}: {problem}; use {wanted}")
 
 
 def _parameters(target: Callable[..., Any]) -> tuple[Mapping[str, inspect.Parameter], dict[str, Any]]:
@@ -104,7 +106,8 @@ def describe(hint: Any) -> str:
         return words[hint]
     if origin in (list, tuple, collections.abc.Sequence, collections.abc.Iterable) or hint in (list, tuple):
         items = [argument for argument in arguments if argument is not Ellipsis]
-        return f"a list of {describe(items[0])}" if len(set(items)) == 1 else "a list"
+        plural = {int: "whole numbers", float: "numbers", str: "texts", bool: "true or false values"}
+        return f"a list of {plural.get(items[0], describe(items[0]))}" if len(set(items)) == 1 else "a list"
     if origin in (dict, collections.abc.Mapping):
         return "a mapping"
     return f"a {getattr(hint, '__name__', hint)} (a config with _target_)"

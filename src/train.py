@@ -29,7 +29,7 @@ from src.callbacks.finite_loss import NonFiniteLoss
 from src.callbacks.save_config import SaveConfig
 from src.checkpoint_io import CheckpointWriteError
 from src.checks import check_config
-from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error, first_line, shown_path
+from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error, first_line, hydra_order, shown_path
 from src.data.sources import DataUnavailable
 from src.loggers import (
     KeepRunIds,
@@ -270,13 +270,6 @@ def sweep_job(cfg: DictConfig) -> float:
     return summary["best_val_acc"]
 
 
-def after_overrides(argv: list[str], override: str) -> None:
-    """Put ``override`` right after the last override of ``argv``: Hydra's parser takes no override after a flag such
-    as ``--cfg job`` (``python -m src.train experiment=fast --cfg job``)."""
-    positions = [i for i, argument in enumerate(argv) if i > 0 and "=" in argument and not argument.startswith("-")]
-    argv.insert(positions[-1] + 1 if positions else len(argv), override)
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -298,5 +291,6 @@ if __name__ == "__main__":
     overrides = checked_command_line("train")
     os.environ[SWEEP_JOBS_VARIABLE] = str(sweep_size(overrides) or "")  # for each job's header line
     # Job folders of a sweep are named by what is swept: the keys the command line fixes are left out of the names.
-    after_overrides(sys.argv, f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed_keys(overrides))}]")
+    exclude = f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed_keys(overrides))}]"
+    sys.argv[1:] = hydra_order(sys.argv[1:], exclude)
     main()

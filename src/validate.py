@@ -13,7 +13,7 @@ def whole_number(name: str, value: Any, low: int, high: int | None = None) -> in
     """``value`` if it is an int in ``[low, high]``; ``True``/``1.5``/``"3"`` are refused, not converted."""
     allowed = f"{low} to {high}" if high is not None else f">= {low}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}={value}: expected a whole number {allowed}")
+        raise ValueError(f"{name}={value}: wrong type; use a whole number {allowed}")
     if value < low or (high is not None and value > high):
         raise ValueError(f"{name}={value}: out of range; use a whole number {allowed}")
     return value
@@ -26,7 +26,7 @@ def number(
     low_text = f"> {low:g}" if above_low else f">= {low:g}"
     allowed = low_text + ("" if high is None else f" and {'<' if below_high else '<='} {high:g}")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name}={value}: expected a number {allowed}")
+        raise ValueError(f"{name}={value}: wrong type; use a number {allowed}")
     too_low = value <= low if above_low else value < low
     too_high = high is not None and (value >= high if below_high else value > high)
     if too_low or too_high:
@@ -37,7 +37,7 @@ def number(
 def one_of(name: str, value: Any, choices: Collection[str]) -> str:
     """``value`` if it is one of ``choices``."""
     if value not in choices:
-        raise ValueError(f"{name}={value}: expected one of {', '.join(choices)}")
+        raise ValueError(f"{name}={value}: no such choice; use one of {', '.join(choices)}")
     return value
 
 

@@ -251,16 +251,16 @@ def test_elastic_distortion_keeps_shape_and_range_is_seeded_and_off_at_alpha_0()
     [
         ({"batch_size": 0}, "batch_size=0: out of range"),
         ({"batch_size": 59_001, "val_size": 1_000}, "batch_size=59001: out of range; use a whole number 1 to 59000"),
-        ({"batch_size": 1.5}, "batch_size=1.5: expected a whole number"),
+        ({"batch_size": 1.5}, "batch_size=1.5: wrong type; use a whole number"),
         ({"val_size": 60_000}, "val_size=60000: out of range"),
-        ({"loader": "foo"}, "loader=foo: expected one of device, dataloader"),
-        ({"normalization": "foo"}, "normalization=foo: expected one of standard, symmetric"),
+        ({"loader": "foo"}, "loader=foo: no such choice; use one of device, dataloader"),
+        ({"normalization": "foo"}, "normalization=foo: no such choice; use one of standard, symmetric"),
         ({"shift": 14}, "shift=14: out of range"),
         ({"rotate": 181.0}, "rotate=181.0: out of range"),
         ({"scale": 1}, "scale=1: out of range"),
         ({"elastic_alpha": -1.0}, "elastic_alpha=-1.0: out of range"),
         ({"elastic_sigma": 0.0}, "elastic_sigma=0.0: out of range"),
-        ({"sources": ["ftp"]}, "sources=ftp: expected one of torchvision, npm"),
+        ({"sources": ["ftp"]}, "sources=ftp: no such choice; use one of torchvision, npm"),
     ],
 )
 def test_the_datamodule_checks_its_own_arguments(arguments: dict, start: str) -> None:

@@ -9,7 +9,7 @@ from hydra.errors import MissingConfigException
 
 from src import cli
 from src.checkpoints import CheckpointError
-from src.cli import USER_ERRORS, ConfigError, check_command_line
+from src.cli import USER_ERRORS, ConfigError, check_command_line, hydra_order
 from src.train import train
 from tests.conftest import CONF
 
@@ -19,11 +19,11 @@ BAD_SETTINGS = [
     ("optimizer.lr=-0.1", "optimizer.lr=-0.1: out of range"),
     ("data.batch_size=0", "data.batch_size=0: out of range"),
     ("data.batch_size=55001", "data.batch_size=55001: out of range; use a whole number 1 to 55000"),
-    ("data.batch_size=1.5", "data.batch_size=1.5: expected a whole number"),
-    ("data.batch_size=abc", "data.batch_size=abc: expected a whole number"),
+    ("data.batch_size=1.5", "data.batch_size=1.5: wrong type; use a whole number"),
+    ("data.batch_size=abc", "data.batch_size=abc: wrong type; use a whole number"),
     ("data.val_size=60000", "data.val_size=60000: out of range"),
-    ("data.loader=foo", "data.loader=foo: expected one of device, dataloader"),
-    ("data.normalization=foo", "data.normalization=foo: expected one of standard, symmetric"),
+    ("data.loader=foo", "data.loader=foo: no such choice; use one of device, dataloader"),
+    ("data.normalization=foo", "data.normalization=foo: no such choice; use one of standard, symmetric"),
     ("data.shift=-1", "data.shift=-1: out of range"),
     ("data.shift=14", "data.shift=14: out of range"),
     ("data.rotate=-5", "data.rotate=-5: out of range"),
@@ -33,7 +33,7 @@ BAD_SETTINGS = [
     ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches=0:"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0:"),
     ("trainer.devices=4096", "trainer.devices=4096:"),
-    ("trainer.precision=8-bit", "trainer.precision=8-bit: expected one of 64, 32, 16, transformer-engine"),
+    ("trainer.precision=8-bit", "trainer.precision=8-bit: no such choice; use one of 64, 32, 16, transformer-engine"),
     ("ckpt_path=last", "ckpt_path=last: no run under"),
     ("ckpt_path=nowhere/last.ckpt", "ckpt_path=nowhere/last.ckpt: no such file"),
 ]
@@ -72,6 +72,12 @@ COMMAND_LINES = [
         "hparams_search=optuna: a search runs many trials and needs multirun; python -m src.train -m hparams_search=optuna",
     ),
     (["~callbacks.nothing"], "~callbacks.nothing: Could not delete from config. 'callbacks.nothing' does not exist."),
+    # a bad group choice or top-level key is named, not a Trainer argument that could not be resolved without it
+    (["trainer.fast_dev_run=true", "optimzer=adam"], "optimzer=adam: no such key; did you mean optimizer?"),
+    (["trainer.fast_dev_run=true", "loss=hinge"], "loss=hinge: no such choice; choose from cross_entropy"),
+    (["trainer.fast_dev_run=true", "tags=[dev]"], "tags=[dev]: no such key; python -m src.train --cfg job lists the keys"),
+    (["--cfg", "job", "trainer.max_epoch=3"], "trainer.max_epoch=3: no such key"),  # printing a config checks it too
+    (["-m", "seed=1,2", "--cfg", "job"], "-m --cfg: Hydra takes one of these at a time"),
 ]
 
 
@@ -85,7 +91,20 @@ def test_command_line_mistakes_are_named_in_one_line(arguments: list[str], start
 def test_good_command_lines_pass() -> None:
     check_command_line("train", ["-m", "optimizer=sgd,adam", "loss=tutorial", "experiment=fast", "optimizer.lr=0.1", "seed=1"])
     check_command_line("train", ["--multirun", "hparams_search=optuna", "+trainer.fast_dev_run=true", "~callbacks.model_summary"])
-    check_command_line("train", ["--cfg", "job", "optimizer=adamm"])  # Hydra prints, nothing runs: left to Hydra
+    check_command_line("train", ["--help", "optimizer=adamm"])  # Hydra prints its help: left to Hydra
+    check_command_line("train", ["-m", "seed=range(1,3)", "trainer.limit_train_batches=5"])  # range(): its first value
+
+
+def test_overrides_go_together_before_hydras_flags() -> None:
+    assert hydra_order(["trainer.max_epochs=1", "-m", "seed=range(1,3)"], "x=1") == [
+        "trainer.max_epochs=1",
+        "seed=range(1,3)",
+        "x=1",
+        "-m",
+    ]
+    assert hydra_order(["--cfg", "job", "experiment=fast"]) == ["experiment=fast", "--cfg", "job"]
+    assert hydra_order(["--info"], "x=1") == ["x=1", "--info"]  # not taken as --info's value
+    assert hydra_order(["--info", "defaults", "seed=1"]) == ["seed=1", "--info", "defaults"]
 
 
 def test_a_plugin_that_is_not_installed_names_its_extra() -> None:

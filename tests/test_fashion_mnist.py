@@ -64,9 +64,9 @@ def test_fashion_mnist_files_are_pinned_by_their_sha256(tmp_path: Path, monkeypa
 @pytest.mark.parametrize(
     ("arguments", "start"),
     [
-        ({"dataset": "fashion_mnist", "sources": ["npm"]}, "sources=npm: expected one of torchvision, debian"),
-        ({"dataset": "mnist", "sources": ["debian"]}, "sources=debian: expected one of torchvision, npm"),
-        ({"dataset": "cifar10"}, "dataset=cifar10: expected one of mnist, fashion_mnist"),
+        ({"dataset": "fashion_mnist", "sources": ["npm"]}, "sources=npm: no such choice; use one of torchvision, debian"),
+        ({"dataset": "mnist", "sources": ["debian"]}, "sources=debian: no such choice; use one of torchvision, npm"),
+        ({"dataset": "cifar10"}, "dataset=cifar10: no such choice; use one of mnist, fashion_mnist"),
     ],
 )
 def test_each_data_set_takes_only_its_own_sources(arguments: dict, start: str) -> None:

@@ -76,6 +76,7 @@ def test_each_switch_alone_ends_in_a_summary(tiny_mnist: TinyMNIST, tmp_path: Pa
         (["experiment=fast", "--cfg", "job"], "max_epochs: 2"),  # overrides first, then Hydra's flag
         (["--cfg", "job", "experiment=fast"], "max_epochs: 2"),
         (["optimizer=sgd", "--help"], "optimizer: adam, adamw, rmsprop, sgd"),
+        (["--info"], "Installed Hydra Plugins"),  # a bare --info: no override may follow it
     ],
 )
 def test_hydras_flags_after_overrides(arguments: list[str], expected: str) -> None:

@@ -183,6 +183,10 @@ def group_switched_off(override: str) -> str:
     only takes ``~group`` to remove a group. A group the run cannot do without says so."""
     key, assigned, value = override.partition("=")
     folder = CONF_DIR / key
+    if assigned and folder.is_dir() and value.startswith("[") and not key.startswith("hydra"):
+        loggers = "logger=many for tensorboard and csv (and add mlflow to them: +logger@logger.mlflow=mlflow)"
+        what_to_do = loggers if key == "logger" else f"choose one of {', '.join(sorted(p.stem for p in folder.glob('*.yaml')))}"
+        raise ConfigError(f"{override}: one {key} config at a time (Hydra would merge the list into one); {what_to_do}")
     if not assigned or value.lower() not in ("null", "false", "none", "~") or not folder.is_dir() or key.startswith("hydra"):
         return override
     if (folder / "none.yaml").is_file():

@@ -78,6 +78,8 @@ COMMAND_LINES = [
     (["trainer.fast_dev_run=true", "tags=[dev]"], "tags=[dev]: no such key; python -m src.train --cfg job lists the keys"),
     (["--cfg", "job", "trainer.max_epoch=3"], "trainer.max_epoch=3: no such key"),  # printing a config checks it too
     (["-m", "seed=1,2", "--cfg", "job"], "-m --cfg: Hydra takes one of these at a time"),
+    (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time (Hydra would merge the list"),
+    (["optimizer=[adam,sgd]"], "optimizer=[adam,sgd]: one optimizer config at a time"),
 ]
 
 

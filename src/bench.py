@@ -32,7 +32,7 @@ import platform
 import pstats
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,14 +225,27 @@ def table(timings: list[Timing], device: str, method: str) -> str:
     return f"Samples/s on {device}. {method}\n\n" + "\n".join(rows) + "\n"
 
 
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low`` (``--batch-sizes 0`` and ``--rounds 0`` are refused up front)."""
+
+    def whole_number(text: str) -> int:
+        if not text.lstrip("-").isdigit() or int(text) < low:
+            raise argparse.ArgumentTypeError(f"{text}: use a whole number >= {low}")
+        return int(text)
+
+    return whole_number
+
+
 def main(argv: Sequence[str] | None = None) -> list[Timing]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 4096])
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first (default 10)")
-    parser.add_argument("--samples", type=int, default=12_800, help="samples timed per path and round (default 12800)")
-    parser.add_argument("--rounds", type=int, default=5, help="rounds per path; the best is kept (default 5)")
+    parser.add_argument("--batch-sizes", type=at_least(1), nargs="+", default=[128, 4096])
+    parser.add_argument("--warmup", type=at_least(0), default=10, help="untimed steps first (default 10)")
+    parser.add_argument("--samples", type=at_least(1), default=12_800, help="samples timed per path and round (default 12800)")
+    parser.add_argument("--rounds", type=at_least(1), default=5, help="rounds per path; the best is kept (default 5)")
     parser.add_argument("--skip-dataloader", action="store_true", help="leave out path (c)")
-    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print (b)'s N costliest functions (cProfile)")
+    parser.add_argument(
+        "--profile", type=at_least(0), default=0, metavar="N", help="print (b)'s N costliest functions (cProfile)"
+    )
     parser.add_argument(
         "--out", type=Path, default=Path("lightning_logs/bench.md"), help="markdown table (default lightning_logs/bench.md)"
     )

@@ -34,9 +34,21 @@ def resolve(ckpt_path: str | None, runs: Path, key: str = "ckpt_path") -> Path |
     if ckpt_path == "last":
         found = newest_last_checkpoint(runs)
         if found is None:
-            raise CheckpointError(f"{key}=last: no run under {runs} has checkpoints/last.ckpt; train once without {key} first")
+            raise CheckpointError(
+                f"{key}=last: no run under {runs} has checkpoints/last.ckpt; give {key}=<path to a .ckpt>, or "
+                "log_dir=<the folder that holds the runs>"
+            )
         return found
     return existing(ckpt_path, key)
+
+
+def needed(ckpt_path: str | None, runs: Path, key: str = "ckpt_path") -> Path:
+    """:func:`resolve` for the commands that cannot do without a checkpoint (``src.eval``, ``src.predict``,
+    ``src.export``): None (``???`` in their config, not given) is refused."""
+    found = resolve(ckpt_path, runs, key)
+    if found is None:
+        raise CheckpointError(f"{key}=???: a checkpoint is needed; give {key}=<path to a .ckpt> or {key}=last")
+    return found
 
 
 def existing(ckpt_path: str, key: str = "ckpt_path") -> Path:
@@ -48,15 +60,30 @@ def existing(ckpt_path: str, key: str = "ckpt_path") -> Path:
 
 
 def read(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
-    """The checkpoint's contents (tensors memory-mapped, plain data only), or a CheckpointError that says it is damaged."""
+    """The checkpoint's contents (tensors memory-mapped, plain data only), or a CheckpointError that says the file is
+    not a Lightning checkpoint or is damaged, and names the run's checkpoints."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        with open(path, "rb") as file:
+            zipped = file.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
+    except OSError as error:
+        raise CheckpointError(f"{key}={path}: cannot be read ({error.strerror}); check its permissions") from error
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # a truncated or corrupted file raises many kinds of errors
-        others = sorted(str(other) for other in path.parent.glob("*.ckpt") if other != path)
-        raise CheckpointError(
-            f"{key}={path}: the file is damaged and cannot be read ({type(error).__name__}); "
-            f"other checkpoints of this run: {', '.join(others) or 'none'}"
-        ) from error
+        damaged = zipped and path.suffix == ".ckpt"
+        problem = f"the file is damaged and cannot be read ({type(error).__name__})" if damaged else "not a Lightning checkpoint"
+        raise CheckpointError(f"{key}={path}: {problem}; {other_checkpoints(path)}") from error
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise CheckpointError(f"{key}={path}: not a Lightning checkpoint (no state_dict in it); {other_checkpoints(path)}")
+    return state
+
+
+def other_checkpoints(path: Path) -> str:
+    """What to give instead of ``path``: the checkpoints of its run (beside it, or in ``checkpoints/`` of the run
+    folder it lies in)."""
+    folders = {path.parent, run_folder(path) / "checkpoints"}
+    others = sorted({str(other) for folder in folders for other in folder.glob("*.ckpt") if other.resolve() != path.resolve()})
+    return f"checkpoints of this run: {', '.join(others)}" if others else "give a .ckpt written by python -m src.train"
 
 
 def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:

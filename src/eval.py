@@ -2,43 +2,39 @@
 
 Prints test accuracy and loss and the accuracy of each class, and writes ``confusion_matrix.png`` and
 ``misclassified.png`` into the checkpoint's run folder. Model and data settings come from the checkpoint itself (plain
-hyper-parameters), nothing else is needed.
+hyper-parameters), nothing else is needed. ``ckpt_path=last`` takes the newest ``last.ckpt`` of any run under ``log_dir``.
 """
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from src import checkpoints
 from src.builders import errors_named, numbers
 from src.callbacks.test_figures import TestFigures
-from src.cli import USER_ERRORS, checked_command_line, exit_on_error
+from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error, first_line
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
 
 
-def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = None) -> dict[str, Any]:
-    checkpoint = checkpoints.existing(ckpt_path)
+def evaluate(
+    ckpt_path: str | None, accelerator: str = "auto", data_dir: str | None = None, log_dir: str = "lightning_logs"
+) -> dict[str, Any]:
+    checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
+    figures = TestFigures()  # draws into the run folder (default_root_dir)
+    run_dir = checkpoints.run_folder(checkpoint)
+    trainer = evaluation_trainer(accelerator, run_dir, figures)
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
     with errors_named("data", data_settings):
         datamodule = MNISTDataModule(**data_settings)
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
-    figures = TestFigures()  # draws into the run folder (default_root_dir)
-    run_dir = checkpoints.run_folder(checkpoint)
-    trainer = L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        default_root_dir=str(run_dir),
-        logger=False,
-        callbacks=[figures],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
     matrix = figures.confusion.compute().cpu()
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
@@ -52,10 +48,34 @@ def evaluate(ckpt_path: str, accelerator: str = "auto", data_dir: str | None = N
     }
 
 
+def evaluation_trainer(accelerator: str, run_dir: Path, figures: TestFigures) -> L.Trainer:
+    """A Trainer for one test pass; an accelerator this machine lacks is refused as src.train refuses it."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"accelerator={accelerator}: no CUDA GPU is visible on this machine; "
+            "use accelerator=cpu (or auto, which picks a GPU when there is one)"
+        )
+    try:
+        return L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            default_root_dir=str(run_dir),
+            logger=False,
+            callbacks=[figures],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+        )
+    except (ValueError, ImportError, MisconfigurationException) as error:  # unknown, or not on this machine
+        raise ConfigError(
+            f"accelerator={accelerator}: {first_line(str(error)).rstrip('.')}; use accelerator=cpu or auto"
+        ) from error
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     try:
-        result = evaluate(cfg.ckpt_path, cfg.accelerator, cfg.data_dir)
+        result = evaluate(cfg.get("ckpt_path"), cfg.accelerator, cfg.data_dir, cfg.log_dir)  # get: None for ???
     except USER_ERRORS as error:
         exit_on_error(error)
     accuracy, loss = result["result/test_acc"], result["result/test_loss"]

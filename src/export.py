@@ -5,7 +5,9 @@ the command reports success, the exported file is loaded back (onnxruntime for O
 TorchScript) and must reproduce the checkpoint's logits on a batch of test images within ``tolerance``.
 """
 
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import hydra
@@ -17,31 +19,85 @@ from src import checkpoints
 from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
+from src.validate import number, whole_number
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
-def test_images(checkpoint: Path, count: int) -> torch.Tensor:
+class ExportMismatch(RuntimeError):
+    """The exported file does not reproduce the checkpoint's logits; nothing was written."""
+
+
+def test_images(state: dict, count: int) -> torch.Tensor:
     """The first ``count`` official test images, normalized as the checkpoint's training data was."""
-    datamodule = MNISTDataModule(**checkpoints.read(checkpoint)["datamodule_hyper_parameters"] | {"loader": "device"})
+    datamodule = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device"})
     datamodule.prepare_data()
     datamodule.setup("test")
     return datamodule.splits["test"][0][:count]
 
 
+def target_file(out: str | None, checkpoint: Path, format: str) -> Path:
+    """Where the model goes: ``out``, ``model.onnx`` (or ``.pt``) inside ``out`` when it names a folder (one that
+    exists, or ends in a slash), else in ``exported/`` of the checkpoint's run folder."""
+    name = f"model{SUFFIXES[format]}"
+    if not out:
+        return checkpoints.run_folder(checkpoint) / "exported" / name
+    return Path(out) / name if out.endswith(("/", os.sep)) or Path(out).is_dir() else Path(out)
+
+
 def export(
-    ckpt_path: str, format: str, out: str | None = None, check_images: int = 256, tolerance: float = 1e-4
+    ckpt_path: str | None,
+    format: str,
+    out: str | None = None,
+    check_images: int = 256,
+    tolerance: float = 1e-4,
+    log_dir: str = "lightning_logs",
 ) -> tuple[Path, float]:
-    """Write the exported model and return its path and the largest logit difference from the checkpoint."""
+    """Write the exported model and return its path and the largest logit difference from the checkpoint.
+
+    The model is written to a temporary file beside the target and moved into place only once it passed its check, so
+    a failed export leaves an earlier file as it was."""
     if format not in SUFFIXES:
         raise ConfigError(f"format={format}: unknown; use one of {', '.join(SUFFIXES)}")
-    checkpoint = checkpoints.existing(ckpt_path)
-    target = Path(out) if out else checkpoints.run_folder(checkpoint) / "exported" / f"model{SUFFIXES[format]}"
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        whole_number("check_images", check_images, 1)
+        number("tolerance", tolerance, 0, above_low=True)
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
+    state = checkpoints.read(checkpoint)
+    target = target_file(out, checkpoint, format)
     net = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).net.eval()
-    images = test_images(checkpoint, check_images).cpu()
+    images = test_images(state, check_images).cpu()
     with torch.no_grad():
         expected = net(images).numpy()
+    new_folders = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"out={out or target}: cannot create its folder ({error.strerror}); give out=<a writable path>"
+        ) from error
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        got = write_and_run(net, images, format, partial)
+        difference = float(np.abs(got - expected).max())
+        if difference > tolerance:
+            raise ExportMismatch(
+                f"tolerance={tolerance:g}: the exported model's logits differ from the checkpoint's by up to "
+                f"{difference:.2e}; nothing was written (a larger tolerance accepts it)"
+            )
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        for folder in new_folders:  # the deepest first
+            folder.rmdir()
+        raise
+    return target, difference
+
+
+def write_and_run(net: torch.nn.Module, images: torch.Tensor, format: str, path: Path) -> np.ndarray:
+    """Export ``net`` to ``path``, load that file back and return its logits on ``images``."""
     if format == "onnx":
         import onnxruntime
 
@@ -54,25 +110,24 @@ def export(
             dynamic_shapes={"images": {0: batch}},
             dynamo=True,
         )
-        program.save(str(target))
-        session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"images": images.numpy()})[0]
-    else:
-        torch.jit.save(torch.jit.trace(net, images[:2]), str(target))
+        program.save(str(path))
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {"images": images.numpy()})[0]
+    with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript; this command still writes it, on purpose
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", FutureWarning)
+        torch.jit.save(torch.jit.trace(net, images[:2]), str(path))
         with torch.no_grad():
-            got = torch.jit.load(str(target)).eval()(images).numpy()
-    difference = float(np.abs(got - expected).max())
-    if difference > tolerance:
-        raise RuntimeError(f"{target}: the exported model differs from the checkpoint by {difference:.2e} > {tolerance:g}")
-    return target, difference
+            return torch.jit.load(str(path)).eval()(images).numpy()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     try:
-        path, difference = export(cfg.ckpt_path, cfg.format, cfg.out, cfg.check_images, cfg.tolerance)
+        path, difference = export(cfg.get("ckpt_path"), cfg.format, cfg.out, cfg.check_images, cfg.tolerance, cfg.log_dir)
     except USER_ERRORS as error:
         exit_on_error(error)
+    except ExportMismatch as error:
+        exit_on_error(error, status=1)
     print(
         f"{path}: {cfg.format} model; on {cfg.check_images} test images its logits match the checkpoint's within {difference:.1e}"
     )

@@ -15,6 +15,9 @@ from src.figures import draw_run, draw_sweep, read_curves, run_folders, run_name
 
 def plot(folder: Path) -> Path:
     """Draw ``folder/curves.png`` for a run folder or a folder of runs; return its path."""
+    if not folder.is_dir():
+        what = "a file, not a folder" if folder.exists() else "no such folder"
+        raise FileNotFoundError(f"{folder}: {what}; give a run folder or a sweep folder under lightning_logs/")
     runs = run_folders(folder)
     if not runs:
         raise FileNotFoundError(f"{folder}: no TensorBoard or CSV logs here or below; give a run folder under lightning_logs/")

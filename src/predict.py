@@ -57,9 +57,11 @@ def network(state: dict) -> torch.nn.Module:
     return model.eval()
 
 
-def predict(ckpt_path: str, image: str) -> list[tuple[Path, str, list[float]]]:
+def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_logs") -> list[tuple[Path, str, list[float]]]:
     """Each image file with its class name ("7", "Trouser") and the ten class probabilities."""
-    checkpoint = checkpoints.existing(ckpt_path)
+    checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
+    if image is None:
+        raise ConfigError("image=???: an image is needed; give image=<an image file> or image=<a folder of them>")
     files = image_files(Path(image))
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -78,7 +80,7 @@ def predict(ckpt_path: str, image: str) -> list[tuple[Path, str, list[float]]]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     try:
-        results = predict(cfg.ckpt_path, cfg.image)
+        results = predict(cfg.get("ckpt_path"), cfg.get("image"), cfg.log_dir)  # get: None for ???
     except USER_ERRORS as error:
         exit_on_error(error)
     for path, name, probabilities in results:

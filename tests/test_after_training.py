@@ -3,12 +3,13 @@
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from src.eval import evaluate
 from src.predict import predict, to_mnist
 from src.train import train
-from tests.conftest import run_module, synthetic_digits
+from tests.conftest import one_error_line, run_many, run_module, synthetic_digits
 
 
 @pytest.fixture
@@ -59,3 +60,89 @@ def test_export_rejects_an_unknown_format(trained) -> None:
 
     with pytest.raises(ConfigError, match="^format=tflite: unknown; use one of onnx, torchscript"):
         export(trained["best_checkpoint"], "tflite")
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"dir" for path in sorted(folder.rglob("*"))}
+
+
+def test_bad_commands_after_training_get_one_line_and_write_nothing(trained, tmp_path) -> None:
+    """Missing arguments, a GPU that is not there, out-of-range export settings, ckpt_path=last with no runs, a file
+    of the run folder given as its checkpoint, a plot of a folder that does not exist."""
+    ckpt, run = trained["best_checkpoint"], Path(trained["run_dir"])
+    work = tmp_path / "work"  # no lightning_logs/ here
+    work.mkdir()
+    cases = [
+        ("src.eval", [], "ckpt_path=???: a checkpoint is needed; give ckpt_path=<path to a .ckpt> or ckpt_path=last"),
+        ("src.predict", [], "ckpt_path=???: a checkpoint is needed"),
+        ("src.export", [], "ckpt_path=???: a checkpoint is needed"),
+        ("src.predict", [f"ckpt_path={ckpt}"], "image=???: an image is needed"),
+        ("src.export", [f"ckpt_path={ckpt}", "check_images=0"], "check_images=0: out of range; use a whole number >= 1"),
+        ("src.export", [f"ckpt_path={ckpt}", "tolerance=-1"], "tolerance=-1: out of range; use a number > 0"),
+        ("src.eval", ["ckpt_path=last"], "ckpt_path=last: no run under lightning_logs has checkpoints/last.ckpt; give"),
+        ("src.export", ["ckpt_path=last", f"log_dir={work}"], f"ckpt_path=last: no run under {work} has"),
+        (
+            "src.predict",
+            [f"ckpt_path={run / 'config.yaml'}", f"image={run / 'config.yaml'}"],
+            f"ckpt_path={run / 'config.yaml'}: not a Lightning checkpoint; checkpoints of this run: ",
+        ),
+        ("src.plot", [str(work / "nowhere")], f"{work / 'nowhere'}: no such folder"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(("src.eval", [f"ckpt_path={ckpt}", "accelerator=gpu"], "accelerator=gpu: no CUDA GPU is visible"))
+    before = tree(tmp_path)
+    results = run_many([(module, work, arguments) for module, arguments, _ in cases])
+    for (module, arguments, start), done in zip(cases, results, strict=True):
+        assert one_error_line(done).startswith(f"error: {start}"), (module, arguments, done.stderr)
+    assert "last.ckpt" in results[8].stderr  # the run's own checkpoints, from its checkpoints/ folder
+    assert tree(tmp_path) == before
+
+
+def test_ckpt_path_last_looks_under_log_dir(trained, tmp_path) -> None:
+    (done,) = run_many([("src.eval", tmp_path, ["ckpt_path=last", f"log_dir={Path(trained['run_dir']).parent.parent}"])])
+    assert done.returncode == 0 and "test accuracy" in done.stdout, done.stderr
+
+
+def test_export_into_a_folder_and_without_torchscripts_deprecation_warnings(trained, tmp_path) -> None:
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    ckpt = trained["best_checkpoint"]
+    results = run_many(
+        [
+            ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={existing}", "check_images=50"]),
+            ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={tmp_path / 'new'}/", "check_images=50"]),
+        ]
+    )
+    assert all(done.returncode == 0 for done in results), [done.stderr for done in results]
+    assert (existing / "model.pt").is_file() and (tmp_path / "new" / "model.pt").is_file()
+    assert "Warning" not in results[0].stderr, results[0].stderr
+
+
+def test_a_failed_export_check_leaves_the_earlier_file_and_no_other(trained, tmp_path, monkeypatch) -> None:
+    from src import export
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    out = folder / "model.pt"
+    export.export(trained["best_checkpoint"], "torchscript", str(out), check_images=20)
+    good = out.read_bytes()
+
+    def wrong(net, images, format: str, path: Path):
+        path.write_bytes(b"a model that computes something else")
+        return net(images).detach().numpy() + 1
+
+    monkeypatch.setattr(export, "write_and_run", wrong)
+    with pytest.raises(export.ExportMismatch, match=r"^tolerance=0.0001: the exported model's logits differ .* by up to 1"):
+        export.export(trained["best_checkpoint"], "torchscript", str(out), check_images=20)
+    assert out.read_bytes() == good and sorted(folder.iterdir()) == [out]  # no temporary file left
+    with pytest.raises(export.ExportMismatch):
+        export.export(trained["best_checkpoint"], "torchscript", str(folder / "a" / "b" / "model.pt"), check_images=20)
+    assert sorted(folder.iterdir()) == [out]  # the folders it made are gone again
+
+
+def test_exit_1_and_one_line_when_the_exported_model_differs(trained, tmp_path) -> None:
+    out = tmp_path / "model.onnx"
+    (done,) = run_many([("src.export", tmp_path, [f"ckpt_path={trained['best_checkpoint']}", f"out={out}", "tolerance=1e-30"])])
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("error: tolerance=1e-30: the exported model's logits differ") and not out.exists()

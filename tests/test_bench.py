@@ -40,3 +40,19 @@ def test_bench_without_the_dataloader_path_in_bf16(real_mnist, tmp_path) -> None
     assert {t.path for t in timings} == {"plain", "lightning"}
     (row,) = [line for line in out.read_text().splitlines() if line.startswith("| 64 ")]
     assert [cell.strip() for cell in row.strip("|").split("|")][3:6:2] == ["-", "-"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--batch-sizes", "0"], "argument --batch-sizes: 0: use a whole number >= 1"),
+        (["--rounds", "0"], "argument --rounds: 0: use a whole number >= 1"),
+        (["--warmup", "-1"], "argument --warmup: -1: use a whole number >= 0"),
+        (["--samples", "many"], "argument --samples: many: use a whole number >= 1"),
+    ],
+)
+def test_counts_below_their_floor_are_refused_before_anything_runs(arguments, message, capsys, tmp_path) -> None:
+    with pytest.raises(SystemExit) as stop:
+        bench.main([*arguments, "--out", str(tmp_path / "bench.md")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "bench.md").exists()

@@ -1,6 +1,7 @@
 """Finding and reading checkpoints, and the run folder a resume reopens: pure helpers, no training."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,39 @@ def test_a_checkpoint_holding_python_objects_is_refused_as_damaged(tmp_path) -> 
     torch.save({"state_dict": {}, "callback": object()}, path)  # not loadable with weights_only=True
     with pytest.raises(CheckpointError, match=r"the file is damaged and cannot be read \(UnpicklingError\)"):
         checkpoints.read(path)
+
+
+def test_a_file_that_is_not_a_checkpoint_says_so_and_names_the_runs_checkpoints(tmp_path) -> None:
+    """A file of the run folder itself (config.yaml, a picture) is named as no checkpoint at all, and what to give
+    instead are the checkpoints in the run's checkpoints/ folder."""
+    run = tmp_path / "version_0"
+    last = touch_checkpoint(run, mtime=1_000)
+    best = last.with_name("epoch03-val_acc0.9800.ckpt")
+    torch.save({"state_dict": {}}, best)
+    (run / "config.yaml").write_text("seed: 0\n")
+    (run / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n not a checkpoint")
+    others = re.escape(f"checkpoints of this run: {best}, {last}") + "$"
+    for name in ("config.yaml", "curves.png"):
+        with pytest.raises(
+            CheckpointError, match=rf"^ckpt_path={re.escape(str(run / name))}: not a Lightning checkpoint; {others}"
+        ):
+            checkpoints.read(run / name)
+    with pytest.raises(CheckpointError, match=r"^ckpt_path=.*last.ckpt: not a Lightning checkpoint \(no state_dict in it\)"):
+        checkpoints.read(last)  # a file torch.save wrote, but not a Lightning checkpoint
+    truncated = run / "checkpoints" / "epoch04.ckpt"
+    truncated.write_bytes(best.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=rf"the file is damaged and cannot be read \(\w+\); {others}"):
+        checkpoints.read(truncated)
+    alone = tmp_path / "notes.txt"
+    alone.write_text("not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a Lightning checkpoint; give a .ckpt written by python -m src.train$"):
+        checkpoints.read(alone)
+
+
+def test_a_command_that_needs_a_checkpoint_says_how_to_give_one(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match=r"^ckpt_path=\?\?\?: a checkpoint is needed; give ckpt_path=<path to a .ckpt>"):
+        checkpoints.needed(None, tmp_path)
+    with pytest.raises(CheckpointError, match=r"^ckpt_path=last: no run under .* has checkpoints/last.ckpt; give .*log_dir="):
+        checkpoints.needed("last", tmp_path)
+    last = touch_checkpoint(tmp_path / "logs" / "fashion_mnist" / "version_2", mtime=1_000)
+    assert checkpoints.needed("last", tmp_path / "logs") == last  # any run's name under log_dir

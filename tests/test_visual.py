@@ -101,6 +101,10 @@ def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(tiny_config, cap
     assert str(sweep / "curves.png") in capsys.readouterr().out
     with pytest.raises(SystemExit) as stop:
         plot_main([str(sweep / "checkpoints-nowhere")])
+    assert stop.value.code == 2 and "checkpoints-nowhere: no such folder" in capsys.readouterr().err
+    (sweep / "empty").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        plot_main([str(sweep / "empty")])
     assert stop.value.code == 2 and "no TensorBoard or CSV logs" in capsys.readouterr().err
 
 

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.builders import plain
-from src.cli import CONF_DIR, ConfigError
+from src.cli import CONF_DIR, ConfigError, shown_path
 from src.data.datasets import DATASETS, MNIST
 from src.loggers import logger_configs
 from src.signatures import check_arguments, show
@@ -174,3 +174,37 @@ def check_config(cfg: DictConfig) -> None:
     check_types(cfg)
     check_trainer_ranges(cfg.trainer)
     check_machine(cfg)
+
+
+# What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
+# change (train longer, on a GPU, ...), and so may where the data comes from.
+KEPT_ON_RESUME = ("seed", "model", "loss", "optimizer", "scheduler", "data")
+FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.num_workers", "data.loader"}
+
+
+def _flat(node: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
+
+
+def check_resume_settings(cfg: DictConfig, run_dir: Path) -> None:
+    """Refuse to resume a run with other settings than it was started with (its ``config.yaml``): ``ckpt_path=last``
+    after ``experiment=fast`` would otherwise continue with the default loss and learning rate, without a word."""
+    started = run_dir / "config.yaml"
+    if not started.is_file():
+        return
+    before, now = OmegaConf.to_container(OmegaConf.load(started)), plain(cfg)
+    changed = []
+    for key in KEPT_ON_RESUME:
+        then, current = _flat(before.get(key), key), _flat(now.get(key), key)
+        for name in dict.fromkeys([*then, *current]):
+            if name not in FREE_ON_RESUME and then.get(name) != current.get(name):
+                changed.append(f"{name}={show(then.get(name))} (now {show(current.get(name))})")
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise ConfigError(
+            f"ckpt_path={cfg.ckpt_path}: the run was started with {', '.join(changed[:3])}{more}; resume it with its own "
+            f"settings ({shown_path(started)}: the same experiment= and overrides), or start a new run from its weights "
+            f"with init_from={cfg.ckpt_path}"
+        )

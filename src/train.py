@@ -28,7 +28,7 @@ from src.builders import build_callbacks, build_classifier, build_datamodule, bu
 from src.callbacks.finite_loss import NonFiniteLoss
 from src.callbacks.save_config import SaveConfig
 from src.checkpoint_io import CheckpointWriteError
-from src.checks import check_config
+from src.checks import check_config, check_resume_settings
 from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error, first_line, hydra_order, shown_path
 from src.data.sources import DataUnavailable
 from src.loggers import (
@@ -92,6 +92,8 @@ def build_run(cfg: DictConfig) -> Run:
         checkpoints.check_same_network(weights, model, start, key="init_from")
         model.net.load_state_dict(checkpoints.network_weights(weights["state_dict"]))
     run_dir = choose_run_dir(cfg, checkpoint)
+    if checkpoint is not None:
+        check_resume_settings(cfg, run_dir)
     settings = compared_settings(cfg)
     callbacks = build_callbacks(cfg, run_dir, has_logger=bool(logger_configs(cfg)))
     callbacks += [

@@ -135,10 +135,10 @@ def test_mlflow_run_is_continued_by_a_resume(store: str, request, tiny_mnist: Ti
     val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "acc/val")]
     assert val_steps == [3, 7]  # epoch 1 before the resume, epoch 2 after it (4 steps an epoch)
     assert client.get_metric_history(run.info.run_id, "result/best_val_acc")[-1].step == 8
-    if store == "local":  # a resume that changes a logged setting: MLflow refuses it, and so does the command, in one line
+    if store == "local":  # a resume that changes a setting is refused in one line, before MLflow sees it
         before = sorted((work / "lightning_logs" / f"mlflow-{store}" / "version_0").rglob("*"))
         (changed,) = run_many([("src.train", work, [*common, "trainer.max_epochs=3", "ckpt_path=last", "optimizer.lr=0.01"])])
         assert changed.returncode == 2 and changed.stderr.strip().splitlines()[-1].startswith(
-            "error: ckpt_path=last: the MLflow run keeps the settings it was started with (lr was 0.001, now 0.01)"
+            "error: ckpt_path=last: the run was started with optimizer.lr=0.001 (now 0.01); resume it with its own settings"
         ), changed.stderr[-1500:]
         assert sorted((work / "lightning_logs" / f"mlflow-{store}" / "version_0").rglob("*")) == before

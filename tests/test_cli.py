@@ -26,7 +26,7 @@ def test_one_epoch_on_real_mnist_through_the_command_line(real_mnist: Path, tmp_
     assert f"run folder       {run}" in done.stdout and f"tensorboard --logdir {run}" in done.stdout
     output = done.stdout + done.stderr
     # Output is a pipe, not a terminal: plain progress lines, no tqdm carriage returns.
-    assert "epoch 1/1 batch 100/860" in done.stdout and "epoch 1 validation: acc/val=" in done.stdout
+    assert "epoch 1/1 batch 100/860" in done.stdout and "epoch 1 batch 860/860 step 430 validation: acc/val=" in done.stdout
     assert "\r" not in output
     assert "In sizes" in output and "[1, 784]" in output  # the model summary with layer shapes
     assert (run / "config.yaml").read_text().count("label_smoothing: 0.1") == 1

@@ -10,10 +10,11 @@ from hydra.utils import instantiate
 
 from src.builders import build_classifier
 from src.checkpoints import CheckpointError
+from src.cli import ConfigError
 from src.models import classifier
 from src.models.classifier import Classifier
 from src.train import train
-from tests.conftest import last_state, scalars
+from tests.conftest import NO_PICTURES, last_state, scalars
 
 
 def fit_weights(cfg) -> dict[str, torch.Tensor]:
@@ -162,6 +163,48 @@ def test_bf16_mixed_precision_and_compile_train(tiny_config) -> None:
     assert "net.layers.1.weight" in state  # compiled in place: the checkpoint keys are those of the plain network
 
 
+@pytest.mark.parametrize("loader", ["device", "dataloader"])
+@pytest.mark.parametrize("precision", ["64-true", "bf16-true"])
+def test_true_precisions_train_with_the_model_summary_and_augmentation(compose_config, tiny_mnist, precision, loader) -> None:
+    """Lightning converts each batch to the precision's dtype, but not the model summary's example input, and the
+    augmentation of training batches works on them after that: both must follow the network's dtype."""
+    cfg = compose_config(
+        *NO_PICTURES,
+        "experiment=best",  # turns, resizes and shifts training images
+        f"trainer.precision={precision}",
+        f"data.loader={loader}",
+        "model.hidden=[64,64]",
+        "data.batch_size=32",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=5",
+    )
+    summary = train(tiny_mnist.use_in(cfg))
+    assert summary["test_acc"] > 0.8 and summary["test_images"] == 200
+    state = torch.load(summary["best_checkpoint"], weights_only=True)
+    assert state["state_dict"]["net.layers.1.weight"].dtype == {"64-true": torch.float64, "bf16-true": torch.bfloat16}[precision]
+    model = Classifier.load_from_checkpoint(summary["best_checkpoint"], weights_only=True)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # loads as a float32 network, as src.eval uses it
+
+
+def test_each_validation_prints_a_line_saying_where_in_training_it_ran(compose_config, tiny_mnist, capsys) -> None:
+    """Output not a terminal: plain lines. Four validations an epoch, each a line with its batch and optimizer step."""
+    cfg = compose_config(
+        *NO_PICTURES,
+        "model.hidden=[64,64]",
+        "data.batch_size=32",
+        "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=8",
+        "+trainer.val_check_interval=0.25",
+        "trainer.accumulate_grad_batches=2",
+        "trainer.log_every_n_steps=2",
+    )
+    summary = train(tiny_mnist.use_in(cfg))
+    lines = [line for line in capsys.readouterr().out.splitlines() if " validation: acc/val=" in line]
+    where = [line.split(" validation:")[0] for line in lines]
+    assert where == [f"epoch {e} batch {b}/8 step {4 * (e - 1) + b // 2}" for e in (1, 2) for b in (2, 4, 6, 8)]
+    assert len(scalars(summary["run_dir"])["acc/val"]) == len(lines)  # as many as TensorBoard has
+
+
 def test_device_and_dataloader_paths_train_to_the_same_weights(tiny_config) -> None:
     """Same seed-and-epoch order, same normalization arithmetic: the two loaders train identical networks."""
     device = fit_weights(tiny_config("data.loader=device", "trainer.max_epochs=2", "scheduler=none"))
@@ -185,3 +228,14 @@ def test_a_checkpoint_from_before_the_train_metric_windows_loads_and_resumes(tin
     assert torch.equal(model.net.layers[1].weight, weights["net.layers.1.weight"])
     resumed = train(tiny_config("trainer.max_epochs=2", f"ckpt_path={old}"))
     assert resumed["global_step"] == 32 and resumed["run_dir"] == first["run_dir"]
+
+
+def test_a_resume_with_other_settings_than_the_run_started_with_is_refused(tiny_config) -> None:
+    """ckpt_path=last after experiment=fast, typed without it, would go on with the default loss and lr."""
+    first = train(tiny_config("experiment=fast", "trainer.max_epochs=1"))
+    before = sorted(Path(first["run_dir"]).rglob("*"))
+    with pytest.raises(ConfigError, match=r"^ckpt_path=last: the run was started with loss.label_smoothing=0.1 \(now 0.0\)"):
+        train(tiny_config("trainer.max_epochs=2", "ckpt_path=last"))
+    assert sorted(Path(first["run_dir"]).rglob("*")) == before
+    resumed = train(tiny_config("experiment=fast", "trainer.max_epochs=2", "ckpt_path=last", "trainer.accelerator=cpu"))
+    assert resumed["run_dir"] == first["run_dir"]  # the Trainer's settings may change

@@ -5,14 +5,15 @@ import time
 
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from lightning.pytorch.trainer.states import TrainerFn
 
 from src.validate import whole_number
 
 
 class LineProgress(ProgressBar):
-    """One line every ``every_n_steps`` training batches and at the end of each epoch, and one after each validation: no
-    carriage returns. Where epochs are shorter than ``every_n_steps`` batches (``experiment=tutorial``: 14), a line every
-    ``every_n_steps`` optimizer steps instead of one every epoch."""
+    """One line every ``every_n_steps`` training batches and at the end of each epoch, and one after each validation,
+    with the batch and optimizer step it followed: no carriage returns. Where epochs are shorter than ``every_n_steps``
+    batches (``experiment=tutorial``: 14), a line every ``every_n_steps`` optimizer steps instead of one every epoch."""
 
     def __init__(self, every_n_steps: int = 100) -> None:
         super().__init__()
@@ -20,6 +21,7 @@ class LineProgress(ProgressBar):
         self._enabled = True
         self._epoch_start = 0.0
         self._shown_step = -1
+        self._batches_done = 0  # training batches of the current epoch so far, for the validation lines
 
     def disable(self) -> None:
         self._enabled = False
@@ -38,11 +40,13 @@ class LineProgress(ProgressBar):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
+        self._batches_done = 0
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
         # The epoch's size from the trainer: Lightning's total_train_batches shrinks to the steps left when only
         # max_steps is set, down to 0 on the last step.
         done, epoch_size = batch_idx + 1, trainer.num_training_batches
+        self._batches_done = done
         steps_left = trainer.max_steps - trainer.global_step if trainer.max_steps and trainer.max_steps > 0 else None
         if epoch_size >= self.every_n_steps:  # also an endless epoch (inf)
             due = done % self.every_n_steps == 0 or done == epoch_size or steps_left == 0
@@ -66,8 +70,12 @@ class LineProgress(ProgressBar):
         )
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._print(f"epoch {trainer.current_epoch + 1} validation: {self._metrics(trainer, pl_module, 'val')}")
+        if trainer.sanity_checking:
+            return
+        where = f"epoch {trainer.current_epoch + 1}"
+        if trainer.state.fn == TrainerFn.FITTING:  # where in training: several validations an epoch (val_check_interval)
+            where += f" batch {self._batches_done}/{trainer.num_training_batches} step {trainer.global_step}"
+        self._print(f"{where} validation: {self._metrics(trainer, pl_module, 'val')}")
 
 
 class Bar(TQDMProgressBar):

@@ -77,7 +77,8 @@ def random_resample(
     if not turn and alpha <= 0:
         return images
     batch, _, height, width = images.shape
-    device = images.device
+    device, dtype = images.device, images.dtype  # the precision plugin's (float64 under trainer.precision=64-true)
+    images = images.to(torch.promote_types(dtype, torch.float32))  # bfloat16 would misplace pixels by up to 1/20 pixel
     theta = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=device).expand(batch, 2, 3)
     if turn:
         angles = (torch.rand(batch, device=device) * 2 - 1) * torch.pi * max_degrees / 180
@@ -85,12 +86,12 @@ def random_resample(
         cos, sin = torch.cos(angles) / factors, torch.sin(angles) / factors  # the grid maps output to input points
         zero = torch.zeros_like(cos)
         theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)  # (B, H, W, 2): x, y in [-1, 1]
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)  # (B, H, W, 2): x, y in [-1, 1]
     if alpha > 0:
         field = gaussian_smooth(torch.rand(batch, 2, height, width, device=device) * 2 - 1, sigma) * alpha  # pixels
         grid = grid + field.permute(0, 2, 3, 1) * torch.tensor([2 / width, 2 / height], device=device)
     moved = F.grid_sample(images - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return moved + background
+    return (moved + background).to(dtype)
 
 
 def gaussian_smooth(fields: Tensor, sigma: float) -> Tensor:

@@ -92,7 +92,6 @@ class Classifier(L.LightningModule):
             ) from error
         self.loss_fn = bound_function(loss)
         self._try_settings()
-        self.example_input_array = torch.zeros(1, 1, 28, 28)  # lets the model summary show each layer's shapes
         classes = self.net.num_classes
         # validate_args=False: the argument checks sync with the host on every call, which costs more than the step.
         self.train_acc = MeanMetric(nan_strategy="disable")  # of right answers (0/1): 20 us an update, stat scores 31 us
@@ -122,6 +121,12 @@ class Classifier(L.LightningModule):
         if settings.scheduler:
             with named_errors("scheduler", settings.scheduler):
                 instantiate(settings.scheduler, optimizer=optimizer, total_steps=100)
+
+    @property
+    def example_input_array(self) -> Tensor:
+        """Lets the model summary show each layer's shapes; in the network's dtype, which the precision plugin sets
+        (float64 under ``trainer.precision=64-true``): Lightning passes it to ``forward`` as it is."""
+        return torch.zeros(1, 1, 28, 28, dtype=self.dtype)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)

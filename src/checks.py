@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.accelerators import AcceleratorRegistry
 from omegaconf import DictConfig, OmegaConf
 
 from src.builders import plain
@@ -152,6 +153,14 @@ def check_machine(cfg: DictConfig) -> None:
         )
         available, unit = torch.cuda.device_count(), "GPU(s)"
     else:
+        known = AcceleratorRegistry.available_accelerators()
+        named = f"trainer.accelerator={accelerator}"
+        _require(accelerator == "auto" or accelerator in known, f"{named}: no such accelerator; use auto, cpu or gpu")
+        accelerator_class = AcceleratorRegistry[accelerator]["accelerator"] if accelerator in known else None
+        _require(
+            accelerator_class is None or accelerator_class.is_available(),
+            f"{named}: not available on this machine; use trainer.accelerator=cpu (or auto)",
+        )
         available, unit = os.cpu_count() or 1, "CPU core(s)"
     devices = trainer.devices
     if isinstance(devices, int) and not isinstance(devices, bool):  # Lightning would start that many processes

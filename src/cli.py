@@ -10,6 +10,7 @@ import difflib
 import inspect
 import logging
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Sequence
@@ -166,6 +167,9 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
         if override.key_or_group == "hparams_search" and override.value() not in (None, "null") and not multirun:
             line = override.input_line
             raise ConfigError(f"{line}: a search runs many trials and needs multirun; python -m src.train -m {line}")
+        if override.key_or_group == "hydra/launcher" and override.value() == "slurm" and shutil.which("srun") is None:
+            line = override.input_line
+            raise ConfigError(f"{line}: SLURM is not here (no srun); run it on the cluster's login node, or drop it")
     alternatives = [_alternatives(override, multirun) for override in parsed]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         first = [values[0] for values in alternatives if values]

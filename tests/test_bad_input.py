@@ -88,6 +88,10 @@ BAD_TRAIN_COMMANDS = [
 ]
 if not torch.cuda.is_available():
     BAD_TRAIN_COMMANDS.append((["trainer.accelerator=gpu"], "trainer.accelerator=gpu: no CUDA GPU is visible"))
+BAD_TRAIN_COMMANDS += [
+    (["logger=mlflow", "trainer.accelerator=tpu"], "trainer.accelerator=tpu: not available on this machine"),  # no mlflow.db
+    (["trainer.accelerator=foo"], "trainer.accelerator=foo: no such accelerator; use auto, cpu or gpu"),
+]
 
 
 def tree(folder: Path) -> dict[str, str]:

@@ -80,6 +80,7 @@ COMMAND_LINES = [
     (["-m", "seed=1,2", "--cfg", "job"], "-m --cfg: Hydra takes one of these at a time"),
     (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time (Hydra would merge the list"),
     (["optimizer=[adam,sgd]"], "optimizer=[adam,sgd]: one optimizer config at a time"),
+    (["-m", "seed=0,1", "hydra/launcher=slurm"], "hydra/launcher=slurm: SLURM is not here (no srun)"),
 ]
 
 

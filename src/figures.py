@@ -24,7 +24,9 @@ def read_curves(run_dir: Path) -> Curves:
     """Every scalar of a run as ``{tag: [(step, value), ...]}`` (plain floats), from its TensorBoard event files or,
     without those, from the CSV logger's files."""
     if any(run_dir.glob("events.out.tfevents.*")):
-        logging.getLogger("tensorboard").setLevel(logging.WARNING)  # its reader reports every event file it opens
+        # Its reader reports every event file it opens, and warns of the steps a resume logged again ("out of order
+        # event.step"), which the resumed run's purge_step drops by design: the curves read are the run's history.
+        logging.getLogger("tensorboard").setLevel(logging.ERROR)
         events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
         events.Reload()
         return {tag: [(e.step, float(e.value)) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}

@@ -30,7 +30,7 @@ class ExportMismatch(RuntimeError):
 
 def test_images(state: dict, count: int) -> torch.Tensor:
     """The first ``count`` official test images, normalized as the checkpoint's training data was."""
-    datamodule = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device"})
+    datamodule = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device", "num_workers": 0})
     datamodule.prepare_data()
     datamodule.setup("test")
     return datamodule.splits["test"][0][:count]

@@ -210,7 +210,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     lines = [
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
         f"on {summary['test_images']:,} {summary['data_title']} test images",
-        (f"best val accuracy {best:.4f} after" if math.isfinite(best) else "trained for")
+        (f"best val accuracy {best:.4f} in" if math.isfinite(best) else "trained for")
         + f" {counted(summary['epochs'], 'epoch')}, {counted(summary['global_step'], 'step')}"
         + f" (fit {summary['fit_s']:.1f} s)",
     ]

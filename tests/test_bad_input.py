@@ -91,6 +91,7 @@ if not torch.cuda.is_available():
 BAD_TRAIN_COMMANDS += [
     (["logger=mlflow", "trainer.accelerator=tpu"], "trainer.accelerator=tpu: not available on this machine"),  # no mlflow.db
     (["trainer.accelerator=foo"], "trainer.accelerator=foo: no such accelerator; use auto, cpu or gpu"),
+    (["data.num_workers=4"], "data.num_workers=4: workers feed loader=dataloader only"),  # not silently unused
 ]
 
 

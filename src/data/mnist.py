@@ -70,6 +70,11 @@ class MNISTDataModule(L.LightningDataModule):
         whole_number("seed", seed, 0)
         whole_number("split_seed", split_seed, 0)
         one_of("loader", loader, LOADERS)
+        if num_workers and loader == "device":  # else silently unused
+            raise ValueError(
+                f"num_workers={num_workers}: workers feed loader=dataloader only (loader=device, the default, keeps each "
+                "split on the device and needs none); add data.loader=dataloader, or leave num_workers out"
+            )
         if tutorial_order and loader != "device":
             raise ValueError(f"tutorial_order={tutorial_order}: the tutorial's batches are served by loader=device only")
         self.data_set = DATASETS[one_of("dataset", dataset, DATASETS)]

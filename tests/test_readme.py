@@ -41,7 +41,7 @@ def composed(name: str, overrides: list[str]) -> DictConfig:
 @pytest.fixture
 def readme_run(tiny_mnist, tmp_path) -> Path:
     """A finished tiny run of the default network, where ``ckpt_path=last`` finds it; the README's checkpoint path."""
-    tiny_run = ["trainer.max_epochs=1", "data.batch_size=64", "trainer.log_every_n_steps=4"]
+    tiny_run = ["trainer.max_epochs=1", "trainer.log_every_n_steps=4"]  # the README's settings: its resumes keep them
     cfg = composed("train", [*QUIET, f"log_dir={tmp_path / 'logs'}", *tiny_run])
     summary = train(tiny_mnist.use_in(cfg))
     return Path(summary["run_dir"]) / "checkpoints" / "last.ckpt"

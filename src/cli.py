@@ -48,8 +48,8 @@ INFO_FLAGS = {
     "-sc",
     "--version",
 }
-# Those that print and exit before any config matters; the others (--cfg, --info, --resolve) compose it: it is checked.
-HELP_FLAGS = {"--help", "-h", "--hydra-help", "--shell-completion", "-sc", "--version"}
+# Those that print and exit before the config is composed; the others (--help, --cfg, --info) compose it: it is checked.
+HELP_FLAGS = {"--hydra-help", "--shell-completion", "-sc", "--version"}
 # What --info may be followed by (its value is optional).
 INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 FLAGS_WITH_VALUE = {
@@ -138,9 +138,13 @@ def check_command_line(config_name: str, argv: Sequence[str]) -> list[Override]:
 
     Hydra's own parser and composer do the work; this only names the override at fault and cuts the message to a line.
     """
-    flags, _ = flags_and_overrides(argv)
+    flags, given = flags_and_overrides(argv)
+    if "--hydra-help" in flags and given:
+        raise ConfigError(f"--hydra-help {' '.join(given)}: Hydra's own help takes no overrides; drop them (or use --help)")
     if HELP_FLAGS & set(flags):
         return []
+    if "--resolve" in flags and not {"--cfg", "-c", "--help", "-h"} & set(flags):
+        raise ConfigError("--resolve: resolves what --cfg prints; add --cfg job (or --help)")
     modes = [flag for flag in flags if flag in ("-m", "--multirun", "-r", "--run", "-c", "--cfg", "-i", "--info")]
     if len(modes) > 1:
         raise ConfigError(f"{' '.join(modes)}: Hydra takes one of these at a time; keep one")
@@ -187,7 +191,7 @@ def group_switched_off(override: str) -> str:
     only takes ``~group`` to remove a group. A group the run cannot do without says so."""
     key, assigned, value = override.partition("=")
     folder = CONF_DIR / key
-    if assigned and folder.is_dir() and value.startswith("[") and not key.startswith("hydra"):
+    if assigned and folder.is_dir() and value.startswith("[") and not key.startswith("hydra") and _builds_one(folder, value):
         loggers = "logger=many for tensorboard and csv (and add mlflow to them: +logger@logger.mlflow=mlflow)"
         what_to_do = loggers if key == "logger" else f"choose one of {', '.join(sorted(p.stem for p in folder.glob('*.yaml')))}"
         raise ConfigError(f"{override}: one {key} config at a time (Hydra would merge the list into one); {what_to_do}")
@@ -199,6 +203,14 @@ def group_switched_off(override: str) -> str:
         return f"~{key}"
     choices = ", ".join(sorted(path.stem for path in folder.glob("*.yaml")))
     raise ConfigError(f"{override}: a run cannot do without {key}; choose from {choices}")
+
+
+def _builds_one(folder: Path, choices: str) -> bool:
+    """Whether a list of a group's configs names one that builds a single object (a ``_target_`` at its top): merged
+    into one by Hydra, only the last would be built. Lists of callbacks files, each adding its own keys, merge well."""
+    names = [name.strip() for name in choices.strip("[]").split(",") if name.strip()]
+    files = [folder / f"{name}.yaml" for name in names]
+    return any(file.is_file() and "_target_" in (OmegaConf.load(file) or {}) for file in files)
 
 
 def target_defaults(config_name: str, selections: Sequence[str]) -> DictConfig | None:

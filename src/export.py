@@ -52,8 +52,9 @@ def export(
     check_images: int = 256,
     tolerance: float = 1e-4,
     log_dir: str = "lightning_logs",
-) -> tuple[Path, float]:
-    """Write the exported model and return its path and the largest logit difference from the checkpoint.
+) -> tuple[Path, float, int]:
+    """Write the exported model; return its path, the largest logit difference from the checkpoint and on how many test
+    images (``check_images``, or all of a smaller test set) it was measured.
 
     The model is written to a temporary file beside the target and moved into place only once it passed its check, so
     a failed export leaves an earlier file as it was."""
@@ -93,7 +94,7 @@ def export(
         for folder in new_folders:  # the deepest first
             folder.rmdir()
         raise
-    return target, difference
+    return target, difference, len(images)
 
 
 def write_and_run(net: torch.nn.Module, images: torch.Tensor, format: str, path: Path) -> np.ndarray:
@@ -123,14 +124,14 @@ def write_and_run(net: torch.nn.Module, images: torch.Tensor, format: str, path:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     try:
-        path, difference = export(cfg.get("ckpt_path"), cfg.format, cfg.out, cfg.check_images, cfg.tolerance, cfg.log_dir)
+        path, difference, checked = export(
+            cfg.get("ckpt_path"), cfg.format, cfg.out, cfg.check_images, cfg.tolerance, cfg.log_dir
+        )
     except USER_ERRORS as error:
         exit_on_error(error)
     except ExportMismatch as error:
         exit_on_error(error, status=1)
-    print(
-        f"{path}: {cfg.format} model; on {cfg.check_images} test images its logits match the checkpoint's within {difference:.1e}"
-    )
+    print(f"{path}: {cfg.format} model; on {checked} test images its logits match the checkpoint's within {difference:.1e}")
 
 
 if __name__ == "__main__":

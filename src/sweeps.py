@@ -9,6 +9,7 @@ config, curves.png, result.json), then ``summary.md`` and ``summary.csv`` beside
 import csv
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,11 @@ def read_results(sweep_dir: Path) -> list[dict[str, Any]]:
     """All jobs' rows, best val accuracy first, failed jobs last."""
     rows = [json.loads(path.read_text()) for path in sweep_dir.glob(f"*/{RESULT_FILE}")]
 
-    def rank(row: dict[str, Any]) -> float:
-        value = row.get("best_val_acc")
+    def score(value: Any) -> float:
         return -value if isinstance(value, float) and not math.isnan(value) else math.inf
 
-    return sorted(rows, key=rank)
+    # Failed last; then by best val accuracy, and by test accuracy where there is none (fast_dev_run, no checkpoint).
+    return sorted(rows, key=lambda row: (bool(row.get("error")), score(row.get("best_val_acc")), score(row.get("test_acc"))))
 
 
 def _cell(value: Any) -> str:
@@ -117,3 +118,8 @@ class SweepSummary(Callback):
             print(f"compare them: tensorboard --logdir {shown_path(sweep_dir)}")
         elif any(sweep_dir.rglob("metrics.csv")):  # logger=csv: their val curves overlaid in one picture
             print(f"compare them: python -m src.plot {shown_path(sweep_dir)}")
+        if failed := [row for row in rows if row.get("error")]:  # the others ran; the command still failed
+            print(
+                f"error: {len(failed)} of {len(rows)} runs failed; their errors are in the table's error column", file=sys.stderr
+            )
+            sys.exit(1)

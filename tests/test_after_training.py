@@ -49,7 +49,8 @@ def test_predict_reads_digits_of_any_size_colour_and_polarity(trained, tmp_path)
 def test_export_round_trip_matches_the_checkpoint(trained, tiny_mnist, format: str) -> None:
     from src.export import export
 
-    path, difference = export(trained["best_checkpoint"], format, check_images=100)
+    path, difference, checked = export(trained["best_checkpoint"], format, check_images=100)
+    assert checked == 100
     assert path.is_file() and path.suffix == {"onnx": ".onnx", "torchscript": ".pt"}[format]
     assert difference < 1e-4
 
@@ -111,9 +112,12 @@ def test_export_into_a_folder_and_without_torchscripts_deprecation_warnings(trai
         [
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={existing}", "check_images=50"]),
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={tmp_path / 'new'}/", "check_images=50"]),
+            ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={tmp_path}/", "check_images=20000"]),
         ]
     )
     assert all(done.returncode == 0 for done in results), [done.stderr for done in results]
+    assert "on 50 test images" in results[0].stdout
+    assert "on 200 test images" in results[2].stdout  # all of the tiny test set, not the 20,000 asked for
     assert (existing / "model.pt").is_file() and (tmp_path / "new" / "model.pt").is_file()
     assert "Warning" not in results[0].stderr, results[0].stderr
 

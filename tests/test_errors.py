@@ -78,6 +78,9 @@ COMMAND_LINES = [
     (["trainer.fast_dev_run=true", "tags=[dev]"], "tags=[dev]: no such key; python -m src.train --cfg job lists the keys"),
     (["--cfg", "job", "trainer.max_epoch=3"], "trainer.max_epoch=3: no such key"),  # printing a config checks it too
     (["-m", "seed=1,2", "--cfg", "job"], "-m --cfg: Hydra takes one of these at a time"),
+    (["--help", "optimzer=adam"], "optimzer=adam: no such key; did you mean optimizer?"),  # Hydra's help composes it
+    (["--hydra-help", "seed=1"], "--hydra-help seed=1: Hydra's own help takes no overrides"),
+    (["--resolve", "seed=1"], "--resolve: resolves what --cfg prints; add --cfg job"),
     (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time (Hydra would merge the list"),
     (["optimizer=[adam,sgd]"], "optimizer=[adam,sgd]: one optimizer config at a time"),
     (["-m", "seed=0,1", "hydra/launcher=slurm"], "hydra/launcher=slurm: SLURM is not here (no srun)"),
@@ -94,7 +97,8 @@ def test_command_line_mistakes_are_named_in_one_line(arguments: list[str], start
 def test_good_command_lines_pass() -> None:
     check_command_line("train", ["-m", "optimizer=sgd,adam", "loss=tutorial", "experiment=fast", "optimizer.lr=0.1", "seed=1"])
     check_command_line("train", ["--multirun", "hparams_search=optuna", "+trainer.fast_dev_run=true", "~callbacks.model_summary"])
-    check_command_line("train", ["--help", "optimizer=adamm"])  # Hydra prints its help: left to Hydra
+    check_command_line("train", ["--hydra-help"])  # Hydra prints its own help: left to Hydra
+    check_command_line("train", ["callbacks=[checkpoints,progress_bar]"])  # callbacks files add their own keys: merged
     check_command_line("train", ["-m", "seed=range(1,3)", "trainer.limit_train_batches=5"])  # range(): its first value
 
 

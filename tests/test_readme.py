@@ -88,5 +88,5 @@ def test_the_readme_commands_that_use_a_trained_model_run(readme_run, tmp_path) 
         assert [path for path, _, _ in predict(cfg.ckpt_path, cfg.image)] == [image]
     for arguments in readme_commands("src.export"):
         cfg = readme_config("export", arguments, readme_run, image)
-        path, difference = export(cfg.ckpt_path, cfg.format, cfg.out, cfg.check_images, cfg.tolerance)
+        path, difference, _ = export(cfg.ckpt_path, cfg.format, cfg.out, cfg.check_images, cfg.tolerance)
         assert path.is_file() and difference <= cfg.tolerance

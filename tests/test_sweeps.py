@@ -11,7 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from src.sweeps import fixed_keys, markdown, swept_overrides
+from src.sweeps import fixed_keys, markdown, read_results, swept_overrides, write_result
 from tests.conftest import REPO, run_many, run_module, scalars, synthetic_digits
 
 TINY = [
@@ -24,10 +24,10 @@ TINY = [
 ]
 
 
-def sweep(tmp_path: Path, *overrides: str):
+def sweep(tmp_path: Path, *overrides: str, status: int = 0):
     folder = tmp_path / "sweep"
     done = run_module("src.train", "-m", *TINY, *overrides, f"hydra.sweep.dir={folder}", timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == status, done.stderr[-3000:]
     with (folder / "summary.csv").open() as file:
         return done, folder, list(csv.DictReader(file))
 
@@ -44,6 +44,18 @@ def test_swept_overrides_leave_out_the_fixed_ones_and_sort() -> None:
     assert swept_overrides(job, ["trainer.max_epochs", "trainer.fast_dev_run"]) == ["optimizer=adam", "seed=2"]
 
 
+def test_failed_runs_come_last_and_runs_without_val_accuracy_rank_by_test_accuracy(tmp_path: Path) -> None:
+    rows = [
+        {"folder": "a", "best_val_acc": float("nan"), "error": "ValueError: x"},
+        {"folder": "b", "best_val_acc": float("nan"), "test_acc": 0.1},
+        {"folder": "c", "best_val_acc": float("nan"), "test_acc": 0.2},
+        {"folder": "d", "best_val_acc": 0.5, "test_acc": 0.1},
+    ]
+    for row in rows:
+        write_result(tmp_path / row["folder"], row)
+    assert [row["folder"] for row in read_results(tmp_path)] == ["d", "c", "b", "a"]
+
+
 def test_summary_table_puts_numbers_in_columns_and_leaves_missing_ones_empty() -> None:
     rows = [
         {"overrides": "seed=1", "best_val_acc": 0.98765, "test_acc": 0.97, "epochs": 1, "wall_s": 12.34, "folder": "a|b"},
@@ -58,7 +70,8 @@ def test_summary_table_puts_numbers_in_columns_and_leaves_missing_ones_empty() -
 def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(real_mnist, tmp_path) -> None:
     """Four jobs, two of which fail: the failures become rows, and the other jobs still run."""
     Image.fromarray(synthetic_digits(1, seed=3)[0][0].numpy()).save(tmp_path / "digit.png")
-    done, folder, rows = sweep(tmp_path, "optimizer.lr=0.001,-1", "data.batch_size=64,128")
+    done, folder, rows = sweep(tmp_path, "optimizer.lr=0.001,-1", "data.batch_size=64,128", status=1)
+    assert done.stderr.strip().splitlines()[-1] == "error: 2 of 4 runs failed; their errors are in the table's error column"
     job_overrides = [f"data.batch_size={b} optimizer.lr={lr}" for lr in ("0.001", "-1") for b in (64, 128)]
     runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
     assert runs == [

@@ -63,14 +63,12 @@ def read(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
     """The checkpoint's contents (tensors memory-mapped, plain data only), or a CheckpointError that says the file is
     not a Lightning checkpoint or is damaged, and names the run's checkpoints."""
     try:
-        with open(path, "rb") as file:
-            zipped = file.read(4) == b"PK\x03\x04"  # torch.save writes a zip archive
-    except OSError as error:
-        raise CheckpointError(f"{key}={path}: cannot be read ({error.strerror}); check its permissions") from error
-    try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except PermissionError as error:
+        raise CheckpointError(f"{key}={path}: cannot be read ({error.strerror}); check its permissions") from error
     except Exception as error:  # a truncated or corrupted file raises many kinds of errors
-        damaged = zipped and path.suffix == ".ckpt"
+        with open(path, "rb") as file:
+            damaged = file.read(4) == b"PK\x03\x04" and path.suffix == ".ckpt"  # torch.save writes a zip archive
         problem = f"the file is damaged and cannot be read ({type(error).__name__})" if damaged else "not a Lightning checkpoint"
         raise CheckpointError(f"{key}={path}: {problem}; {other_checkpoints(path)}") from error
     if not isinstance(state, dict) or "state_dict" not in state:

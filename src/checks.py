@@ -141,26 +141,33 @@ def check_trainer_ranges(trainer: DictConfig) -> None:
     )
 
 
+def check_accelerator(key: str, accelerator: str) -> None:
+    """The accelerator exists and this machine has it; ``key`` is the setting as the command names it
+    (``trainer.accelerator`` for src.train, ``accelerator`` for src.eval)."""
+    named = f"{key}={accelerator}"
+    if accelerator in ("gpu", "cuda"):
+        _require(
+            torch.cuda.is_available(),
+            f"{named}: no CUDA GPU is visible on this machine; use {key}=cpu (or auto, which picks a GPU when there is one)",
+        )
+        return
+    known = AcceleratorRegistry.available_accelerators()
+    _require(accelerator == "auto" or accelerator in known, f"{named}: no such accelerator; use auto, cpu or gpu")
+    accelerator_class = AcceleratorRegistry[accelerator]["accelerator"] if accelerator in known else None
+    _require(
+        accelerator_class is None or accelerator_class.is_available(),
+        f"{named}: not available on this machine; use {key}=cpu (or auto)",
+    )
+
+
 def check_machine(cfg: DictConfig) -> None:
     """What this machine must offer: the accelerator, enough devices, writable data and log folders."""
     trainer = cfg.trainer
     accelerator = str(trainer.accelerator)
+    check_accelerator("trainer.accelerator", accelerator)
     if accelerator in ("gpu", "cuda"):
-        _require(
-            torch.cuda.is_available(),
-            f"trainer.accelerator={accelerator}: no CUDA GPU is visible on this machine; "
-            "use trainer.accelerator=cpu (or auto, which picks a GPU when there is one)",
-        )
         available, unit = torch.cuda.device_count(), "GPU(s)"
     else:
-        known = AcceleratorRegistry.available_accelerators()
-        named = f"trainer.accelerator={accelerator}"
-        _require(accelerator == "auto" or accelerator in known, f"{named}: no such accelerator; use auto, cpu or gpu")
-        accelerator_class = AcceleratorRegistry[accelerator]["accelerator"] if accelerator in known else None
-        _require(
-            accelerator_class is None or accelerator_class.is_available(),
-            f"{named}: not available on this machine; use trainer.accelerator=cpu (or auto)",
-        )
         available, unit = os.cpu_count() or 1, "CPU core(s)"
     devices = trainer.devices
     if isinstance(devices, int) and not isinstance(devices, bool):  # Lightning would start that many processes

@@ -11,14 +11,13 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from src import checkpoints
 from src.builders import errors_named, numbers
 from src.callbacks.test_figures import TestFigures
-from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error, first_line
+from src.checks import check_accelerator
+from src.cli import USER_ERRORS, checked_command_line, exit_on_error
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
 
@@ -50,26 +49,17 @@ def evaluate(
 
 def evaluation_trainer(accelerator: str, run_dir: Path, figures: TestFigures) -> L.Trainer:
     """A Trainer for one test pass; an accelerator this machine lacks is refused as src.train refuses it."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(
-            f"accelerator={accelerator}: no CUDA GPU is visible on this machine; "
-            "use accelerator=cpu (or auto, which picks a GPU when there is one)"
-        )
-    try:
-        return L.Trainer(
-            accelerator=accelerator,
-            devices=1,
-            default_root_dir=str(run_dir),
-            logger=False,
-            callbacks=[figures],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-        )
-    except (ValueError, ImportError, MisconfigurationException) as error:  # unknown, or not on this machine
-        raise ConfigError(
-            f"accelerator={accelerator}: {first_line(str(error)).rstrip('.')}; use accelerator=cpu or auto"
-        ) from error
+    check_accelerator("accelerator", accelerator)
+    return L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        default_root_dir=str(run_dir),
+        logger=False,
+        callbacks=[figures],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from src import checkpoints
 from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
 from src.data.mnist import MNISTDataModule
-from src.models.classifier import Classifier
+from src.predict import network
 from src.validate import number, whole_number
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -68,7 +68,7 @@ def export(
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
     target = target_file(out, checkpoint, format)
-    net = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).net.eval()
+    net = network(state)
     images = test_images(state, check_images).cpu()
     with torch.no_grad():
         expected = net(images).numpy()

@@ -9,7 +9,7 @@ that fails is reported and the others still run. Steps, most important first:
   resume     2 + 2 epochs (resumed with ckpt_path=last) against 4 straight, trainer.deterministic=true, with dropout
              and random shifts: the weights must be bit-equal
   on CPU     the GPU run's best checkpoint through src.eval accelerator=cpu, src.predict and src.export (ONNX)
-  bench      python -m src.bench at batch 512 and 4096 for 32-true, bf16-mixed and model.compile=true, path (c) left
+  bench      python -m benchmarks.bench at batch 512 and 4096 for 32-true, bf16-mixed and model.compile=true, path (c) left
              out: samples/s of the plain loop and of this project's path, b/a, and (b)'s first step
   tutorial   (only when named in --steps; give it --limit 540) experiment=tutorial to its end, the source tutorial's
              20,000 steps: its curve to tutorial_curve.csv and tutorial_curves.png
@@ -256,7 +256,7 @@ def bench(check: Check) -> None:
     for variant in check.bench_variants:
         overrides = BENCH_VARIANTS[variant]
         table = check.work / f"bench-{variant}.md"
-        args = ["-m", "src.bench", "--batch-sizes", *sizes, *timing, "--skip-dataloader", "--out", str(table)]
+        args = ["-m", "benchmarks.bench", "--batch-sizes", *sizes, *timing, "--skip-dataloader", "--out", str(table)]
         args += ["--profile", "25"] if variant == "32-true" else []  # where (b)'s time goes, into log.txt
         code, output, seconds = check.command([sys.executable, *args, f"trainer.accelerator={accelerator}", *overrides], 240)
         ok = code == 0 and table.is_file()

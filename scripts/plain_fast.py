@@ -1,4 +1,4 @@
-"""``experiment=fast`` as a plain PyTorch script: the baseline of ``python -m src.bench --whole``.
+"""``experiment=fast`` as a plain PyTorch script: the baseline of ``python -m benchmarks.bench_command``.
 
 The same recipe as ``python -m src.train experiment=fast``: the same 5,000 validation images (``torch.randperm``
 seeded 0), the same normalization and network, AdamW at 2e-3 with a one-cycle schedule (25% warm-up), label smoothing

@@ -1,27 +1,37 @@
-"""What the training and evaluation entry points build from a composed config: the DataModule, the classifier, the
-callbacks and the Trainer, each error named by the setting it concerns; plain numbers and plain config copies.
+"""What a checked training config builds: the DataModule, the classifier, the callbacks, the Trainer and the loggers.
+
+Each constructor checks its own arguments (this project's classes, torch, Lightning); what one refuses becomes one line
+naming the config group it was built from (:func:`building`). Everything is built before anything is written: the
+Trainer before the loggers (MLflow creates its store when its logger is built), and a new run's folder is claimed
+last.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.loggers.logger import DummyLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from src.checkpoints import CheckpointError
-from src.cli import ConfigError, first_line
+from src import checkpoints
+from src.callbacks.save_config import SaveConfig
+from src.cli import ConfigError, first_line, resolved
+from src.data.sources import DataUnavailable
+from src.loggers import KeepRunIds, LogSettings, build_loggers, choose_run_dir, claim, compared_settings
 from src.models.classifier import Classifier
-from src.validate import named_setting
+from src.validate import SettingError
 
 # Lightning's callbacks that refuse to run without a logger: left out with logger=none.
 NEED_A_LOGGER = (LearningRateMonitor, DeviceStatsMonitor)
-
 # Trainer switches and the kind of callback each turns off (Lightning refuses such a callback while its switch is off).
 TRAINER_SWITCHES = {
     "enable_progress_bar": ProgressBar,
@@ -31,42 +41,58 @@ TRAINER_SWITCHES = {
 
 
 @contextmanager
-def errors_named(group: str, settings: Mapping[str, Any]) -> Iterator[None]:
-    """Turn what building ``group`` raised into one :class:`ConfigError` line naming the setting.
-
-    This project's classes name their own argument (``shift=14: ...`` becomes ``data.shift=14: ...``); a library's
-    message (Lightning, torch) is named by the setting it mentions or quotes. Hydra's ``instantiate`` wraps what the
-    target raised; the target's own exception is its ``__cause__``.
-    """
+def building(group: str) -> Iterator[None]:
+    """What building ``group`` raised (torch reports some settings as a ``RuntimeError``), as one :class:`ConfigError`
+    line. This project's classes name their argument
+    (:class:`SettingError`: ``shift=14: ...`` becomes ``data.shift=14: ...``); a message of torch or Lightning gets the
+    group and the settings the command line gave it (``trainer (trainer.accelerator=gpu): ...``)."""
     try:
         yield
-    except (ValueError, TypeError, InstantiationException, MisconfigurationException) as error:
+    except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException, InstantiationException) as error:
         cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
-        if isinstance(cause, CheckpointError | ConfigError):
+        if isinstance(cause, ConfigError):
             raise cause from None
-        raise ConfigError(named_setting(group, settings, first_line(str(cause)))) from error
+        if isinstance(cause, SettingError):
+            raise ConfigError(f"{group}.{cause}") from error
+        raise ConfigError(f"{group}{given_settings(group)}: {first_line(str(cause))}") from error
+
+
+def given_settings(group: str) -> str:
+    """The command line's overrides of ``group``, as ``" (trainer.accelerator=gpu)"``; empty when there are none."""
+    if not HydraConfig.initialized():
+        return ""
+    given = [
+        o for o in HydraConfig.get().overrides.task if o.lstrip("+~").partition("=")[0].startswith((f"{group}.", f"{group}="))
+    ]
+    return f" ({' '.join(given)})" if given else ""
 
 
 def build_datamodule(cfg: DictConfig) -> L.LightningDataModule:
-    with errors_named("data", plain(cfg.data)):
+    with building("data"):
         return instantiate(cfg.data, _convert_="all")
 
 
-def plain(node: Any) -> Any:
-    """A resolved plain-Python copy of a config node: what goes into hyper-parameters and checkpoints."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
 def build_classifier(cfg: DictConfig) -> Classifier:
-    try:
-        return Classifier(
-            model=plain(cfg.model), loss=plain(cfg.loss), optimizer=plain(cfg.optimizer), scheduler=plain(cfg.scheduler)
+    """The classifier, and what torch checks only when the loss is called and the optimizer and schedule are built:
+    tried once on throwaway inputs, so that such a setting fails here, named, and not in the middle of a run."""
+    with building("model"):
+        model = Classifier(
+            model=resolved(cfg.model),
+            loss=resolved(cfg.loss),
+            optimizer=resolved(cfg.optimizer),
+            scheduler=resolved(cfg.scheduler),
         )
-    except ValueError as error:  # already named from the top: model.hidden=..., optimizer.lr=...
-        raise ConfigError(first_line(str(error))) from error
+    with building("loss"):
+        model.loss_fn(torch.zeros(2, model.net.num_classes), torch.tensor([0, 1]))
+    with building("optimizer"):
+        optimizer = instantiate(cfg.optimizer, params=[torch.nn.Parameter(torch.zeros(1))])
+    if cfg.scheduler:
+        with building("scheduler"):
+            instantiate(cfg.scheduler, optimizer=optimizer, total_steps=100)
+    return model
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path | None = None, has_logger: bool = True) -> list[L.Callback]:
+def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[L.Callback]:
     """The configured callbacks, less those of a kind a Trainer switch turns off (``trainer.enable_progress_bar=false``
     drops the progress bar, and so on) and those that log when there is no logger, so that each of Lightning's switches
     (and ``logger=none``) works alone, as Lightning documents it. Checkpoints go to ``<run_dir>/checkpoints/`` unless a
@@ -74,30 +100,74 @@ def build_callbacks(cfg: DictConfig, run_dir: Path | None = None, has_logger: bo
     switched_off = tuple(kind for switch, kind in TRAINER_SWITCHES.items() if cfg.trainer.get(switch) is False)
     switched_off += () if has_logger else NEED_A_LOGGER
     callbacks = []
-    for name, callback in (cfg.get("callbacks") or {}).items():
-        if callback is None:  # callbacks.<name>=null in a config file: left out, as ~callbacks.<name> on a command line
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:  # callbacks.<name>: null in a config file leaves it out, as ~callbacks.<name> does
             continue
-        with errors_named(f"callbacks.{name}", plain(callback)):
-            built = instantiate(callback)
-        if isinstance(built, ModelCheckpoint) and built.dirpath is None and run_dir is not None:
-            built.dirpath = str(run_dir / "checkpoints")
-        if not isinstance(built, switched_off):
-            callbacks.append(built)
+        with building(f"callbacks.{name}"):
+            callback = instantiate(node)
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
+            callback.dirpath = str(run_dir / "checkpoints")
+        if not isinstance(callback, switched_off):
+            callbacks.append(callback)
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, loggers: list[Any], callbacks: list[L.Callback], run_dir: Path | None = None) -> L.Trainer:
-    """The Trainer with these loggers (none: Lightning's ``logger=False``) and callbacks, writing what Lightning writes
-    itself (a profiler's report, say) into ``run_dir``; Lightning's own argument errors name the setting."""
-    root = {"default_root_dir": str(run_dir)} if run_dir is not None else {}
-    with errors_named("trainer", plain(cfg.trainer)):
-        return instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks, **root)
+def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], run_dir: Path) -> L.Trainer:
+    """The Trainer, without loggers yet (:func:`build_run` adds them once the Trainer has checked its settings),
+    writing what Lightning writes itself (a profiler's report, say) into ``run_dir``."""
+    with building("trainer"):
+        return instantiate(cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
 
 
-def numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Plain Python floats copied out of (possibly live) tensors, for summaries and records.
+@dataclass
+class Run:
+    """Everything one training run needs, built; nothing is in its run folder yet (a new one is claimed, empty)."""
 
-    ``float()`` copies the value; a ``tensor.numpy()`` view would share memory and change as training goes on,
-    which the tutorial warns about.
-    """
-    return {name: float(value.detach() if hasattr(value, "detach") else value) for name, value in metrics.items()}
+    run_dir: Path
+    created: list[Path]  # the folders claimed for a new run (none for a resumed run, a sweep job or a DDP rank > 0)
+    checkpoint: Path | None  # resume from here, or None
+    start_step: int  # the checkpoint's optimizer step, or 0
+    datamodule: L.LightningDataModule
+    model: Classifier
+    trainer: L.Trainer
+    settings: dict[str, Any]  # what tells this run apart from others (src/loggers.py), for the loggers
+
+
+def build_run(cfg: DictConfig) -> Run:
+    """Read the checkpoints the config names, build everything, fetch the data, claim a new run's folder."""
+    config = resolved(cfg)
+    checkpoint = checkpoints.resolve(cfg.ckpt_path, Path(cfg.log_dir) / cfg.name)
+    state = checkpoints.read(checkpoint) if checkpoint else None
+    if state is not None:
+        checkpoints.check_resume(state, config)
+    start = checkpoints.resolve(cfg.init_from, Path(cfg.log_dir), key="init_from")  # last: the newest of any name
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    model = build_classifier(cfg)
+    if checkpoint is not None:
+        checkpoints.check_same_network(state, model, checkpoint)
+    if start is not None:  # a new run that starts from these weights; optimizer, schedule and step start afresh
+        weights = checkpoints.read(start, key="init_from")
+        checkpoints.check_same_network(weights, model, start, key="init_from")
+        model.net.load_state_dict(checkpoints.network_weights(weights["state_dict"]))
+    settings = compared_settings(cfg)
+    start_step = int(state["global_step"]) if state is not None else 0
+    prepared = False
+    while True:
+        run_dir, new = choose_run_dir(cfg, checkpoint)
+        callbacks = build_callbacks(cfg, run_dir, has_logger=bool(cfg.get("logger")))
+        callbacks += [SaveConfig(config, resumed=state is not None), KeepRunIds(), LogSettings(settings, state is not None)]
+        trainer = build_trainer(cfg, callbacks, run_dir)
+        if not prepared and trainer.local_rank == 0:  # under DDP, rank 0 fetched the data before it started the others
+            try:
+                datamodule.prepare_data()
+            except DataUnavailable as error:
+                raise ConfigError(f"data.data_dir={cfg.data.data_dir}: {error}") from error
+            prepared = True
+        if trainer.fast_dev_run:  # as Lightning does for it: loggers that record nothing, and no run folder
+            trainer.loggers = [DummyLogger()] if cfg.get("logger") else []
+            return Run(run_dir, [], checkpoint, start_step, datamodule, model, trainer, settings)
+        trainer.loggers = build_loggers(cfg.get("logger"), run_dir, state)  # MLflow opens (creates) its store here
+        created = claim(run_dir) if new else []
+        if created is not None:  # else another run claimed this folder since it was chosen: the next one
+            return Run(run_dir, created, checkpoint, start_step, datamodule, model, trainer, settings)

@@ -1,4 +1,4 @@
-"""Checkpoints: find them, read them, check them against the configured network (writing: ``src/checkpoint_io.py``).
+"""Checkpoints: find them, read them, check them against the configured run (writing: ``src/checkpoint_io.py``).
 
 A run keeps its checkpoints in ``<run folder>/checkpoints/``: the best by val accuracy and ``last.ckpt``. Every
 reading error names the file and what to do (:class:`CheckpointError`). Nothing here imports Lightning, so that
@@ -9,9 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
+
+from src.cli import ConfigError
+from src.validate import show
+
+CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)started with (src/callbacks/save_config.py)
+# What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
+# change (train longer, on a GPU, ...), and so may where the data comes from.
+KEPT_ON_RESUME = ("seed", "model", "loss", "optimizer", "scheduler", "data")
+FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_workers", "data.loader"}
+# The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
+RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches", "devices")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ConfigError):
     """A checkpoint that cannot be used; the message starts with ``ckpt_path=<value>:`` (or ``init_from=``)."""
 
 
@@ -89,14 +101,11 @@ def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
     return {name.removeprefix("net."): tensor for name, tensor in state_dict.items() if name.startswith("net.")}
 
 
-def check_same_data_set(state: dict[str, Any], dataset: str, path: Path) -> None:
-    """A resume continues on the data set it started on (checkpoints from before Fashion-MNIST hold MNIST)."""
-    saved = state.get("datamodule_hyper_parameters", {}).get("dataset", "mnist")
-    if saved != dataset:
-        raise CheckpointError(
-            f"ckpt_path={path}: a run on {saved}, resumed with data.dataset={dataset}; resume it with data.dataset={saved} "
-            "(its config.yaml), or start a new run from its weights with init_from="
-        )
+def trained_network(state: dict[str, Any]) -> torch.nn.Module:
+    """The trained network alone, built from the checkpoint's own settings (no Lightning: predicting starts fast)."""
+    model = instantiate(state["hyper_parameters"]["model"])
+    model.load_state_dict(network_weights(state["state_dict"]))
+    return model.eval()
 
 
 def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:
@@ -117,3 +126,46 @@ def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path
         raise CheckpointError(
             f"{key}={path}: made by a different network: it has {extra[0]}, which this config's network lacks; {hint}"
         )
+
+
+def _flat(node: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
+
+
+def _differences(then: dict[str, Any], now: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    changed = []
+    for key in keys:
+        before, current = _flat(then.get(key), key), _flat(now.get(key), key)
+        for name in dict.fromkeys([*before, *current]):
+            if name not in FREE_ON_RESUME and before.get(name) != current.get(name):
+                changed.append(f"{name}={show(before.get(name))} (now {show(current.get(name))})")
+    return changed
+
+
+def check_resume(state: dict[str, Any], settings: dict[str, Any]) -> None:
+    """A resume continues its run as the run was started (the config its checkpoint holds): ``ckpt_path=last`` after
+    ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
+    not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
+    then = state.get(CONFIG_KEY)
+    if then is None:  # a checkpoint of an earlier version: the schedule's own length check still holds
+        return
+    if changed := _differences(then, settings, KEPT_ON_RESUME):
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise CheckpointError(
+            f"ckpt_path={settings['ckpt_path']}: the run was started with {', '.join(changed[:3])}{more}; resume it with its "
+            "own settings (the same experiment= and overrides as its config.yaml), or start a new run from its weights with "
+            "init_from="
+        )
+    steps = state.get("schedule_steps")
+    if steps is None or int(state["global_step"]) >= steps:  # no schedule, or it has run out: a longer run may follow
+        return
+    before, now = then["trainer"], settings["trainer"]
+    for key in RUN_LENGTH:
+        if before.get(key) != now.get(key):
+            raise CheckpointError(
+                f"trainer.{key}={show(now.get(key))}: the run's learning-rate schedule spans {steps} steps and has not "
+                f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
+                "from its last.ckpt"
+            )

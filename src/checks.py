@@ -1,30 +1,37 @@
-"""Checks of the composed training config, made before anything is built or written.
+"""The composed training config, checked before anything is built or written.
 
-Every value is checked by type against the signature of what it configures (``src/signatures.py``); ranges are checked
-by the classes themselves when they are built, and here for the Trainer's settings, which Lightning only looks at in
-the middle of training. What else is here: rules against this machine (a GPU, devices, writable folders) and across
-keys. Each failure is a :class:`ConfigError` of one line.
+Types and unknown keys: pydantic checks each group against the type hints of what its ``_target_`` names
+(``torch.optim.AdamW``, ``lightning.pytorch.Trainer``, this project's classes), in strict mode on the values as JSON
+holds them: ``abc``, ``1.5`` or ``true`` where a whole number belongs are refused, not converted, while a list stands
+for a tuple. Ranges: the classes check their own when they are built (``src/validate.py``, torch, Lightning); here are
+only those Lightning looks at in the middle of a run, and the rules no single class knows (across keys, against this
+machine). Every failure is a :class:`ConfigError` of one line.
 """
 
+import difflib
 import importlib.util
+import json
 import os
 import tempfile
+import urllib.request
+from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
-from lightning.pytorch.accelerators import AcceleratorRegistry
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_object
+from omegaconf import DictConfig
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.experimental.arguments_schema import generate_arguments_schema
+from pydantic_core import SchemaValidator
 
-from src.builders import plain
-from src.cli import CONF_DIR, ConfigError, shown_path
-from src.data.datasets import DATASETS, MNIST
+from src.cli import ConfigError, resolved, typed
+from src.data.datasets import DATASETS
 from src.loggers import logger_configs
-from src.signatures import check_arguments, show
-from src.validate import whole_number
-
-# Loggers whose package is an optional extra: the package, the pyproject extra that installs it.
-LOGGER_PACKAGES = {"MLFlowLogger": ("mlflow", "mlflow")}
+from src.validate import show
 
 # The arguments the project passes itself, for each group's target, and what a user sets instead.
 RUN_FOLDER = "runs go to <log_dir>/<name>/version_<N>/: set log_dir or name"
@@ -39,16 +46,158 @@ GIVEN_BY_CODE = {
     },
     "logger": {"save_dir": RUN_FOLDER, "name": RUN_FOLDER, "version": RUN_FOLDER},
 }
+# Groups whose config builds one object: a list of their files (logger=[csv,tensorboard]) would merge into one.
+ONE_OBJECT_GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger")
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
+def folder_name(name: str) -> str:
+    if name in ("", ".", "..") or "/" in name:
+        raise ValueError("not a folder name; use text without /")
+    return name
 
 
-def _nothing_written_yet_writable(folder: Path) -> bool:
-    """Could ``folder`` be created and written? Tried for real on its nearest existing parent (permission bits do
-    not stop root), leaving nothing behind."""
+class TrainSettings(BaseModel):
+    """conf/train.yaml's own keys, and one mapping per group; an unknown top-level key (``+foo=1``) is refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: Annotated[str, AfterValidator(folder_name)]
+    log_dir: str = Field(min_length=1)
+    seed: int = Field(ge=0)
+    ckpt_path: str | None
+    init_from: str | None
+    print_config: bool
+    model: dict[str, Any]
+    loss: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]  # empty: scheduler=none
+    data: dict[str, Any]
+    trainer: dict[str, Any]
+    logger: dict[str, Any] | None = None  # empty or left out (~logger): no logger
+    callbacks: dict[str, Any] | None = None
+
+
+class TrainerRanges(BaseModel):
+    """The ranges of Trainer settings that Lightning looks at only in the middle of a run (or never)."""
+
+    model_config = ConfigDict(extra="allow")
+    accumulate_grad_batches: int = Field(1, ge=1)
+    log_every_n_steps: int | None = Field(None, ge=1)
+    check_val_every_n_epoch: int | None = Field(1, ge=1)
+    val_check_interval: float | None = Field(None, gt=0)
+    gradient_clip_val: float | None = Field(None, ge=0)
+
+
+class OptimizerRanges(BaseModel):
+    """torch takes a learning rate of 0 (and then trains nothing)."""
+
+    model_config = ConfigDict(extra="allow")
+    lr: float = Field(gt=0)
+
+
+def check(cfg: DictConfig) -> None:
+    """Refuse every setting that would fail later, after data was fetched or time was spent."""
+    settings = resolved(cfg)
+    validated("", TrainSettings, settings)
+    if settings["ckpt_path"] is not None and settings["init_from"] is not None:
+        raise ConfigError(
+            f"init_from={settings['init_from']}: give ckpt_path (resume a run as it was) or init_from (a new run from its "
+            "weights), not both"
+        )
+    for group in ("model", "loss", "optimizer", "scheduler", "data", "trainer"):
+        if settings[group]:  # scheduler=none is empty
+            check_arguments(group, settings[group], GIVEN_BY_CODE.get(group, {}))
+    for key, node in logger_configs(settings.get("logger")).items():
+        check_arguments(key, node, GIVEN_BY_CODE["logger"])
+    for name, node in (settings.get("callbacks") or {}).items():
+        if node is not None:  # callbacks.<name>: null leaves it out (src/builders.py)
+            check_arguments(f"callbacks.{name}", node)
+    validated("trainer", TrainerRanges, settings["trainer"])
+    validated("optimizer", OptimizerRanges, settings["optimizer"])
+    check_run_length(settings["trainer"])
+    check_machine(settings)
+    check_hydra_choices(cfg)
+
+
+def check_arguments(key: str, node: Mapping[str, Any], given_by_code: Mapping[str, str] | None = None) -> None:
+    """The arguments in ``node`` (a config with a ``_target_``) against the type hints of that target, by pydantic; a
+    nested config with a ``_target_`` of its own (a Trainer's ``plugins``, a ``strategy``) against its own target."""
+    given_by_code = given_by_code or {}
+    arguments = {name: value for name, value in node.items() if not name.startswith("_")}
+    for name, value in list(arguments.items()):
+        nested = value if isinstance(value, list) else [value]
+        if nested and all(isinstance(item, dict) and "_target_" in item for item in nested):
+            for index, item in enumerate(nested):
+                check_arguments(f"{key}.{name}" + (f"[{index}]" if isinstance(value, list) else ""), item)
+            del arguments[name]
+        elif name in given_by_code:
+            raise ConfigError(f"{key}.{name}={show(value)}: set by the project; {given_by_code[name]}")
+    try:
+        validator, names = arguments_validator(node["_target_"], tuple(given_by_code))
+    except (ImportError, AttributeError) as error:
+        raise ConfigError(f"{key}._target_={node['_target_']}: cannot be imported ({error}); check its spelling") from None
+    try:
+        validator.validate_json(json.dumps(arguments), strict=True)
+    except ValidationError as error:
+        raise ConfigError(first_error(key, error, arguments, names, node["_target_"])) from None
+
+
+@cache
+def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[SchemaValidator, list[str]]:
+    """pydantic's validator of the keyword arguments of ``target_path`` (a class: its ``__init__``), and their names;
+    the arguments the project passes itself are left out."""
+    target = get_object(target_path)
+    function = target.__init__ if isinstance(target, type) else target
+
+    def leave_out(index: int, name: str, annotation: Any) -> str | None:
+        return "skip" if name in skipped or name == "self" else None
+
+    config = ConfigDict(arbitrary_types_allowed=True)  # a hint naming a class (Strategy, Tensor) is an isinstance check
+    schema = generate_arguments_schema(function, schema_type="arguments", parameters_callback=leave_out, config=config)
+    return SchemaValidator(schema), [argument["name"] for argument in schema["arguments_schema"]]
+
+
+def validated(key: str, model: type[BaseModel], values: Mapping[str, Any]) -> None:
+    try:
+        model.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(first_error(key, error, values)) from None
+
+
+def first_error(
+    key: str, error: ValidationError, given: Mapping[str, Any], names: list[str] | None = None, target: str = ""
+) -> str:
+    """pydantic's first error as one line, ``<key>.<name>=<value>: <what pydantic says>``; where a union was tried
+    (``Literal``s, ``int | bool``), what each of its members takes."""
+    errors = [e for e in error.errors(include_url=False) if e["type"] != "needs_python_object"]  # Tensor, in a union
+    first = errors[0]
+    name = str(first["loc"][0])
+    setting = f"{key}.{name}" if key else name
+    value = show(given.get(name, first["input"]))
+    if first["type"] == "extra_forbidden":  # a model of this project: the top-level keys
+        return f"{setting}={value}: no such setting; the top-level keys are {', '.join(TrainSettings.model_fields)}"
+    if first["type"] == "unexpected_keyword_argument":
+        close = difflib.get_close_matches(name, names or [], n=1)
+        takes = f"it takes {', '.join(names or [])}" if len(names or []) <= 12 else "see its documentation for what it takes"
+        return f"{setting}={value}: {target} has no such argument; " + (f"did you mean {key}.{close[0]}?" if close else takes)
+    messages = [e["msg"].removeprefix("Value error, ") for e in errors if str(e["loc"][0]) == name]
+    alternatives = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in messages))
+    return f"{setting}={value}: {'Input should be ' if messages[0].startswith('Input should be ') else ''}{alternatives}"
+
+
+def check_run_length(trainer: Mapping[str, Any]) -> None:
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if max_steps == 0:
+        raise ConfigError("trainer.max_steps=0: use -1 (no limit) or a whole number >= 1")
+    if not (isinstance(max_epochs, int) and max_epochs >= 1 or max_epochs in (-1, None) and max_steps > 0):
+        raise ConfigError(
+            f"trainer.max_epochs={show(max_epochs)}: a run needs a length; use a whole number >= 1, or -1 with "
+            "trainer.max_steps > 0"
+        )
+
+
+def writable(folder: Path) -> bool:
+    """Could ``folder`` be created and written? Tried for real on its nearest existing parent (permission bits do not
+    stop root), leaving nothing behind."""
     existing = folder
     while not existing.exists():
         existing = existing.parent
@@ -59,168 +208,50 @@ def _nothing_written_yet_writable(folder: Path) -> bool:
         return False
 
 
-def _is_fraction_or_count(value: Any) -> bool:
-    """Lightning's ``limit_*_batches``, ``overfit_batches``: a fraction 0.0-1.0 of the batches, or a count >= 0."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) and value >= 0 or isinstance(value, float) and 0.0 <= value <= 1.0
+def check_machine(settings: Mapping[str, Any]) -> None:
+    """What this machine must offer: enough devices, writable data and log folders, a logger's package and server."""
+    trainer, data = settings["trainer"], settings["data"]
+    accelerator, devices = trainer.get("accelerator"), trainer.get("devices")
+    gpu = accelerator in ("gpu", "cuda") or accelerator == "auto" and torch.cuda.is_available()
+    available, unit = (torch.cuda.device_count(), "GPU(s)") if gpu else (os.cpu_count() or 1, "CPU core(s)")
+    if isinstance(devices, int) and not isinstance(devices, bool) and 0 < available < devices:  # that many processes
+        raise ConfigError(f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
+    if data.get("dataset") in DATASETS and not writable(raw := Path(data["data_dir"]) / DATASETS[data["dataset"]].folder):
+        raise ConfigError(f"data.data_dir={data['data_dir']}: cannot write to {raw}; point data.data_dir at a writable folder")
+    if not writable(Path(settings["log_dir"])):
+        log_dir = settings["log_dir"]
+        raise ConfigError(f"log_dir={log_dir}: cannot write to {log_dir}; point log_dir at a writable folder")
+    for key, node in logger_configs(settings.get("logger")).items():
+        if node["_target_"].endswith("MLFlowLogger"):
+            check_mlflow(key, node)
 
 
-def check_types(cfg: DictConfig) -> None:
-    """Every key of every group against its target's signature; the top-level keys against conf/train.yaml."""
-    top_level = set(OmegaConf.load(CONF_DIR / "train.yaml")) - {"defaults", "hydra"}
-    groups = {"model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks"}
-    known = ", ".join(sorted(top_level | groups))
-    for key in cfg:
-        _require(key in top_level | groups, f"{key}={show(plain(cfg[key]))}: no such setting; the top-level keys are {known}")
-    seed, name = cfg.seed, cfg.name
-    try:
-        whole_number("seed", seed, 0)
-    except ValueError as error:
-        raise ConfigError(str(error)) from error
-    _require(
-        isinstance(name, str) and name not in ("", ".", "..") and "/" not in name,
-        f"name={show(name)}: not a folder name; use text without /",
-    )
-    for key in ("ckpt_path", "init_from"):
-        value = cfg[key]
-        _require(value is None or isinstance(value, str), f"{key}={show(value)}: wrong type; use a .ckpt file path, last or null")
-    _require(
-        cfg.ckpt_path is None or cfg.init_from is None,
-        f"init_from={cfg.init_from}: give ckpt_path (resume a run as it was) or init_from (a new run from its weights), not both",
-    )
-    _require(isinstance(cfg.log_dir, str) and cfg.log_dir != "", f"log_dir={show(cfg.log_dir)}: not a folder; use a folder path")
-    _require(isinstance(cfg.print_config, bool), f"print_config={show(cfg.print_config)}: wrong type; use true or false")
-    try:
-        for group in sorted(groups - {"callbacks", "logger"}):
-            node = plain(cfg[group])
-            if node:  # scheduler=none is empty
-                check_arguments(group, node, GIVEN_BY_CODE.get(group))
-        for name, node in logger_configs(cfg).items():
-            check_arguments(name, plain(node), GIVEN_BY_CODE["logger"])
-            package, extra = LOGGER_PACKAGES.get(node._target_.rpartition(".")[2], (None, None))
-            if package and importlib.util.find_spec(package) is None:
-                raise ConfigError(f"{name}={package}: {package} is not installed; pip install -e '.[{extra}]'")
-        for name, node in plain(cfg.get("callbacks") or {}).items():
-            if node is not None:  # callbacks.<name>: null leaves it out (src/builders.py)
-                check_arguments(f"callbacks.{name}", node)
-    except ValueError as error:
-        raise ConfigError(str(error)) from error
+def check_mlflow(key: str, node: Mapping[str, Any]) -> None:
+    """MLflow is installed, and its tracking server (if one is named) answers within seconds: MLflow's own client
+    retries for minutes before it gives up, silently."""
+    if importlib.util.find_spec("mlflow") is None:
+        raise ConfigError(f"{key}=mlflow: mlflow is not installed; pip install -e '.[mlflow]'")
+    uri = str(node.get("tracking_uri") or "")
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+                pass
+        except OSError as error:
+            raise ConfigError(
+                f"{key}.tracking_uri={uri}: no MLflow server answers there ({getattr(error, 'reason', error)}); start one "
+                f"(mlflow server --host ... --port ...) or leave {key}.tracking_uri out for the local store under log_dir"
+            ) from None
 
 
-def check_trainer_ranges(trainer: DictConfig) -> None:
-    """Ranges of the Trainer's settings that Lightning checks late (in the middle of a run) or never."""
-
-    def named(key: str) -> str:
-        return f"trainer.{key}={show(trainer.get(key))}"
-
-    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches", "overfit_batches"):
-        if key in trainer:
-            _require(_is_fraction_or_count(trainer[key]), f"{named(key)}: use a fraction 0.0-1.0 of the batches or a count >= 0")
-    try:
-        whole_number("log_every_n_steps", trainer.get("log_every_n_steps", 50), 1)
-        whole_number("accumulate_grad_batches", trainer.get("accumulate_grad_batches", 1), 1)
-        whole_number("max_steps", trainer.get("max_steps", -1), -1)
-        whole_number("num_sanity_val_steps", trainer.get("num_sanity_val_steps", 2), -1)
-        if trainer.get("check_val_every_n_epoch") is not None:
-            whole_number("check_val_every_n_epoch", trainer.check_val_every_n_epoch, 1)
-    except ValueError as error:
-        raise ConfigError(f"trainer.{error}") from error
-    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)  # ~trainer.max_epochs: None
-    _require(max_steps != 0, f"{named('max_steps')}: use -1 (no limit) or a whole number >= 1")
-    _require(
-        max_epochs == -1 and max_steps > 0 or isinstance(max_epochs, int) and max_epochs >= 1,
-        f"{named('max_epochs')}: a run needs a length; use a whole number >= 1, or -1 with trainer.max_steps > 0",
-    )
-    clip = trainer.get("gradient_clip_val")
-    _require(clip is None or clip >= 0, f"{named('gradient_clip_val')}: use null (off) or a number >= 0")
-    interval = trainer.get("val_check_interval")
-    _require(
-        interval is None or isinstance(interval, float) and 0 < interval <= 1 or isinstance(interval, int) and interval >= 1,
-        f"{named('val_check_interval')}: use a fraction of an epoch (0.0-1.0] or a number of batches >= 1",
-    )
-
-
-def check_accelerator(key: str, accelerator: str) -> None:
-    """The accelerator exists and this machine has it; ``key`` is the setting as the command names it
-    (``trainer.accelerator`` for src.train, ``accelerator`` for src.eval)."""
-    named = f"{key}={accelerator}"
-    if accelerator in ("gpu", "cuda"):
-        _require(
-            torch.cuda.is_available(),
-            f"{named}: no CUDA GPU is visible on this machine; use {key}=cpu (or auto, which picks a GPU when there is one)",
-        )
+def check_hydra_choices(cfg: DictConfig) -> None:
+    """What only Hydra's record of the command line tells: a search without ``-m``, a list of one-object configs."""
+    if not HydraConfig.initialized():  # composed by hand (tests, notebooks)
         return
-    known = AcceleratorRegistry.available_accelerators()
-    _require(accelerator == "auto" or accelerator in known, f"{named}: no such accelerator; use auto, cpu or gpu")
-    accelerator_class = AcceleratorRegistry[accelerator]["accelerator"] if accelerator in known else None
-    _require(
-        accelerator_class is None or accelerator_class.is_available(),
-        f"{named}: not available on this machine; use {key}=cpu (or auto)",
-    )
-
-
-def check_machine(cfg: DictConfig) -> None:
-    """What this machine must offer: the accelerator, enough devices, writable data and log folders."""
-    trainer = cfg.trainer
-    accelerator = str(trainer.accelerator)
-    check_accelerator("trainer.accelerator", accelerator)
-    if accelerator in ("gpu", "cuda"):
-        available, unit = torch.cuda.device_count(), "GPU(s)"
-    else:
-        available, unit = os.cpu_count() or 1, "CPU core(s)"
-    devices = trainer.devices
-    if isinstance(devices, int) and not isinstance(devices, bool):  # Lightning would start that many processes
-        _require(1 <= devices <= available, f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
-    data_set = DATASETS.get(cfg.data.get("dataset"), MNIST)  # an unknown name is refused by the DataModule, by name
-    raw = Path(cfg.data.data_dir) / data_set.folder / "raw"
-    data_dir = cfg.data.data_dir
-    _require(
-        _nothing_written_yet_writable(raw),
-        f"data.data_dir={data_dir}: cannot write to {raw}; point data.data_dir at a writable folder",
-    )
-    _require(
-        _nothing_written_yet_writable(Path(cfg.log_dir)),
-        f"log_dir={cfg.log_dir}: cannot write to {cfg.log_dir}; point log_dir at a writable folder",
-    )
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Reject settings that would fail later, after data was fetched or time was spent."""
-    check_types(cfg)
-    check_trainer_ranges(cfg.trainer)
-    check_machine(cfg)
-
-
-# What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
-# change (train longer, on a GPU, ...), and so may where the data comes from.
-KEPT_ON_RESUME = ("seed", "model", "loss", "optimizer", "scheduler", "data")
-FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.num_workers", "data.loader"}
-
-
-def _flat(node: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
-
-
-def check_resume_settings(cfg: DictConfig, run_dir: Path) -> None:
-    """Refuse to resume a run with other settings than it was started with (its ``config.yaml``): ``ckpt_path=last``
-    after ``experiment=fast`` would otherwise continue with the default loss and learning rate, without a word."""
-    started = run_dir / "config.yaml"
-    if not started.is_file():
-        return
-    before, now = OmegaConf.to_container(OmegaConf.load(started)), plain(cfg)
-    changed = []
-    for key in KEPT_ON_RESUME:
-        then, current = _flat(before.get(key), key), _flat(now.get(key), key)
-        for name in dict.fromkeys([*then, *current]):
-            if name not in FREE_ON_RESUME and then.get(name) != current.get(name):
-                changed.append(f"{name}={show(then.get(name))} (now {show(current.get(name))})")
-    if changed:
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        raise ConfigError(
-            f"ckpt_path={cfg.ckpt_path}: the run was started with {', '.join(changed[:3])}{more}; resume it with its own "
-            f"settings ({shown_path(started)}: the same experiment= and overrides), or start a new run from its weights "
-            f"with init_from={cfg.ckpt_path}"
-        )
+    hydra = HydraConfig.get()
+    if hydra.mode == RunMode.RUN and hydra.runtime.choices.get("hparams_search"):
+        choice = f"hparams_search={hydra.runtime.choices.hparams_search}"
+        raise ConfigError(f"{choice}: a search runs many trials and needs multirun; python -m src.train -m {choice}")
+    for group in ONE_OBJECT_GROUPS:
+        if group in cfg and group not in hydra.runtime.choices:  # composed, but from a list of the group's files
+            use = "logger=many for tensorboard and csv" if group == "logger" else "one file of the group"
+            raise ConfigError(f"{typed(group)}: one {group} config at a time (Hydra merges a list of them into one); {use}")

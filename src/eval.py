@@ -5,19 +5,18 @@ Prints test accuracy and loss and the accuracy of each class, and writes ``confu
 hyper-parameters), nothing else is needed. ``ckpt_path=last`` takes the newest ``last.ckpt`` of any run under ``log_dir``.
 """
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
-from src import checkpoints
-from src.builders import errors_named, numbers
+from src import checkpoints, cli
+from src.builders import building
 from src.callbacks.test_figures import TestFigures
-from src.checks import check_accelerator
-from src.cli import USER_ERRORS, checked_command_line, exit_on_error
+from src.cli import ConfigError, first_line
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
 
@@ -31,7 +30,7 @@ def evaluate(
     run_dir = checkpoints.run_folder(checkpoint)
     trainer = evaluation_trainer(accelerator, run_dir, figures)
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
-    with errors_named("data", data_settings):
+    with building("data"):
         datamodule = MNISTDataModule(**data_settings)
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
@@ -39,7 +38,7 @@ def evaluate(
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
     png = run_dir / "confusion_matrix.png"
     labels = [datamodule.data_set.label(index) for index in range(len(per_class))]
-    return numbers(metrics) | {
+    return {name: float(value) for name, value in metrics.items()} | {
         "per_class_acc": dict(zip(labels, per_class, strict=True)),
         "confusion_png": str(png),
         "test_images": int(matrix.sum()),
@@ -48,26 +47,26 @@ def evaluate(
 
 
 def evaluation_trainer(accelerator: str, run_dir: Path, figures: TestFigures) -> L.Trainer:
-    """A Trainer for one test pass; an accelerator this machine lacks is refused as src.train refuses it."""
-    check_accelerator("accelerator", accelerator)
-    return L.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        default_root_dir=str(run_dir),
-        logger=False,
-        callbacks=[figures],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-    )
+    """A Trainer for one test pass; Lightning refuses an accelerator this machine lacks."""
+    try:
+        return L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            default_root_dir=str(run_dir),
+            logger=False,
+            callbacks=[figures],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+        )
+    except (MisconfigurationException, ValueError, ImportError) as error:
+        raise ConfigError(f"accelerator={accelerator}: {first_line(str(error))}") from error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@cli.task
 def main(cfg: DictConfig) -> None:
-    try:
-        result = evaluate(cfg.get("ckpt_path"), cfg.accelerator, cfg.data_dir, cfg.log_dir)  # get: None for ???
-    except USER_ERRORS as error:
-        exit_on_error(error)
+    result = evaluate(cfg.get("ckpt_path"), cfg.accelerator, cfg.data_dir, cfg.log_dir)  # get: None for ???
     accuracy, loss = result["result/test_acc"], result["result/test_loss"]
     print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} on {result['test_images']:,} {result['data_title']} test images")
     for label, accuracy in result["per_class_acc"].items():
@@ -76,5 +75,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    checked_command_line("eval")
-    sys.exit(main())
+    cli.run(main)

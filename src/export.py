@@ -6,7 +6,6 @@ TorchScript) and must reproduce the checkpoint's logits on a batch of test image
 """
 
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -15,11 +14,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from src import checkpoints
-from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
+from src import checkpoints, cli
+from src.cli import ConfigError, exit_with_error
 from src.data.mnist import MNISTDataModule
-from src.predict import network
-from src.validate import number, whole_number
+from src.validate import SettingError, number, whole_number
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -63,12 +61,12 @@ def export(
     try:
         whole_number("check_images", check_images, 1)
         number("tolerance", tolerance, 0, above_low=True)
-    except ValueError as error:
+    except SettingError as error:
         raise ConfigError(str(error)) from error
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
     target = target_file(out, checkpoint, format)
-    net = network(state)
+    net = checkpoints.trained_network(state)
     images = test_images(state, check_images).cpu()
     with torch.no_grad():
         expected = net(images).numpy()
@@ -122,18 +120,16 @@ def write_and_run(net: torch.nn.Module, images: torch.Tensor, format: str, path:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@cli.task
 def main(cfg: DictConfig) -> None:
     try:
         path, difference, checked = export(
             cfg.get("ckpt_path"), cfg.format, cfg.out, cfg.check_images, cfg.tolerance, cfg.log_dir
         )
-    except USER_ERRORS as error:
-        exit_on_error(error)
     except ExportMismatch as error:
-        exit_on_error(error, status=1)
+        exit_with_error(error, status=1)
     print(f"{path}: {cfg.format} model; on {checked} test images its logits match the checkpoint's within {difference:.1e}")
 
 
 if __name__ == "__main__":
-    checked_command_line("export")
-    sys.exit(main())
+    cli.run(main)

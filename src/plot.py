@@ -9,7 +9,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.cli import ConfigError, exit_on_error
+from src.cli import exit_with_error
 from src.figures import draw_run, draw_sweep, read_curves, run_folders, run_name
 
 
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         print(plot(args.folder))
     except FileNotFoundError as error:
-        exit_on_error(ConfigError(str(error)))
+        exit_with_error(error)
 
 
 if __name__ == "__main__":

@@ -6,18 +6,16 @@ Any size, colour or grey, dark-on-light or light-on-dark: each image is made gre
 checkpoint's training data was. Prints the class and the ten probabilities for each image.
 """
 
-import sys
 from pathlib import Path
 
 import hydra
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image, ImageOps
 
-from src import checkpoints
-from src.cli import USER_ERRORS, ConfigError, checked_command_line, exit_on_error
+from src import checkpoints, cli
+from src.cli import ConfigError
 from src.data.datasets import DATASETS
 from src.data.normalization import mean_std
 
@@ -50,13 +48,6 @@ def image_files(target: Path) -> list[Path]:
     raise ConfigError(f"image={target}: no such file or folder")
 
 
-def network(state: dict) -> torch.nn.Module:
-    """The trained network alone, built from the checkpoint's own settings (no Lightning: predicting starts fast)."""
-    model = instantiate(state["hyper_parameters"]["model"])
-    model.load_state_dict(checkpoints.network_weights(state["state_dict"]))
-    return model.eval()
-
-
 def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_logs") -> list[tuple[Path, str, list[float]]]:
     """Each image file with its class name ("7", "Trouser") and the ten class probabilities."""
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
@@ -69,7 +60,7 @@ def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_
     data = state["datamodule_hyper_parameters"]
     dataset = data.get("dataset", "mnist")  # checkpoints from before Fashion-MNIST hold MNIST
     mean, std = mean_std(data["normalization"], dataset)
-    model = network(state)
+    model = checkpoints.trained_network(state)
     pixels = torch.stack([to_mnist(path) for path in files]).unsqueeze(1)
     with torch.no_grad():
         probabilities = model(pixels.float().div(255).sub(mean).div(std)).softmax(dim=1)
@@ -78,15 +69,12 @@ def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@cli.task
 def main(cfg: DictConfig) -> None:
-    try:
-        results = predict(cfg.get("ckpt_path"), cfg.get("image"), cfg.log_dir)  # get: None for ???
-    except USER_ERRORS as error:
-        exit_on_error(error)
+    results = predict(cfg.get("ckpt_path"), cfg.get("image"), cfg.log_dir)  # get: None for ???
     for path, name, probabilities in results:
         print(f"{path}: {name}   " + " ".join(f"{index}:{p:.3f}" for index, p in enumerate(probabilities)))
 
 
 if __name__ == "__main__":
-    checked_command_line("predict")
-    sys.exit(main())
+    cli.run(main)

@@ -1,4 +1,5 @@
-"""Hydra multirun sweeps: one readable run folder per job, and a summary of all jobs when the sweep ends.
+"""Hydra multirun sweeps: every job checked before the first one runs, one readable run folder per job, and a
+summary of all jobs when the sweep ends (:class:`SweepCallbacks`, a Hydra callback that conf/train.yaml names).
 
 ``python -m src.train -m optimizer=sgd,adam data.batch_size=128,512`` writes
 ``lightning_logs/<name>-sweep-<time>/<job number>_<swept overrides>/`` per job (TensorBoard events, checkpoints,
@@ -7,48 +8,96 @@ config, curves.png, result.json), then ``summary.md`` and ``summary.csv`` beside
 """
 
 import csv
+import itertools
 import json
 import math
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
+from hydra import compose
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from src.cli import shown_path
+from src.builders import build_callbacks, build_classifier, build_datamodule, build_trainer
+from src.checks import check
+from src.cli import ConfigError, command, hydra_refusal, refusals_exit, shown_path
 
 RESULT_FILE = "result.json"
-SWEEP_JOBS_VARIABLE = "MNIST_LIGHTNING_SWEEP_JOBS"  # how many jobs the command line makes, for each job's header
+SWEEP_JOBS_VARIABLE = "MNIST_LIGHTNING_SWEEP_JOBS"  # how many jobs the sweep runs, for each job's header line
+# The keys the command line fixes for every job: conf/train.yaml leaves them out of the job folders' names.
+FIXED_KEYS_VARIABLE = "MNIST_LIGHTNING_SWEEP_FIXED_KEYS"
 
 
-def sweep_size(overrides: Sequence[Override]) -> int | None:
-    """How many jobs a multirun of these overrides runs: the product of its value lists (None: a sweeper decides)."""
-    size = 1
-    for override in overrides:
-        if override.key_or_group == "hparams_search" and override.value() not in (None, "null"):
-            return None  # the search's own trials
-        if override.is_sweep_override():
-            if not override.is_discrete_sweep():
-                return None
-            size *= len(list(override.sweep_string_iterator()))
-    return size
+def job_overrides(overrides: Sequence[Override]) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper makes them: every combination of the swept values, in order; a key
+    given twice keeps the place where it came first and the value given last."""
+    values: dict[str, list[str]] = {}
+    for o in overrides:
+        key = o.get_key_element()
+        values[key] = [f"{key}={value}" for value in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
+    return [list(job) for job in itertools.product(*values.values())]
+
+
+def check_job(config_name: str, overrides: list[str]) -> None:
+    """One job of a sweep composed, checked and built (in memory), as it will run: a bad value refused in one line."""
+    try:
+        cfg = compose(config_name, overrides=overrides)
+    except Exception as error:  # Hydra's refusal of a swept value (optimizer=sgd,adamm)
+        raise ConfigError(hydra_refusal(error)) from None
+    check(cfg)
+    build_datamodule(cfg)
+    build_classifier(cfg)
+    build_trainer(cfg, build_callbacks(cfg, Path(cfg.log_dir), has_logger=bool(cfg.get("logger"))), Path(cfg.log_dir))
+
+
+def check_sweep(config: DictConfig, config_name: str) -> None:
+    """Every job of a sweep of value lists composed, checked and built once, before the first runs (a search's trials,
+    sampled as it goes, are checked as each starts); what the job folders' names leave out; how many jobs there are."""
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
+    os.environ[FIXED_KEYS_VARIABLE] = json.dumps([o.key_or_group for o in overrides if o.key_or_group not in swept])
+    if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher") and shutil.which("sbatch") is None:
+        raise ConfigError("hydra/launcher=slurm: SLURM is not here (no sbatch); run it on the cluster's login node")
+    if not str(config.hydra.sweeper._target_).endswith("BasicSweeper"):
+        return
+    if sampled := [o for o in overrides if o.is_sweep_override() and not o.is_discrete_sweep()]:
+        raise ConfigError(
+            f"{sampled[0].input_line}: a range is sampled by a search; add hparams_search=optuna, or give the values "
+            "(key=a,b,c or key=range(start,stop,step))"
+        )
+    jobs = job_overrides(overrides)
+    for job in jobs:
+        check_job(config_name, job)
+    os.environ[SWEEP_JOBS_VARIABLE] = str(len(jobs))
+
+
+@contextmanager
+def one_job_leaves_nothing_behind() -> Iterator[None]:
+    """A sweep's jobs run one after another in one process: what a DDP job leaves behind, its process group and
+    Lightning's variables (``LOCAL_RANK``, ``MASTER_PORT``, ...), is removed, so that the next job starts its ranks
+    afresh (with them, Lightning would take the old group for the new job's and start no processes)."""
+    environment = dict(os.environ)
+    try:
+        yield
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def swept_overrides(task_overrides: Sequence[str], fixed_keys: Sequence[str]) -> list[str]:
-    """A job's overrides less those fixed for every job of the sweep: what tells the runs of a sweep apart.
-
-    ``fixed_keys`` is ``hydra.job.config.override_dirname.exclude_keys``, which ``src.train`` sets to the keys the
-    command line fixes; Hydra names each job's folder (``hydra.job.override_dirname``) from the same split.
-    """
+    """A job's overrides less those fixed for every job of the sweep: what tells the runs of a sweep apart (Hydra names
+    each job's folder, ``hydra.job.override_dirname``, from the same split)."""
     return sorted(o for o in task_overrides if o.lstrip("+~").partition("=")[0] not in fixed_keys)
-
-
-def fixed_keys(overrides: Sequence[Override]) -> list[str]:
-    """The keys a multirun command line sets to one value (no sweep): left out of the job folders' names."""
-    return [override.key_or_group for override in overrides if not override.is_sweep_override()]
 
 
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]
@@ -97,8 +146,12 @@ def aligned(rows: list[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in cells)
 
 
-class SweepSummary(Callback):
-    """Hydra callback: when a multirun ends, gather every job's result.json into summary.md and summary.csv."""
+class SweepCallbacks(Callback):
+    """Hydra callback: each job checked before the first one starts, and the sweep's summary when the last has ended."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with refusals_exit():  # Hydra would turn what a callback raises into a warning, and go on
+            check_sweep(config, kwargs["config_name"])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -115,9 +168,9 @@ class SweepSummary(Callback):
         if (sweep_dir / "optimization_results.yaml").is_file():
             print(f"the Optuna study's best parameters: {shown_path(sweep_dir)}/optimization_results.yaml")
         if any(sweep_dir.rglob("events.out.tfevents.*")):
-            print(f"compare them: tensorboard --logdir {shown_path(sweep_dir)}")
+            print(f"compare them: {command('tensorboard', '--logdir', sweep_dir)}")
         elif any(sweep_dir.rglob("metrics.csv")):  # logger=csv: their val curves overlaid in one picture
-            print(f"compare them: python -m src.plot {shown_path(sweep_dir)}")
+            print(f"compare them: {command('python', '-m', 'src.plot', sweep_dir)}")
         if failed := [row for row in rows if row.get("error")]:  # the others ran; the command still failed
             print(
                 f"error: {len(failed)} of {len(rows)} runs failed; their errors are in the table's error column", file=sys.stderr

@@ -30,7 +30,7 @@ QUIET = [
 # Pictures are tested in test_visual.py; they cost a second a run, so the other tests leave them out.
 NO_PICTURES = ["~callbacks.test_figures", "~callbacks.curves_png"]
 # A tiny run through the real command line (with tiny_data): 4 training steps, no pictures unless a test looks at them.
-TINY = [
+TINY_RUN = [
     *NO_PICTURES,
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=4",
@@ -89,9 +89,10 @@ def tiny_data(tiny: TinyMNIST) -> list[str]:
     ]
 
 
-@pytest.fixture
-def tiny_mnist(tmp_path: Path) -> TinyMNIST:
-    return TinyMNIST(tmp_path / "data")
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory) -> TinyMNIST:
+    """The tiny data set, written once for the whole session: tests read it and never change it."""
+    return TinyMNIST(tmp_path_factory.mktemp("tiny") / "data")
 
 
 @pytest.fixture(scope="session")
@@ -114,23 +115,34 @@ def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
         yield _compose
 
 
+# A quiet, deterministic training config of a small network, for the tiny data set.
+TINY_CONFIG = [
+    *QUIET,
+    "trainer.deterministic=true",
+    "model.hidden=[64,64]",
+    "data.batch_size=32",
+    "data.eval_batch_size=64",
+    "trainer.log_every_n_steps=5",
+]
+
+
 @pytest.fixture
 def tiny_config(compose_config, tiny_mnist) -> Callable[..., DictConfig]:
-    """tiny_config(*overrides) -> a quiet, deterministic training config of a small network on the tiny data set."""
+    """tiny_config(*overrides) -> TINY_CONFIG with the overrides, on the tiny data set."""
 
     def _tiny(*overrides: str, val_size: int = 100) -> DictConfig:
-        cfg = compose_config(
-            *QUIET,
-            "trainer.deterministic=true",
-            "model.hidden=[64,64]",
-            "data.batch_size=32",
-            "data.eval_batch_size=64",
-            "trainer.log_every_n_steps=5",
-            *overrides,
-        )
-        return tiny_mnist.use_in(cfg, val_size=val_size)
+        return tiny_mnist.use_in(compose_config(*TINY_CONFIG, *overrides), val_size=val_size)
 
     return _tiny
+
+
+def trained_once(tiny: TinyMNIST, log_dir: Path, *overrides: str) -> dict:
+    """A tiny run trained for a module's tests to share (module-scoped fixtures call it); its summary."""
+    from src.train import train
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"log_dir={log_dir}", *TINY_CONFIG, *overrides])
+    return train(tiny.use_in(cfg))
 
 
 def scalars(run_dir: str | Path) -> dict[str, list[tuple[int, float]]]:
@@ -156,20 +168,56 @@ def run_module(module: str, *arguments: str, timeout: int = 600) -> subprocess.C
     )
 
 
-def run_many(commands: list[tuple[str, Path, list[str]]]) -> list[subprocess.CompletedProcess]:
-    """Each ``(module, working folder, arguments)`` as ``python -m <module> <arguments>`` there, in a process of its
-    own, with Python's start-up and the imports paid once (``tests/forked_cli.py``)."""
-    request = json.dumps([[module, str(cwd), arguments] for module, cwd, arguments in commands])
-    env = cli_env() | {"PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.forked_cli"], input=request, capture_output=True, text=True, env=env, timeout=900
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout)
+class ForkedCLI:
+    """``tests/forked_cli.py`` in a process of its own, started once for the test session: it runs command lines, each
+    forked after the imports that every entry point shares."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def run(self, commands: list[tuple]) -> list[tuple[int, str, str]]:
+        if self.process is None or self.process.poll() is not None:
+            env = cli_env() | {"PYTHONPATH": str(REPO)}
+            command = [sys.executable, "-m", "tests.forked_cli"]
+            self.process = subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.process.stdin.write(json.dumps([[module, str(cwd), *rest] for module, cwd, *rest in commands]) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        assert answer, "tests/forked_cli.py ended without answering"
+        return json.loads(answer)
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
+
+
+FORKED_CLI = ForkedCLI()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forked_cli_stops() -> Iterator[None]:
+    yield
+    FORKED_CLI.close()
+
+
+def run_many(commands: list[tuple]) -> list[subprocess.CompletedProcess]:
+    """Each ``(module, working folder, arguments[, (signum, line start)])`` as ``python -m <module> <arguments>`` there,
+    in a process of its own, with Python's start-up and the imports paid once a session (``tests/forked_cli.py``); the
+    signal is sent when a line of its output starts so."""
+    results = FORKED_CLI.run(commands)
     return [
         subprocess.CompletedProcess([module, *arguments], code, out, err)
-        for (module, _, arguments), (code, out, err) in zip(commands, results, strict=True)
+        for (module, _, arguments, *_), (code, out, err) in zip(commands, results, strict=True)
     ]
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Every file and folder below ``folder`` with its sha256 (folders: "dir"): equal trees mean nothing was written."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "dir"
+        for path in sorted(folder.rglob("*"))
+    }
 
 
 def one_error_line(done: subprocess.CompletedProcess) -> str:

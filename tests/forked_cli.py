@@ -1,10 +1,11 @@
-"""Run many command lines, each in its own process, paying Python's start-up and the imports once.
+"""Run command lines, each in a process of its own, paying Python's start-up and the imports once per test session.
 
-``python -m tests.forked_cli`` reads ``[[module, cwd, [arg, ...]], ...]`` as JSON on stdin, imports every module
-once, then for each command forks a child that runs the module as ``__main__`` with that ``sys.argv`` in that
-working folder, its stdout and stderr going to files, exactly as ``python -m <module> arg ...`` would run after its
-imports. It prints ``[[exit status, stdout, stderr], ...]`` as JSON. The parent does no torch work before forking,
-so no thread pool is inherited half-started.
+``python -m tests.forked_cli`` imports every entry point once, then reads one JSON line at a time from stdin:
+``[[module, cwd, [arg, ...], signal?], ...]``. For each command it forks a child that runs the module as ``__main__``
+with that ``sys.argv`` in that working folder, its stdout and stderr going to files, exactly as ``python -m <module>
+arg ...`` would run after its imports; ``signal``, ``[signum, line start]``, is sent to the child when a line of its
+stdout starts so (a user's Ctrl-C, a scheduler's SIGTERM, a kill -9). It answers with one JSON line, ``[[exit status,
+stdout, stderr], ...]``. The parent does no torch work, so no thread pool is inherited half-started.
 """
 
 import importlib
@@ -13,10 +14,13 @@ import os
 import runpy
 import sys
 import tempfile
+import time
 import traceback
 
+ENTRY_POINTS = ("src.train", "src.eval", "src.predict", "src.export", "src.plot")
 
-def run_one(module: str, cwd: str, arguments: list[str]) -> tuple[int, str, str]:
+
+def run_one(module: str, cwd: str, arguments: list[str], signal: list | None = None) -> tuple[int, str, str]:
     with tempfile.TemporaryDirectory() as folder:
         out_path, err_path = os.path.join(folder, "out"), os.path.join(folder, "err")
         pid = os.fork()
@@ -42,16 +46,33 @@ def run_one(module: str, cwd: str, arguments: list[str]) -> tuple[int, str, str]
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(status)
-        _, wait_status = os.waitpid(pid, 0)
+        reaped = wait_for_line(pid, out_path, *signal) if signal is not None else None
+        wait_status = reaped if reaped is not None else os.waitpid(pid, 0)[1]
         with open(out_path) as out, open(err_path) as err:
             return os.waitstatus_to_exitcode(wait_status), out.read(), err.read()
 
 
+def wait_for_line(pid: int, out_path: str, signum: int, line_start: str) -> int | None:
+    """Send ``signum`` to the child once a line of its stdout starts with ``line_start``; the child's wait status if
+    it ended before that."""
+    while True:
+        done, wait_status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return wait_status
+        if os.path.exists(out_path):
+            with open(out_path) as out:
+                if any(line.startswith(line_start) for line in out.read().splitlines()):
+                    os.kill(pid, signum)
+                    return None
+        time.sleep(0.02)
+
+
 def main() -> None:
-    commands = json.load(sys.stdin)
-    for module in dict.fromkeys(module for module, _, _ in commands):
+    for module in ENTRY_POINTS:
         importlib.import_module(module)  # the imports every child shares
-    print(json.dumps([run_one(module, cwd, arguments) for module, cwd, arguments in commands]))
+    for line in sys.stdin:
+        commands = json.loads(line)
+        print(json.dumps([run_one(*command) for command in commands]), flush=True)
 
 
 if __name__ == "__main__":

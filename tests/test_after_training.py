@@ -6,15 +6,16 @@ import pytest
 import torch
 from PIL import Image
 
+from src.cli import ConfigError
 from src.eval import evaluate
 from src.predict import predict, to_mnist
-from src.train import train
-from tests.conftest import one_error_line, run_many, run_module, synthetic_digits
+from tests.conftest import one_error_line, run_many, run_module, synthetic_digits, trained_once, tree
 
 
-@pytest.fixture
-def trained(tiny_config) -> dict:
-    return train(tiny_config("trainer.max_epochs=3"))
+@pytest.fixture(scope="module")
+def trained(tiny_mnist, tmp_path_factory) -> dict:
+    """One tiny run for every test here: they read its checkpoints, and write only into folders of their own."""
+    return trained_once(tiny_mnist, tmp_path_factory.mktemp("trained"), "trainer.max_epochs=3")
 
 
 def test_eval_reports_accuracy_per_class_and_a_confusion_png(trained, tiny_mnist) -> None:
@@ -55,16 +56,15 @@ def test_export_round_trip_matches_the_checkpoint(trained, tiny_mnist, format: s
     assert difference < 1e-4
 
 
-def test_export_rejects_an_unknown_format(trained) -> None:
-    from src.cli import ConfigError
+def test_export_rejects_an_unknown_format_and_predict_a_file_that_is_no_image(trained, tmp_path) -> None:
     from src.export import export
 
     with pytest.raises(ConfigError, match="^format=tflite: unknown; use one of onnx, torchscript"):
         export(trained["best_checkpoint"], "tflite")
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else b"dir" for path in sorted(folder.rglob("*"))}
+    fake = tmp_path / "digit.png"
+    fake.write_text("not a picture")
+    with pytest.raises(ConfigError, match=r"^image=.*digit.png: not an image PIL can read \(UnidentifiedImageError\)"):
+        predict(trained["best_checkpoint"], str(fake))
 
 
 def test_bad_commands_after_training_get_one_line_and_write_nothing(trained, tmp_path) -> None:
@@ -73,6 +73,7 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(trained, tmp
     ckpt, run = trained["best_checkpoint"], Path(trained["run_dir"])
     work = tmp_path / "work"  # no lightning_logs/ here
     work.mkdir()
+    run_before = tree(run)
     cases = [
         ("src.eval", [], "ckpt_path=???: a checkpoint is needed; give ckpt_path=<path to a .ckpt> or ckpt_path=last"),
         ("src.predict", [], "ckpt_path=???: a checkpoint is needed"),
@@ -90,31 +91,30 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(trained, tmp
         ("src.plot", [str(work / "nowhere")], f"{work / 'nowhere'}: no such folder"),
     ]
     if not torch.cuda.is_available():
-        cases.append(("src.eval", [f"ckpt_path={ckpt}", "accelerator=gpu"], "accelerator=gpu: no CUDA GPU is visible"))
+        cases.append(("src.eval", [f"ckpt_path={ckpt}", "accelerator=gpu"], "accelerator=gpu: No supported gpu backend found"))
     before = tree(tmp_path)
     results = run_many([(module, work, arguments) for module, arguments, _ in cases])
     for (module, arguments, start), done in zip(cases, results, strict=True):
         assert one_error_line(done).startswith(f"error: {start}"), (module, arguments, done.stderr)
     assert "last.ckpt" in results[8].stderr  # the run's own checkpoints, from its checkpoints/ folder
-    assert tree(tmp_path) == before
+    assert tree(tmp_path) == before and tree(run) == run_before
 
 
-def test_ckpt_path_last_looks_under_log_dir(trained, tmp_path) -> None:
-    (done,) = run_many([("src.eval", tmp_path, ["ckpt_path=last", f"log_dir={Path(trained['run_dir']).parent.parent}"])])
-    assert done.returncode == 0 and "test accuracy" in done.stdout, done.stderr
-
-
-def test_export_into_a_folder_and_without_torchscripts_deprecation_warnings(trained, tmp_path) -> None:
+def test_the_commands_after_training_run_from_a_folder_of_their_own(trained, tmp_path) -> None:
+    """eval with ckpt_path=last under log_dir; exports into a folder, into a new folder, and of more test images than
+    there are; none prints TorchScript's deprecation warning."""
     existing = tmp_path / "existing"
     existing.mkdir()
     ckpt = trained["best_checkpoint"]
-    results = run_many(
+    last, *results = run_many(
         [
+            ("src.eval", tmp_path, ["ckpt_path=last", f"log_dir={Path(trained['run_dir']).parent.parent}"]),
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={existing}", "check_images=50"]),
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={tmp_path / 'new'}/", "check_images=50"]),
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={tmp_path}/", "check_images=20000"]),
         ]
     )
+    assert last.returncode == 0 and "test accuracy" in last.stdout, last.stderr
     assert all(done.returncode == 0 for done in results), [done.stderr for done in results]
     assert "on 50 test images" in results[0].stdout
     assert "on 200 test images" in results[2].stdout  # all of the tiny test set, not the 20,000 asked for
@@ -147,6 +147,7 @@ def test_a_failed_export_check_leaves_the_earlier_file_and_no_other(trained, tmp
 def test_exit_1_and_one_line_when_the_exported_model_differs(trained, tmp_path) -> None:
     out = tmp_path / "model.onnx"
     (done,) = run_many([("src.export", tmp_path, [f"ckpt_path={trained['best_checkpoint']}", f"out={out}", "tolerance=1e-30"])])
+    assert "Error executing job" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith("error: tolerance=1e-30: the exported model's logits differ") and not out.exists()

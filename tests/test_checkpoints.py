@@ -1,4 +1,4 @@
-"""Finding and reading checkpoints, and the run folder a resume reopens: pure helpers, no training."""
+"""Finding and reading checkpoints, and the run folder a resume reopens; checkpoints that do not fit the run."""
 
 import os
 import re
@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from src import checkpoints
 from src.checkpoints import CheckpointError
 from src.loggers import choose_run_dir, next_version
+from src.train import train
 
 
 def touch_checkpoint(run: Path, mtime: float) -> Path:
@@ -41,10 +42,11 @@ def test_a_resume_reopens_the_checkpoints_own_run_folder(tmp_path) -> None:
     cfg = OmegaConf.create({"log_dir": str(tmp_path / "logs"), "name": "mnist"})
     path = touch_checkpoint(tmp_path / "logs" / "mnist" / "version_3", mtime=1_000)
     assert checkpoints.run_folder(path) == tmp_path / "logs" / "mnist" / "version_3"
-    assert choose_run_dir(cfg, path) == tmp_path / "logs" / "mnist" / "version_3"
-    assert choose_run_dir(cfg, None) == tmp_path / "logs" / "mnist" / "version_4"  # a new run: the next free version
+    assert choose_run_dir(cfg, path) == (tmp_path / "logs" / "mnist" / "version_3", False)
+    assert choose_run_dir(cfg, None) == (tmp_path / "logs" / "mnist" / "version_4", True)  # a new run: the next version
     loose = tmp_path / "elsewhere.ckpt"  # outside a run folder: the resumed run starts a new folder
-    assert choose_run_dir(cfg, loose) == tmp_path / "logs" / "mnist" / "version_4" and checkpoints.run_folder(loose) == tmp_path
+    assert choose_run_dir(cfg, loose) == (tmp_path / "logs" / "mnist" / "version_4", True)
+    assert checkpoints.run_folder(loose) == tmp_path
     assert next_version(tmp_path / "nothing-yet") == tmp_path / "nothing-yet" / "version_0"
 
 
@@ -89,3 +91,17 @@ def test_a_command_that_needs_a_checkpoint_says_how_to_give_one(tmp_path) -> Non
         checkpoints.needed("last", tmp_path)
     last = touch_checkpoint(tmp_path / "logs" / "fashion_mnist" / "version_2", mtime=1_000)
     assert checkpoints.needed("last", tmp_path / "logs") == last  # any run's name under log_dir
+
+
+def test_a_checkpoint_of_another_network_names_the_layer_and_a_damaged_one_the_others(tiny_config) -> None:
+    first = train(tiny_config("trainer.max_epochs=1", "scheduler=none"))
+    ckpt = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
+    with pytest.raises(
+        CheckpointError, match=r"made by a different network: net.layers.1.weight is \[64, 784\] there but \[32, 784\]"
+    ):
+        train(tiny_config("model.hidden=[32,64]", "scheduler=none", "init_from=last"))
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # what a crash mid-write would leave
+    with pytest.raises(CheckpointError) as caught:
+        train(tiny_config("scheduler=none", "ckpt_path=last"))
+    message = str(caught.value)
+    assert "the file is damaged" in message and str(first["best_checkpoint"]) in message

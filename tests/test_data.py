@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from src.data import sources
-from src.data.augment import Augmentation, random_elastic, random_rotate_scale, random_shift
+from src.data.augment import Augmentation, random_resample, random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
 from src.data.sources import DataUnavailable, fetch_raw_files
+from src.validate import SettingError
+from tests.conftest import TinyMNIST
 
 
 def datamodule(tiny, **kwargs) -> MNISTDataModule:
@@ -76,7 +78,8 @@ def test_device_batches_slice_the_tensors() -> None:
     assert [y.tolist() for _, y in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
-def test_a_damaged_file_is_fetched_again_from_the_next_source(tiny_mnist, tmp_path, monkeypatch) -> None:
+def test_a_damaged_file_is_fetched_again_from_the_next_source(tmp_path, monkeypatch) -> None:
+    tiny_mnist = TinyMNIST(tmp_path / "data")  # its own copy: this test damages a file
     good = {name: (tiny_mnist.raw / name).read_bytes() for name in tiny_mnist.checksums}
     damaged = tiny_mnist.raw / "train-labels-idx1-ubyte"
     damaged.write_bytes(good[damaged.name][:-5])  # truncated
@@ -95,7 +98,8 @@ def test_a_damaged_file_is_fetched_again_from_the_next_source(tiny_mnist, tmp_pa
     assert not list(tiny_mnist.raw.glob(".*partial"))
 
 
-def test_checksum_mismatch_everywhere_gives_one_clear_error(tiny_mnist, monkeypatch) -> None:
+def test_checksum_mismatch_everywhere_gives_one_clear_error(tmp_path, monkeypatch) -> None:
+    tiny_mnist = TinyMNIST(tmp_path / "data")  # its own copy: this test damages a file
     (tiny_mnist.raw / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
 
     def wrong(workdir, dataset):
@@ -196,23 +200,23 @@ def test_random_rotation_and_scale_stay_within_their_limits() -> None:
     images = torch.full((256, 1, 28, 28), background)
     images[:, :, 12:16, 22:26] = 2.0  # a bright square 10 pixels right of the centre
     before = centre_of_mass(images, background)
-    turned = centre_of_mass(random_rotate_scale(images, 30, 0.0, background), background)
+    turned = centre_of_mass(random_resample(images, 30, 0.0, 0.0, 4.0, background), background)
     radius = turned.norm(dim=1)
     angles = torch.rad2deg(torch.atan2(turned[:, 0], turned[:, 1]) - torch.atan2(before[:, 0], before[:, 1]))
     assert torch.allclose(radius, before.norm(dim=1), atol=0.3)  # turned about the centre: same distance
     assert angles.abs().max() <= 30.5 and angles.abs().max() > 25 and angles.std() > 10  # each its own angle
-    resized = centre_of_mass(random_rotate_scale(images, 0.0, 0.2, background), background)
+    resized = centre_of_mass(random_resample(images, 0.0, 0.2, 0.0, 4.0, background), background)
     ratios = resized.norm(dim=1) / before.norm(dim=1)
     assert ratios.min() >= 0.8 - 0.03 and ratios.max() <= 1.2 + 0.03 and ratios.max() - ratios.min() > 0.3
     assert torch.allclose(resized[:, 0], before[:, 0], atol=0.3)  # not turned
-    assert random_rotate_scale(images, 0.0, 0.0, background) is images
+    assert random_resample(images, 0.0, 0.0, 0.0, 4.0, background) is images
 
 
 def elastic_field(alpha: float, sigma: float, batch: int = 64) -> torch.Tensor:
-    """The horizontal displacement, in pixels, that random_elastic gives each pixel: measured on images whose value is
+    """The horizontal displacement, in pixels, that the elastic distortion gives each pixel: measured on images whose value is
     their pixel column (bilinear resampling of a ramp returns the sampled position exactly), away from the borders."""
     ramp = torch.arange(28, dtype=torch.float).expand(batch, 1, 28, 28).contiguous()
-    moved = random_elastic(ramp + 100, alpha, sigma, background=0.0) - 100  # far from 0: the frame's zeros never enter
+    moved = random_resample(ramp + 100, 0.0, 0.0, alpha, sigma, background=0.0) - 100  # far from 0: the frame's zeros never enter
     return (moved - ramp)[:, 0, 6:22, 6:22]
 
 
@@ -235,13 +239,13 @@ def test_elastic_distortion_keeps_shape_and_range_is_seeded_and_off_at_alpha_0()
     images = torch.full((32, 1, 28, 28), background)
     images[:, :, 8:20, 10:18] = 2.8
     torch.manual_seed(1)
-    first = random_elastic(images, 34.0, 4.0, background)
+    first = random_resample(images, 0.0, 0.0, 34.0, 4.0, background)
     assert first.shape == images.shape and not torch.equal(first, images)
     assert first.min() >= background - 1e-5 and first.max() <= 2.8 + 1e-5  # resampled, never beyond black and white
     torch.manual_seed(1)
-    assert torch.equal(random_elastic(images, 34.0, 4.0, background), first)  # the same seed draws the same field
-    assert not torch.equal(random_elastic(images, 34.0, 4.0, background), first)  # the next draw another
-    assert random_elastic(images, 0.0, 4.0, background) is images
+    assert torch.equal(random_resample(images, 0.0, 0.0, 34.0, 4.0, background), first)  # the same seed draws the same field
+    assert not torch.equal(random_resample(images, 0.0, 0.0, 34.0, 4.0, background), first)  # the next draw another
+    assert random_resample(images, 0.0, 0.0, 0.0, 4.0, background) is images
     both = Augmentation(rotate=10.0, scale=0.1, shift=2, elastic_alpha=8.0)(images, background)  # composes, one resample
     assert both.shape == images.shape and both.min() >= background - 1e-5
 
@@ -264,6 +268,6 @@ def test_elastic_distortion_keeps_shape_and_range_is_seeded_and_off_at_alpha_0()
     ],
 )
 def test_the_datamodule_checks_its_own_arguments(arguments: dict, start: str) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(SettingError) as caught:
         MNISTDataModule(**arguments)
     assert str(caught.value).startswith(start), str(caught.value)

@@ -1,48 +1,53 @@
-"""Lightning's DDP on CPU (gloo), two processes, through the real command line."""
+"""Lightning's DDP on CPU (gloo), two processes, through the real command line: a sweep of DDP runs, and a resume."""
 
+import csv
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import last_state, run_module
+from tests.conftest import last_state, run_many, tiny_data
 
-# 20 optimizer steps an epoch at an effective batch of 128, deterministic kernels, no schedule, no dropout.
+# 16 optimizer steps an epoch at an effective batch of 32, deterministic kernels, no schedule, no dropout.
 COMMON = [
     "~callbacks.curves_png",  # pictures are tested in test_visual.py (test_figures stays: it gathers across ranks)
     "~callbacks.model_summary",
     "callbacks.progress_bar.every_n_steps=1000",
-    "trainer.limit_train_batches=20",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
     "trainer.deterministic=true",
     "scheduler=none",
+    "model.hidden=[64]",
 ]
+DDP = ["trainer=ddp_cpu", "trainer.devices=2", "data.batch_size=16"]
 
 
-def train(save_dir: Path, name: str, *overrides: str) -> str:
-    done = run_module("src.train", *COMMON, f"log_dir={save_dir}", f"name={name}", *overrides, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    """The network's weights in a run's last.ckpt (the train metrics' windows are per rank)."""
+    return {name: tensor for name, tensor in last_state(run)["state_dict"].items() if name.startswith("net.")}
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_weights_of_one_and_resume_on_every_rank(real_mnist, tmp_path: Path) -> None:
-    """Rank r takes every 2nd sample of the same seeded order, so two batches of 64 are one batch of 128 split in two;
-    DDP averages their mean gradients, which is the mean over the 128. One epoch, then a resume to the second."""
-    single = train(tmp_path, "single", "data.batch_size=128", "trainer.max_epochs=2")
-    ddp = ["trainer=ddp_cpu", "trainer.devices=2", "data.batch_size=64"]
-    train(tmp_path, "ddp", *ddp, "trainer.max_epochs=1")
-    resumed = train(tmp_path, "ddp", *ddp, "trainer.max_epochs=2", "ckpt_path=last")
-    assert resumed.count("test accuracy ") == 1 and "in 2 epochs, 40 steps" in resumed  # one summary, from rank 0
-    runs = list((tmp_path / "ddp").iterdir())
-    assert [run.name for run in runs] == ["version_0"]  # one run folder, whatever the number of processes
-    assert sorted(p.name for p in (runs[0] / "checkpoints").iterdir())[-1] == "last.ckpt"
-    assert len(list((runs[0] / "checkpoints").iterdir())) == 2  # one best, one last: written by rank 0 only
-    expected, got = last_state(tmp_path / "single" / "version_0"), last_state(runs[0])
-    assert got["global_step"] == expected["global_step"] == 40
-    weights = [name for name in expected["state_dict"] if name.startswith("net.")]  # the train metrics' windows are per rank
-    assert len(weights) == 8
-    for name in weights:
-        torch.testing.assert_close(got["state_dict"][name], expected["state_dict"][name], rtol=1e-4, atol=1e-5)
-    assert "test accuracy" in single
+def test_a_ddp_sweep_runs_each_job_once_on_every_rank_and_a_resume_continues_on_every_rank(tiny_mnist, tmp_path) -> None:
+    """Rank r takes every 2nd sample of the same seeded order, so two batches of 16 are one batch of 32 split in two;
+    DDP averages their mean gradients, which is the mean over the 32. Lightning starts rank 1 by running the command
+    line again: in a sweep, that of the job, not a sweep of its own."""
+    data = tiny_data(tiny_mnist)
+    (sweep,) = run_many([("src.train", tmp_path, ["-m", *data, *COMMON, *DDP, "name=ddp", "trainer.max_epochs=1", "seed=1,2"])])
+    assert sweep.returncode == 0 and "error" not in sweep.stderr.lower(), sweep.stderr[-3000:]
+    (folder,) = (tmp_path / "lightning_logs").glob("ddp-sweep-*")  # one sweep folder, whatever the number of processes
+    assert sorted(path.name for path in folder.iterdir() if path.is_dir()) == ["0_seed:1", "1_seed:2"]
+    with (folder / "summary.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 2 and "error" not in rows[0] and sweep.stdout.count("test accuracy ") == 2  # rank 0's summaries
+    job = folder / "1_seed:2"
+    assert len(list((job / "checkpoints").iterdir())) == 2  # one best, one last: written by rank 0 only
+    resume = [*data, *COMMON, *DDP, "name=ddp", "trainer.max_epochs=2", "seed=2", f"ckpt_path={job}/checkpoints/last.ckpt"]
+    single = [*data, *COMMON, "data.batch_size=32", "name=single", "trainer.max_epochs=2", "seed=2"]
+    resumed, single = run_many([("src.train", tmp_path, resume), ("src.train", tmp_path, single)])
+    assert resumed.returncode == 0 and single.returncode == 0, resumed.stderr[-3000:] + single.stderr[-2000:]
+    assert resumed.stdout.count("test accuracy ") == 1 and "in 2 epochs, 32 steps" in resumed.stdout  # one summary
+    expected, got = weights(tmp_path / "lightning_logs" / "single" / "version_0"), weights(job)
+    assert last_state(job)["global_step"] == 32 and len(got) == 4
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, rtol=1e-4, atol=1e-5)

@@ -1,6 +1,7 @@
 """Faults during training: NaN losses, failing disks. (Signals and kill -9 are in test_interrupt.py.)"""
 
 import errno
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,23 @@ def test_a_checkpoint_folder_that_cannot_be_created(tmp_path) -> None:
     blocker.write_text("x")
     with pytest.raises(CheckpointWriteError, match="could not write checkpoint"):
         AtomicCheckpointIO().save_checkpoint({"step": 1}, blocker / "checkpoints" / "last.ckpt")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 2 MiB tmpfs: a checkpoint of the default network (~11 MiB) cannot be written there."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root); the faked disk error above still runs")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_real_full_disk_ends_in_one_error_and_leaves_no_partial_file(compose_config, tiny_mnist, small_disk) -> None:
+    cfg = tiny_mnist.use_in(compose_config(f"log_dir={small_disk}", "trainer.max_epochs=1", "trainer.log_every_n_steps=2"))
+    with pytest.raises(
+        CheckpointWriteError, match=r"No space left on device; .* MiB free and a checkpoint needs about 10\.\d MiB"
+    ):
+        train(cfg)
+    assert not [path for path in small_disk.rglob("*") if "partial" in path.name]

@@ -29,7 +29,7 @@ def test_default_network_is_the_tutorials() -> None:
     ("arguments", "start"),
     [
         ({"hidden": [0]}, "hidden=[0]:"),
-        ({"hidden": [64, 1.5]}, "hidden=[64, 1.5]:"),
+        ({"hidden": [64, 1.5]}, "hidden=[64,1.5]:"),
         ({"dropout": 1.0}, "dropout=1.0:"),
         ({"dropout": -0.1}, "dropout=-0.1:"),
         ({"num_classes": 1}, "num_classes=1:"),

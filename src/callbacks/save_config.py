@@ -1,4 +1,4 @@
-"""Writes the run's composed config into its run folder once training has really started."""
+"""The run's composed config: written into its run folder when training starts, and kept in each checkpoint."""
 
 from pathlib import Path
 from typing import Any
@@ -6,20 +6,20 @@ from typing import Any
 import lightning as L
 from omegaconf import OmegaConf
 
+from src.checkpoints import CONFIG_KEY
+
 
 class SaveConfig(L.Callback):
-    """``<run folder>/<file_name>``: the composed, resolved config, written when training starts and not before, so a
-    run that Lightning refuses during its set-up leaves no trace in a run folder (see ``src.train``)."""
+    """``<run folder>/config.yaml`` (``config.resumed.yaml`` for a resumed run): the composed, resolved config, written
+    when training starts. Each checkpoint holds it too, so that a resume can be held to the run's own settings
+    (``src/checkpoints.py``)."""
 
-    def __init__(self, config: dict[str, Any], file_name: str = "config.yaml") -> None:
-        self.config, self.file_name = config, file_name
-        self.training_started = False
+    def __init__(self, config: dict[str, Any], resumed: bool = False) -> None:
+        self.config, self.file_name = config, "config.resumed.yaml" if resumed else "config.yaml"
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.training_started = True
-        if trainer.fast_dev_run:  # a debugging run keeps nothing
-            return
-        folder = Path(trainer.default_root_dir)  # the run folder (src/loggers.py)
-        if trainer.is_global_zero:
-            folder.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(OmegaConf.create(self.config), folder / self.file_name)
+        if trainer.is_global_zero and not trainer.fast_dev_run:  # a debugging run keeps nothing
+            OmegaConf.save(OmegaConf.create(self.config), Path(trainer.default_root_dir) / self.file_name)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CONFIG_KEY] = self.config

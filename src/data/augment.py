@@ -13,7 +13,7 @@ class Augmentation:
     """Each training image turned by up to ``rotate`` degrees, resized by up to a factor ``1 +- scale``, distorted
     elastically (``elastic_alpha`` pixels, smoothed over ``elastic_sigma`` pixels), then moved by up to ``shift`` whole
     pixels, each drawn per image (0: off). Turning, resizing and the elastic field are one resampling of the image.
-    Out-of-range settings raise ``ValueError``."""
+    Out-of-range settings raise ``SettingError``."""
 
     def __init__(
         self, rotate: float = 0.0, scale: float = 0.0, shift: int = 0, elastic_alpha: float = 0.0, elastic_sigma: float = 4.0
@@ -48,17 +48,6 @@ def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:
     samples = torch.arange(batch, device=images.device)[:, None, None, None]
     channels = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
     return padded[samples, channels, rows, cols]
-
-
-def random_rotate_scale(images: Tensor, max_degrees: float, max_scale: float, background: float) -> Tensor:
-    """Each image turned by its own random angle in ``[-max_degrees, max_degrees]`` about its centre and resized by
-    its own factor in ``[1 - max_scale, 1 + max_scale]``, by bilinear resampling (``affine_grid`` + ``grid_sample``)."""
-    return random_resample(images, max_degrees, max_scale, 0.0, 4.0, background)
-
-
-def random_elastic(images: Tensor, alpha: float, sigma: float, background: float) -> Tensor:
-    """Simard, Steinkraus and Platt (2003)'s elastic distortion alone: see :func:`random_resample`."""
-    return random_resample(images, 0.0, 0.0, alpha, sigma, background)
 
 
 def random_resample(

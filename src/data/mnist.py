@@ -16,7 +16,7 @@ from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.datasets import DATASETS
 from src.data.normalization import NORMALIZATIONS, mean_std
 from src.data.sources import fetch_raw_files
-from src.validate import one_of, whole_number
+from src.validate import SettingError, one_of, whole_number
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class MNISTDataModule(L.LightningDataModule):
     generator starts over after 60,000 // batch_size batches); validation and test stay as they are.
     ``rotate``, ``scale``, ``elastic_alpha`` and ``shift`` turn, resize, distort and move each training image at random
     (:mod:`src.data.augment`), on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders;
-    validation and test images are never changed. Every argument is checked here: a bad one raises ``ValueError`` naming it.
+    validation and test images are never changed. Every argument is checked here: a bad one raises ``SettingError`` naming it.
     """
 
     def __init__(
@@ -71,12 +71,14 @@ class MNISTDataModule(L.LightningDataModule):
         whole_number("split_seed", split_seed, 0)
         one_of("loader", loader, LOADERS)
         if num_workers and loader == "device":  # else silently unused
-            raise ValueError(
-                f"num_workers={num_workers}: workers feed loader=dataloader only (loader=device, the default, keeps each "
-                "split on the device and needs none); add data.loader=dataloader, or leave num_workers out"
+            raise SettingError(
+                "num_workers",
+                num_workers,
+                "workers feed loader=dataloader only (loader=device, the default, keeps each split on the device and "
+                "needs none); add data.loader=dataloader, or leave num_workers out",
             )
         if tutorial_order and loader != "device":
-            raise ValueError(f"tutorial_order={tutorial_order}: the tutorial's batches are served by loader=device only")
+            raise SettingError("tutorial_order", tutorial_order, "the tutorial's batches are served by loader=device only")
         self.data_set = DATASETS[one_of("dataset", dataset, DATASETS)]
         for source in sources if sources is not None else self.data_set.sources:
             one_of("sources", source, self.data_set.sources)

@@ -1,33 +1,20 @@
 """The LightningModule: the tutorial's network plus a configurable loss, optimizer, schedule and metrics."""
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
 from hydra.utils import get_method, instantiate
 from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from src.validate import named_setting, number
-
-
-@contextmanager
-def named_errors(group: str, settings: dict[str, Any]) -> Iterator[None]:
-    """Re-raise what torch says about a setting as ``ValueError("<group>.<key>=<value>: ...")``."""
-    try:
-        yield
-    except (ValueError, TypeError, RuntimeError, InstantiationException) as error:
-        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
-        raise ValueError(named_setting(group, settings, str(cause).strip().splitlines()[0])) from error
-
 
 class ScheduleLengthError(ValueError):
-    """A resumed run whose length differs from the one its checkpoint's learning-rate schedule was built for."""
+    """A resumed run whose length differs from the one its checkpoint's learning-rate schedule was built for (a
+    checkpoint without its run's config, which ``src/checkpoints.py`` would have compared before the run)."""
 
 
 def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[float]:
@@ -72,7 +59,6 @@ class Classifier(L.LightningModule):
     Every argument is plain data (dicts of numbers and strings with a Hydra ``_target_``), so checkpoints hold
     no Python objects and load with ``torch.load(path, weights_only=True)``. The optimizer and schedule are
     built in ``configure_optimizers``, the only place that knows the parameters and the run's length.
-    A bad setting raises ``ValueError`` named by its place in the arguments (``model.hidden=[0]: ...``).
     """
 
     def __init__(
@@ -84,14 +70,8 @@ class Classifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
-        try:
-            self.net = instantiate(model)
-        except InstantiationException as error:
-            raise ValueError(
-                f"model.{error.__cause__}" if isinstance(error.__cause__, ValueError) else f"model: {error}"
-            ) from error
+        self.net = instantiate(model)
         self.loss_fn = bound_function(loss)
-        self._try_settings()
         classes = self.net.num_classes
         # validate_args=False: the argument checks sync with the host on every call, which costs more than the step.
         self.train_acc = MeanMetric(nan_strategy="disable")  # of right answers (0/1): 20 us an update, stat scores 31 us
@@ -108,19 +88,6 @@ class Classifier(L.LightningModule):
         self._logged_at = -1  # the optimizer step whose train metrics were logged last
         self._checkpoint_schedule_steps: int | None = None  # the length of the schedule in the checkpoint resumed from
         self._schedule_start = 0  # the step where the current leg of the schedule began (> 0 once trained longer)
-
-    def _try_settings(self) -> None:
-        """Call the loss and build the optimizer and schedule once, on throwaway inputs, so that a setting torch
-        refuses fails here, named, and not in the middle of a run."""
-        settings = self.hparams
-        number("optimizer.lr", settings.optimizer.get("lr"), 0, above_low=True)
-        with named_errors("loss", settings.loss):
-            self.loss_fn(torch.zeros(2, self.net.num_classes), torch.tensor([0, 1]))
-        with named_errors("optimizer", settings.optimizer):
-            optimizer = instantiate(settings.optimizer, params=[torch.nn.Parameter(torch.zeros(1))])
-        if settings.scheduler:
-            with named_errors("scheduler", settings.scheduler):
-                instantiate(settings.scheduler, optimizer=optimizer, total_steps=100)
 
     @property
     def example_input_array(self) -> Tensor:
@@ -186,7 +153,6 @@ class Classifier(L.LightningModule):
         """Resuming: the schedule continues where it was. Training a finished run longer (its schedule has run out): the
         added steps get a new leg of the same schedule, a warm restart as in SGDR; the optimizer's state (momenta) is
         kept and its learning rate goes back to where the schedule starts."""
-        self._match_train_windows(checkpoint["state_dict"])
         steps, done = checkpoint.get("schedule_steps"), int(checkpoint["global_step"])
         self._checkpoint_schedule_steps, self._schedule_start = steps, int(checkpoint.get("schedule_start", 0))
         if steps is not None and done >= steps:  # the schedule is over: only a longer run can continue from here
@@ -195,16 +161,6 @@ class Classifier(L.LightningModule):
             for optimizer in checkpoint.get("optimizer_states", []):
                 for group in optimizer["param_groups"]:
                     group["lr"] = group.get("initial_lr", group["lr"])
-
-    def _match_train_windows(self, state_dict: dict[str, Any]) -> None:
-        """A checkpoint written before the train metrics kept their window (or with another kind of metric) loads: the
-        window is not a weight, so what does not fit is dropped and a missing window starts empty."""
-        windows = ("train_acc.", "train_loss.")
-        ours = {name: value for name, value in self.state_dict().items() if name.startswith(windows)}
-        for name in [name for name in state_dict if name.startswith(windows) and name not in ours]:
-            del state_dict[name]
-        for name, value in ours.items():
-            state_dict.setdefault(name, value)
 
     def configure_optimizers(self) -> Any:
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())

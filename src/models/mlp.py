@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from src.validate import number, whole_number
+from src.validate import SettingError, number, whole_number
 
 
 class MLP(nn.Module):
@@ -27,7 +27,7 @@ class MLP(nn.Module):
         super().__init__()
         whole_number("in_features", in_features, 1)
         if any(isinstance(width, bool) or not isinstance(width, int) or width < 1 for width in hidden):
-            raise ValueError(f"hidden={list(hidden)}: every width must be a whole number >= 1; e.g. hidden=[512,512,512]")
+            raise SettingError("hidden", list(hidden), "every width must be a whole number >= 1; e.g. hidden=[512,512,512]")
         self.num_classes = whole_number("num_classes", num_classes, 2)
         number("dropout", dropout, 0, 1, below_high=True)
         layers: list[nn.Module] = [nn.Flatten()]

@@ -16,19 +16,25 @@ def cosine(optimizer: Optimizer, total_steps: int, min_lr: float = 0.0) -> LRSch
     return CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=min_lr)
 
 
-def one_cycle(optimizer: Optimizer, total_steps: int, pct_start: float = 0.25, div_factor: float = 25.0) -> LRScheduler:
-    """Warm up to the optimizer's learning rate for ``pct_start`` of the run, then anneal to almost zero.
+def one_cycle(
+    optimizer: Optimizer, total_steps: int, pct_start: float = 0.25, div_factor: float = 25.0, final_div_factor: float = 1e4
+) -> LRScheduler:
+    """Warm up from the optimizer's learning rate / ``div_factor`` to that rate for ``pct_start`` of the run, then
+    anneal to it / (``div_factor`` x ``final_div_factor``), as ``OneCycleLR`` does.
 
     Each phase takes at least one step, so a short run warms up over its first steps; a run of fewer than 3 steps has
     no room for both phases and keeps the optimizer's learning rate.
     """
     number("pct_start", pct_start, 0, 1, above_low=True, below_high=True)
     number("div_factor", div_factor, 0, above_low=True)
+    number("final_div_factor", final_div_factor, 0, above_low=True)
     if total_steps < 3:
         return ConstantLR(optimizer, factor=1.0, total_iters=0)
     pct_start = min(max(pct_start, 2 / total_steps), (total_steps - 1) / total_steps)
     peak = [group["lr"] for group in optimizer.param_groups]
-    return OneCycleLR(optimizer, max_lr=peak, total_steps=total_steps, pct_start=pct_start, div_factor=div_factor)
+    return OneCycleLR(
+        optimizer, peak, total_steps=total_steps, pct_start=pct_start, div_factor=div_factor, final_div_factor=final_div_factor
+    )
 
 
 def step(optimizer: Optimizer, total_steps: int, drops: int = 2, gamma: float = 0.1) -> LRScheduler:

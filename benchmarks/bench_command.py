@@ -1,4 +1,4 @@
-"""``python -m src.bench_command``: what a user waits for, the whole command from start to summary, against a plain
+"""``python -m benchmarks.bench_command``: what a user waits for, the whole command from start to summary, against a plain
 PyTorch script doing the same work.
 
 Commands, each a process of its own, from this project's folder (MNIST in ./data):
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> str:
         ),
     ]
     text = (
-        f"Whole commands, {args.rounds} paired rounds, median (method: python -m src.bench_command --help).\n\n"
+        f"Whole commands, {args.rounds} paired rounds, median (method: python -m benchmarks.bench_command --help).\n\n"
         + "\n".join(rows)
         + f"\n\nplain/project = {median['plain'] / median['project']:.2f} (1.0: as fast as the plain script)\n"
     )

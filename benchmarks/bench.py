@@ -1,4 +1,4 @@
-"""``python -m src.bench``: training throughput of this project against a plain PyTorch loop, in one process.
+"""``python -m benchmarks.bench``: training throughput of this project against a plain PyTorch loop, in one process.
 
 Three paths train the same network with the same loss and optimizer on the same data (MNIST's 55k training
 images, normalized once):
@@ -43,9 +43,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from src.builders import build_callbacks, build_classifier, build_trainer
-from src.cli import CONF_DIR
 from src.data.mnist import MNISTDataModule
 from src.loggers import build_loggers
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 @dataclass
@@ -132,7 +133,8 @@ def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, st
     L.seed_everything(cfg.seed, verbose=False)
     model = build_classifier(cfg)
     with tempfile.TemporaryDirectory() as logs:
-        trainer = build_trainer(cfg, build_loggers(cfg, Path(logs), None), [*build_callbacks(cfg, Path(logs)), timer], Path(logs))
+        trainer = build_trainer(cfg, [*build_callbacks(cfg, Path(logs), has_logger=True), timer], Path(logs))
+        trainer.loggers = build_loggers(cfg.get("logger"), Path(logs), None)
         trainer.fit(model, datamodule=datamodule)
     return steps * datamodule.hparams.batch_size / (timer.end - timer.start), timer.first_step_s
 
@@ -184,7 +186,7 @@ def run(
         datamodule = instantiate(with_loader(cfg, "device").data, _convert_="all")
         datamodule.prepare_data()
         datamodule.setup("fit")
-        device = build_trainer(cfg, [], []).strategy.root_device
+        device = build_trainer(cfg, [], Path(tempfile.gettempdir())).strategy.root_device
         images, labels = (tensor.to(device) for tensor in datamodule.splits["train"])
         paths = {"lightning": "device", "dataloader": "dataloader"} if dataloader else {"lightning": "device"}
         best = dict.fromkeys(["plain", *paths], 0.0)

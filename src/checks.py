@@ -134,7 +134,8 @@ def check_arguments(key: str, node: Mapping[str, Any], given_by_code: Mapping[st
     try:
         validator, names = arguments_validator(node["_target_"], tuple(given_by_code))
     except (ImportError, AttributeError) as error:
-        raise ConfigError(f"{key}._target_={node['_target_']}: cannot be imported ({error}); check its spelling") from None
+        reason = error.__cause__ or error  # Hydra's wrapper of the import's own error
+        raise ConfigError(f"{key}._target_={node['_target_']}: cannot be imported ({reason}); check its spelling") from None
     try:
         validator.validate_json(json.dumps(arguments), strict=True)
     except ValidationError as error:

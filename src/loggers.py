@@ -20,6 +20,7 @@ from hydra.utils import get_object, instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 
 from src import figures
 from src.cli import command
@@ -183,13 +184,14 @@ class LogSettings(L.Callback):
 
 
 def log_final(loggers: list[Logger], settings: dict[str, Any], results: dict[str, float], step: int) -> None:
-    """The run's final numbers (``result/test_acc``, ``result/best_val_acc``) and, for TensorBoard, the run's settings
-    beside them in the HPARAMS tab (torch's ``add_hparams``, into the run folder itself: ``run_name="."``)."""
+    """The run's final numbers (``result/best_val_acc``; the test logged ``result/test_acc``) and, for TensorBoard, the
+    run's settings as an HPARAMS session (TensorBoard's ``hparams_pb``): TensorBoard then lays out its table itself,
+    the settings that differ between the runs it shows (a sweep's swept keys) ticked first, and the runs' scalars as the
+    metrics."""
     for logger in loggers:
+        logger.log_metrics({name: value for name, value in results.items() if name != "result/test_acc"}, step=step)
         if isinstance(logger, LightningTensorBoardLogger):
-            logger.experiment.add_hparams(settings, results, run_name=".", global_step=step)
-        else:  # result/test_acc is logged already
-            logger.log_metrics({name: value for name, value in results.items() if name != "result/test_acc"}, step=step)
+            logger.experiment.file_writer.add_summary(hparams_pb(settings), step)
         logger.finalize("success")
 
 

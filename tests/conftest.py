@@ -115,7 +115,8 @@ def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
         yield _compose
 
 
-# A quiet, deterministic training config of a small network, for the tiny data set.
+# A quiet, deterministic training config of a small network, for the tiny data set, without the pictures (they cost
+# more than a tiny run's training: the tests that look at them ask for them, pictures=True).
 TINY_CONFIG = [
     *QUIET,
     "trainer.deterministic=true",
@@ -130,18 +131,19 @@ TINY_CONFIG = [
 def tiny_config(compose_config, tiny_mnist) -> Callable[..., DictConfig]:
     """tiny_config(*overrides) -> TINY_CONFIG with the overrides, on the tiny data set."""
 
-    def _tiny(*overrides: str, val_size: int = 100) -> DictConfig:
-        return tiny_mnist.use_in(compose_config(*TINY_CONFIG, *overrides), val_size=val_size)
+    def _tiny(*overrides: str, val_size: int = 100, pictures: bool = False) -> DictConfig:
+        cfg = compose_config(*TINY_CONFIG, *([] if pictures else NO_PICTURES), *overrides)
+        return tiny_mnist.use_in(cfg, val_size=val_size)
 
     return _tiny
 
 
-def trained_once(tiny: TinyMNIST, log_dir: Path, *overrides: str) -> dict:
+def trained_once(tiny: TinyMNIST, log_dir: Path, *overrides: str, pictures: bool = False) -> dict:
     """A tiny run trained for a module's tests to share (module-scoped fixtures call it); its summary."""
     from src.train import train
 
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[f"log_dir={log_dir}", *TINY_CONFIG, *overrides])
+        cfg = compose("train", overrides=[f"log_dir={log_dir}", *TINY_CONFIG, *([] if pictures else NO_PICTURES), *overrides])
     return train(tiny.use_in(cfg))
 
 

@@ -11,7 +11,7 @@ from src.data import sources
 from src.data.datasets import FASHION_MNIST
 from src.data.mnist import MNISTDataModule
 from src.data.sources import DataUnavailable
-from tests.conftest import REPO, run_module, synthetic_digits, write_idx
+from tests.conftest import REPO, run_many, synthetic_digits, write_idx
 
 
 def tiny_fashion(root: Path) -> dict[str, bytes]:
@@ -86,23 +86,23 @@ def real_fashion_mnist() -> Path:
 
 @pytest.mark.slow
 def test_a_short_real_fashion_mnist_run_names_its_classes(real_fashion_mnist, tmp_path: Path) -> None:
-    done = run_module(
-        "src.train", "data=fashion_mnist", "trainer.max_epochs=1", "trainer.limit_train_batches=60", f"log_dir={tmp_path}"
-    )
+    quick = ["trainer.max_epochs=1", "trainer.limit_train_batches=60", "~callbacks.model_summary", "~callbacks.curves_png"]
+    (done,) = run_many([("src.train", REPO, ["data=fashion_mnist", *quick, f"log_dir={tmp_path}"])])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "on 10,000 Fashion-MNIST test images" in done.stdout
     accuracy = float(re.search(r"test accuracy (\d\.\d+)", done.stdout).group(1))
     assert 0.6 < accuracy < 0.95  # 60 steps learn Fashion-MNIST's easy classes, not the shirts
     (checkpoint,) = (tmp_path / "fashion_mnist" / "version_0" / "checkpoints").glob("epoch*.ckpt")  # named after it
-    evaluated = run_module("src.eval", f"ckpt_path={checkpoint}")
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
-    assert "  Ankle boot: 0." in evaluated.stdout and "  Shirt: 0." in evaluated.stdout
     from torchvision.datasets import FashionMNIST
 
     test = FashionMNIST(str(REPO / "data"), train=False)
     for index in range(3):
         Image.fromarray(test.data[index].numpy()).save(tmp_path / f"{index}.png")
-    predicted = run_module("src.predict", f"ckpt_path={checkpoint}", f"image={tmp_path}")
+    evaluated, predicted = run_many(
+        [("src.eval", REPO, [f"ckpt_path={checkpoint}"]), ("src.predict", REPO, [f"ckpt_path={checkpoint}", f"image={tmp_path}"])]
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert "  Ankle boot: 0." in evaluated.stdout and "  Shirt: 0." in evaluated.stdout
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     names = [re.match(r".*\.png: (.+?)   0:", line).group(1) for line in predicted.stdout.splitlines()]
     assert len(names) == 3 and set(names) <= set(FASHION_MNIST.classes)
@@ -122,5 +122,5 @@ def test_a_resume_stays_on_its_data_set(tiny_config) -> None:
 
     first = train(tiny_config("trainer.max_epochs=1", "name=shared"))
     checkpoint = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
-    with pytest.raises(CheckpointError, match="a run on mnist, resumed with data.dataset=fashion_mnist; resume it with"):
+    with pytest.raises(CheckpointError, match=r"the run was started with data.dataset=mnist \(now fashion_mnist\); resume it"):
         train(tiny_config("data.dataset=fashion_mnist", "name=shared", "trainer.max_epochs=2", f"ckpt_path={checkpoint}"))

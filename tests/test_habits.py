@@ -10,14 +10,13 @@ from tests.conftest import TINY_RUN, TinyMNIST, run_many, tiny_data
 SWITCHES = [
     (["trainer.fast_dev_run=true"], "note: nothing written: fast_dev_run"),
     (["trainer.overfit_batches=2"], "best checkpoint"),
-    (["trainer.enable_progress_bar=false"], "best checkpoint"),  # callbacks.progress_bar left out
+    (["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"], "best checkpoint"),  # their callbacks left out
     (["trainer.enable_checkpointing=false"], "note: tested the final weights: no best checkpoint (checkpointing is off)"),
     (["trainer.limit_val_batches=0"], "note: tested the final weights: no best checkpoint (validation never ran)"),
     (["trainer.max_steps=3", "trainer.max_epochs=2", "trainer.limit_train_batches=2"], "3 steps"),  # a one-cycle of 3 steps
     (["trainer.val_check_interval=0.5", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=2"], "best checkpoint"),
     (["optimizer.eps=1e-7", "+optimizer.foreach=false", "+trainer.min_epochs=1"], "best checkpoint"),  # listed, and +
-    (["logger=none"], "note: no metrics kept and no curves drawn: logger=none"),
-    (["~logger"], "note: no metrics kept and no curves drawn: logger=none"),
+    (["~logger"], "note: no metrics kept and no curves drawn: logger=none"),  # logger=none: test_loggers.py
     (["callbacks=none", "trainer.enable_checkpointing=false"], "no best checkpoint (checkpointing is off)"),
     (["callbacks=minimal"], "best checkpoint"),
     (
@@ -27,7 +26,6 @@ SWITCHES = [
     (["callbacks=[default,early_stopping]", "trainer.max_epochs=2"], "best checkpoint"),
     (["debug=fdr"], "note: nothing written: fast_dev_run"),
     (["debug=overfit", "trainer.max_epochs=2"], "run folder       lightning_logs/debug/version_"),
-    (["debug=limit"], "run folder       lightning_logs/debug/version_"),
     (["debug=profiler"], "FIT Profiler Report"),
     (["debug=anomaly"], "run folder       lightning_logs/debug/version_"),
     (["print_config=true"], "log_dir: lightning_logs"),

@@ -8,14 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from src.cli import ConfigError, check_command_line, split_arguments
+from src.builders import build_run
+from src.checks import check
+from src.cli import ConfigError
 from src.eval import evaluate
 from src.export import export
 from src.predict import predict
-from src.train import build_run, train
+from src.sweeps import job_overrides
+from src.train import train
 from tests.conftest import CONF, QUIET, REPO, TinyMNIST, synthetic_digits
 
 README_CHECKPOINT = "lightning_logs/mnist/version_0/checkpoints/last.ckpt"
@@ -48,28 +52,30 @@ def readme_run(tiny_mnist, tmp_path) -> Path:
 
 
 def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mnist: TinyMNIST, readme_run, tmp_path) -> None:
+    """Composed by Hydra, checked and built as src.train does it; a sweep: each of its jobs, as src.sweeps checks them."""
     for arguments in readme_commands("src.train"):
-        parsed = check_command_line("train", arguments)  # Hydra's parser and composer, every swept value
-        _, multirun, info = split_arguments(arguments)
-        if multirun or info:
-            continue  # a sweep's jobs are single runs; --help prints
-        overrides = [override.input_line for override in parsed]  # as Hydra takes them (++ for unlisted target arguments)
-        cfg = tiny_mnist.use_in(composed("train", [*overrides, f"log_dir={tmp_path / 'logs'}"]))
-        if "trainer.accelerator=gpu" in overrides and not torch.cuda.is_available():
-            with pytest.raises(ConfigError, match="no CUDA GPU is visible"):
-                build_run(cfg)
-            continue
-        run = build_run(cfg)
-        assert run.trainer.max_epochs == (1 if run.trainer.fast_dev_run else cfg.trainer.max_epochs)  # Lightning's rule
-        assert (run.checkpoint is not None) == ("ckpt_path=last" in overrides)
-        assert bool(run.trainer.fast_dev_run) == bool({"++trainer.fast_dev_run=true", "debug=fdr"} & set(overrides))
-        assert run.run_dir.parent == Path(cfg.log_dir) / cfg.name  # debug runs: <log_dir>/debug/
-        assert (cfg.name == "debug") == any(override.startswith("debug=") for override in overrides)
+        overrides = [argument for argument in arguments if not argument.startswith("-")]
+        if "--help" in arguments:
+            continue  # prints (test_habits.py)
+        jobs = job_overrides(OverridesParser.create().parse_overrides(overrides)) if "-m" in arguments else [overrides]
+        for job in jobs:
+            cfg = tiny_mnist.use_in(composed("train", [*job, f"log_dir={tmp_path / 'logs'}"]))
+            check(cfg)
+            if "-m" in arguments:
+                continue  # a sweep's jobs are single runs like the others
+            if "trainer.accelerator=gpu" in job and not torch.cuda.is_available():
+                with pytest.raises(ConfigError, match="^trainer: No supported gpu backend found"):
+                    build_run(cfg)
+                continue
+            run = build_run(cfg)
+            assert run.trainer.max_epochs == (1 if run.trainer.fast_dev_run else cfg.trainer.max_epochs)  # Lightning's rule
+            assert (run.checkpoint is not None) == ("ckpt_path=last" in job)
+            assert bool(run.trainer.fast_dev_run) == ("trainer.fast_dev_run=true" in job)
+            assert run.run_dir.parent == Path(cfg.log_dir) / cfg.name
 
 
 def readme_config(name: str, arguments: list[str], checkpoint: Path, image: Path):
     overrides = [a.replace(README_CHECKPOINT, str(checkpoint)).replace("my_digit.png", str(image)) for a in arguments]
-    check_command_line(name, overrides)
     cfg = composed(name, overrides)
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint)

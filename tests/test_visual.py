@@ -1,4 +1,4 @@
-"""What people look at: TensorBoard (through its real server), the PNG per run and per sweep, recorded numbers."""
+"""What people look at: TensorBoard (through its real server), the PNG per run and per sweep."""
 
 import io
 import json
@@ -9,14 +9,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import lightning as L
 import pytest
-from hydra.utils import instantiate
 from PIL import Image
 
-from src.builders import build_classifier, numbers
 from src.plot import main as plot_main
-from src.train import train
+from tests.conftest import trained_once
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -34,12 +31,23 @@ def get_json(url: str, body: dict | None = None) -> object:
         return json.loads(response.read())
 
 
+@pytest.fixture(scope="module")
+def two_runs(tiny_mnist, tmp_path_factory) -> list[dict]:
+    """Two runs that differ in their seed and learning rate, side by side as a sweep's runs are."""
+    logs = tmp_path_factory.mktemp("two")
+    overrides = ["name=pair", "trainer.max_epochs=3", "trainer.log_every_n_steps=4"]
+    return [
+        trained_once(tiny_mnist, logs, *overrides, f"seed={seed}", f"optimizer.lr={lr}", pictures=True)
+        for seed, lr in ((1, 0.001), (2, 0.002))
+    ]
+
+
 @pytest.mark.slow
-def test_tensorboard_server_shows_the_run(tiny_config) -> None:
-    summary = train(tiny_config("trainer.max_epochs=3", "trainer.log_every_n_steps=4"))
+def test_tensorboard_server_shows_the_runs(two_runs) -> None:
+    summary, folder = two_runs[0], Path(two_runs[0]["run_dir"]).parent
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", summary["run_dir"], "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -48,7 +56,7 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
         deadline = time.monotonic() + 90
         while True:
             try:
-                tags = get_json(f"{base}/scalars/tags")["."]
+                tags = get_json(f"{base}/scalars/tags")["version_0"]
                 if "result/test_acc" in tags:
                     break
             except (OSError, KeyError):
@@ -60,7 +68,7 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
         assert "epoch" not in tags and not any(tag.startswith("hp") for tag in tags)  # no staircase, no empty charts
 
         def steps(tag: str) -> list[int]:
-            return [step for _, step, _ in get_json(f"{base}/scalars/scalars?run=.&tag={tag}")]
+            return [step for _, step, _ in get_json(f"{base}/scalars/scalars?run=version_0&tag={tag}")]
 
         # 500 training samples in batches of 32: 16 steps an epoch, 48 in all; logged every 4 steps, train/* as the
         # mean over those 4 steps.
@@ -71,28 +79,40 @@ def test_tensorboard_server_shows_the_run(tiny_config) -> None:
         layout = get_json(f"{base}/custom_scalars/layout")
         charts = {chart["title"]: chart["multiline"]["tag"] for chart in layout["category"][0]["chart"]}
         assert charts["accuracy (train: mean over each logging window)"] == ["^acc/train$", "^acc/val$", "^result/test_acc$"]
-        images = get_json(f"{base}/images/tags")["."]
+        images = get_json(f"{base}/images/tags")["version_0"]
         assert {"test/confusion_matrix", "test/misclassified"} <= set(images)
-        (shown,) = get_json(f"{base}/images/images?run=.&tag=test/confusion_matrix")
+        (shown,) = get_json(f"{base}/images/images?run=version_0&tag=test/confusion_matrix")
         with urllib.request.urlopen(f"{base}/images/individualImage?{shown['query']}", timeout=10) as answer:
             picture = Image.open(io.BytesIO(answer.read()))
         assert picture.size == (640, 560)  # drawn at 6.4 x 5.6 in, 100 dpi: TensorBoard shows it as drawn
         assert (Path(summary["run_dir"]) / "confusion_matrix.png").read_bytes().startswith(PNG_SIGNATURE)
+        # HPARAMS: TensorBoard lays the table out from the runs' sessions: what differs between them first, ticked
         experiment = get_json(f"{base}/hparams/experiment", {"experimentName": ""})
-        hparams = {info["name"]: info["type"] for info in experiment["hparamInfos"]}
-        shown_first = [info["name"] for info in experiment["hparamInfos"]][:5]  # the columns ticked at first
-        assert shown_first == ["hidden", "loss", "lr", "optimizer", "scheduler"]
+        infos = experiment["hparamInfos"]
+        assert [info["name"] for info in infos if info.get("differs")] == ["lr", "seed"] == [info["name"] for info in infos[:2]]
+        hparams = {info["name"]: info["type"] for info in infos}
         assert hparams["lr"] == "DATA_TYPE_FLOAT64" and hparams["optimizer"] == "DATA_TYPE_STRING"
         assert {"lr", "optimizer", "scheduler", "loss", "hidden", "batch_size", "max_epochs", "seed"} <= set(hparams)
         assert not any("/" in name or "_target_" in name for name in hparams)  # a curated flat set, not the config tree
-        assert {m["name"]["tag"] for m in experiment["metricInfos"]} == {"result/test_acc", "result/best_val_acc"}
+        assert {"result/test_acc", "result/best_val_acc", "acc/val"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
+        sessions = get_json(
+            f"{base}/hparams/session_groups",
+            {
+                "experimentName": "",
+                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
+                "colParams": [],
+                "startIndex": 0,
+                "sliceSize": 10,
+            },
+        )
+        assert sessions["totalSize"] == 2  # one session a run
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(tiny_config, capsys) -> None:
-    runs = [train(tiny_config("name=sweep", "trainer.max_epochs=2", f"seed={s}")) for s in (1, 2)]
+def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(two_runs, capsys) -> None:
+    runs = two_runs
     for run in runs:
         assert (Path(run["run_dir"]) / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
     sweep = Path(runs[0]["run_dir"]).parent
@@ -106,34 +126,3 @@ def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(tiny_config, cap
     with pytest.raises(SystemExit) as stop:
         plot_main([str(sweep / "empty")])
     assert stop.value.code == 2 and "no TensorBoard or CSV logs" in capsys.readouterr().err
-
-
-def test_recorded_numbers_are_copies_that_stay_put(tiny_config) -> None:
-    """The tutorial's warning: ``tensor.numpy()`` shares memory. What this project records does not."""
-    cfg = tiny_config("trainer.max_epochs=3", "scheduler=none")
-
-    class Recorder(L.Callback):
-        def on_train_epoch_end(self, trainer, pl_module):
-            if trainer.current_epoch == 0:
-                weight = pl_module.net.layers[1].weight
-                self.copy = numbers({"w": weight[0, 0], "loss": trainer.callback_metrics["loss/train"]})
-                self.view = weight.detach().numpy()[0]  # what the tutorial warns about
-                self.value_then = float(weight[0, 0].detach())
-
-    recorder = Recorder()
-    model = build_classifier(cfg)
-    trainer = L.Trainer(
-        max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[recorder],
-        use_distributed_sampler=False,
-        log_every_n_steps=5,
-    )
-    trainer.fit(model, datamodule=instantiate(cfg.data, _convert_="all"))
-    assert all(type(value) is float for value in recorder.copy.values())
-    assert recorder.copy["w"] == recorder.value_then  # unchanged while training went on for two more epochs
-    assert recorder.view[0] != recorder.value_then  # the numpy view moved with the live weights
-    assert recorder.view[0] == float(model.net.layers[1].weight[0, 0].detach())

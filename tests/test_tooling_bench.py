@@ -1,11 +1,13 @@
-"""The benchmark in a tiny mode: it runs all three paths and its ratios come from its own timings."""
+"""The benchmark (benchmarks/bench.py) in a tiny mode: it runs all three paths and its ratios come from its own timings.
+Measuring tools, run apart from the README's suite: ``pytest -m tooling`` (.ci/run runs both)."""
 
 import pytest
 
-from src import bench
+from benchmarks import bench
+
+pytestmark = pytest.mark.tooling
 
 
-@pytest.mark.slow
 def test_tiny_bench_reports_its_own_ratios(real_mnist, tmp_path) -> None:
     out = tmp_path / "bench.md"
     timings = bench.main(["--batch-sizes", "32", "64", "--warmup", "2", "--samples", "640", "--rounds", "1", "--out", str(out)])
@@ -31,7 +33,6 @@ def test_timed_steps_cover_the_samples_with_a_floor() -> None:
     assert bench.timed_steps(12_800, 4096) == 20
 
 
-@pytest.mark.slow
 def test_bench_without_the_dataloader_path_in_bf16(real_mnist, tmp_path) -> None:
     """The GPU check's form: (a) and (b) only, bf16-mixed for both (the plain loop under torch.autocast)."""
     out = tmp_path / "bench.md"

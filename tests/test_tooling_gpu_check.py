@@ -1,4 +1,5 @@
-"""The GPU check (scripts/gpu_check.sh) in its tiny CPU mode, and the preparation of what the GPU machine lacks."""
+"""The GPU check (scripts/gpu_check.sh) in its tiny CPU mode, and the preparation of what the GPU machine lacks.
+Measuring tools, run apart from the README's suite: ``pytest -m tooling`` (.ci/run runs both)."""
 
 import gzip
 import hashlib
@@ -23,6 +24,7 @@ def load_script(path: Path) -> ModuleType:
     return module
 
 
+pytestmark = pytest.mark.tooling
 gpu_check = load_script(REPO / "scripts" / "gpu_check.py")
 
 ALL_STEPS = ["versions", "start-up", "default", "fast", "resume", "on CPU", "bench 32-true"]
@@ -33,7 +35,6 @@ def report_rows(report: str) -> dict[str, list[str]]:
     return {cells[0].strip(): [cell.strip() for cell in cells[1:]] for cells in rows}
 
 
-@pytest.mark.slow
 def test_tiny_mode_runs_every_step_through_the_shell_entry(real_mnist, tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
@@ -67,7 +68,6 @@ def test_a_failing_step_is_reported_and_the_others_still_run(real_mnist, tmp_pat
     assert rows["versions"][0] == "yes"
 
 
-@pytest.mark.slow
 def test_prepare_carries_the_wheels_and_mnist_under_40_mib(real_mnist, tmp_path: Path) -> None:
     folder = tmp_path / "carried"
     done = subprocess.run(
@@ -95,7 +95,6 @@ def test_prepare_carries_the_wheels_and_mnist_under_40_mib(real_mnist, tmp_path:
     assert imported.returncode == 0 and imported.stdout.startswith(str(site)), imported.stderr
 
 
-@pytest.mark.slow
 def test_the_tutorial_step_brings_back_its_curve(real_mnist, tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert gpu_check.main(["--tiny", "--out", str(out), "--work", str(tmp_path / "work"), "--steps", "tutorial"]) == 0

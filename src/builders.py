@@ -1,10 +1,8 @@
 """What a checked training config builds: the DataModule, the classifier, the callbacks, the Trainer and the loggers.
 
-Each constructor checks its own arguments (this project's classes, torch, Lightning); what one refuses becomes one line
-naming the config group it was built from (:func:`building`). Everything is built before anything is written: the
-Trainer before the loggers (MLflow creates its store when its logger is built), and a new run's folder is claimed
-last.
-"""
+Each constructor checks its own arguments; what one refuses becomes one line naming its config group (:func:`building`).
+All is built before anything is written: the Trainer before the loggers (MLflow creates its store when its logger is
+built), a new run's folder claimed last."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +22,8 @@ from omegaconf import DictConfig
 
 from src import checkpoints
 from src.callbacks.save_config import SaveConfig
-from src.cli import ConfigError, first_line, resolved
-from src.data.sources import DataUnavailable
-from src.loggers import KeepRunIds, LogSettings, build_loggers, choose_run_dir, claim, compared_settings
+from src.cli import ConfigError, first_line, resolved, setting
+from src.loggers import LogSettings, build_loggers, choose_run_dir, claim, compared_settings
 from src.models.classifier import Classifier
 from src.validate import SettingError
 
@@ -42,10 +39,9 @@ TRAINER_SWITCHES = {
 
 @contextmanager
 def building(group: str) -> Iterator[None]:
-    """What building ``group`` raised (torch reports some settings as a ``RuntimeError``), as one :class:`ConfigError`
-    line. This project's classes name their argument
-    (:class:`SettingError`: ``shift=14: ...`` becomes ``data.shift=14: ...``); a message of torch or Lightning gets the
-    group and the settings the command line gave it (``trainer (trainer.accelerator=gpu): ...``)."""
+    """What building ``group`` raised, as one :class:`ConfigError` line: a :class:`SettingError` of this project's
+    classes gets the group before its argument (``data.shift=14: ...``), torch's or Lightning's message the group and
+    its settings on the command line (``trainer (trainer.accelerator=gpu): ...``)."""
     try:
         yield
     except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException, InstantiationException) as error:
@@ -59,11 +55,7 @@ def building(group: str) -> Iterator[None]:
 
 def given_settings(group: str) -> str:
     """The command line's overrides of ``group``, as ``" (trainer.accelerator=gpu)"``; empty when there are none."""
-    if not HydraConfig.initialized():
-        return ""
-    given = [
-        o for o in HydraConfig.get().overrides.task if o.lstrip("+~").partition("=")[0].startswith((f"{group}.", f"{group}="))
-    ]
+    given = setting(group, HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     return f" ({' '.join(given)})" if given else ""
 
 
@@ -76,12 +68,7 @@ def build_classifier(cfg: DictConfig) -> Classifier:
     """The classifier, and what torch checks only when the loss is called and the optimizer and schedule are built:
     tried once on throwaway inputs, so that such a setting fails here, named, and not in the middle of a run."""
     with building("model"):
-        model = Classifier(
-            model=resolved(cfg.model),
-            loss=resolved(cfg.loss),
-            optimizer=resolved(cfg.optimizer),
-            scheduler=resolved(cfg.scheduler),
-        )
+        model = Classifier(**{group: resolved(cfg[group]) for group in ("model", "loss", "optimizer", "scheduler")})
     with building("loss"):
         model.loss_fn(torch.zeros(2, model.net.num_classes), torch.tensor([0, 1]))
     with building("optimizer"):
@@ -93,10 +80,9 @@ def build_classifier(cfg: DictConfig) -> Classifier:
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[L.Callback]:
-    """The configured callbacks, less those of a kind a Trainer switch turns off (``trainer.enable_progress_bar=false``
-    drops the progress bar, and so on) and those that log when there is no logger, so that each of Lightning's switches
-    (and ``logger=none``) works alone, as Lightning documents it. Checkpoints go to ``<run_dir>/checkpoints/`` unless a
-    callback names its own ``dirpath``."""
+    """The configured callbacks, less those of a kind a Trainer switch turns off (``trainer.enable_progress_bar=false``:
+    the progress bar, ...) and those that log where there is no logger, so that each switch works alone as Lightning
+    documents it. Checkpoints go to ``<run_dir>/checkpoints/`` unless a callback names its own ``dirpath``."""
     switched_off = tuple(kind for switch, kind in TRAINER_SWITCHES.items() if cfg.trainer.get(switch) is False)
     switched_off += () if has_logger else NEED_A_LOGGER
     callbacks = []
@@ -113,8 +99,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, has_logger: bool) -> list[L.
 
 
 def build_trainer(cfg: DictConfig, callbacks: list[L.Callback], run_dir: Path) -> L.Trainer:
-    """The Trainer, without loggers yet (:func:`build_run` adds them once the Trainer has checked its settings),
-    writing what Lightning writes itself (a profiler's report, say) into ``run_dir``."""
+    """The Trainer (:func:`build_run` adds the loggers once it has checked its settings), its own files in ``run_dir``."""
     with building("trainer"):
         return instantiate(cfg.trainer, logger=False, callbacks=callbacks, default_root_dir=str(run_dir))
 
@@ -156,13 +141,11 @@ def build_run(cfg: DictConfig) -> Run:
     while True:
         run_dir, new = choose_run_dir(cfg, checkpoint)
         callbacks = build_callbacks(cfg, run_dir, has_logger=bool(cfg.get("logger")))
-        callbacks += [SaveConfig(config, resumed=state is not None), KeepRunIds(), LogSettings(settings, state is not None)]
+        callbacks += [SaveConfig(config, resumed=state is not None), LogSettings(settings, resumed=state is not None)]
         trainer = build_trainer(cfg, callbacks, run_dir)
         if not prepared and trainer.local_rank == 0:  # under DDP, rank 0 fetched the data before it started the others
-            try:
+            with building("data"):
                 datamodule.prepare_data()
-            except DataUnavailable as error:
-                raise ConfigError(f"data.data_dir={cfg.data.data_dir}: {error}") from error
             prepared = True
         if trainer.fast_dev_run:  # as Lightning does for it: loggers that record nothing, and no run folder
             trainer.loggers = [DummyLogger()] if cfg.get("logger") else []

@@ -1,7 +1,4 @@
-"""Writing checkpoints atomically: a Lightning ``CheckpointIO`` plugin (``conf/trainer/default.yaml``).
-
-Every writing error leaves the previous file whole and is a :class:`CheckpointWriteError` naming the file and the cause.
-"""
+"""Writing checkpoints atomically: a Lightning ``CheckpointIO`` plugin (``conf/trainer/default.yaml``)."""
 
 import contextlib
 import errno
@@ -19,12 +16,9 @@ class CheckpointWriteError(OSError):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to a temporary file beside the target, ``fsync``, then ``os.replace`` onto the target.
-
-    The rename is atomic: readers see the old complete file or the new complete file, never a partial one. If writing
-    fails (no space, no permission), the temporary file is removed and a :class:`CheckpointWriteError` names the file
-    and the cause.
-    """
+    """``torch.save`` to a temporary file beside the target, ``fsync``, ``os.replace`` onto it: the old complete file
+    or the new one, never a partial one. (Lightning's own writer moves a file from the system's temporary folder, by a
+    copy where that is another file system.) A failed write removes its file and names what is wrong."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         target = Path(path)
@@ -39,13 +33,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except (OSError, RuntimeError) as error:  # torch's zip writer reports a full disk as a RuntimeError
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-            needed, free = (
-                tensor_bytes(checkpoint),
-                shutil.disk_usage(target.parent if target.parent.exists() else Path.cwd()).free,
-            )
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error).strip().splitlines()[0]
-            if free < needed:
-                reason = os.strerror(errno.ENOSPC)
+            needed = tensor_bytes(checkpoint)
+            free = shutil.disk_usage(target.parent if target.parent.exists() else Path.cwd()).free
+            reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
+            reason = os.strerror(errno.ENOSPC) if free < needed else reason
             raise CheckpointWriteError(
                 f"could not write checkpoint {target}: {reason}; {target.parent} has {free / 2**20:.1f} MiB free and a "
                 f"checkpoint needs about {needed / 2**20:.1f} MiB; the previous {target.name} (if any) is unchanged. "
@@ -55,10 +46,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def tensor_bytes(data: Any) -> int:
     """The bytes of all tensors in a checkpoint: about what it takes on disk."""
-    if isinstance(data, torch.Tensor):
-        return data.numel() * data.element_size()
-    if isinstance(data, dict):
-        return sum(tensor_bytes(value) for value in data.values())
+    data = list(data.values()) if isinstance(data, dict) else data
     if isinstance(data, list | tuple):
-        return sum(tensor_bytes(value) for value in data)
-    return 0
+        return sum(map(tensor_bytes, data))
+    return data.numel() * data.element_size() if isinstance(data, torch.Tensor) else 0

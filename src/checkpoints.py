@@ -1,9 +1,6 @@
-"""Checkpoints: find them, read them, check them against the configured run (writing: ``src/checkpoint_io.py``).
-
-A run keeps its checkpoints in ``<run folder>/checkpoints/``: the best by val accuracy and ``last.ckpt``. Every
-reading error names the file and what to do (:class:`CheckpointError`). Nothing here imports Lightning, so that
-``src.predict`` and ``src.eval`` start fast.
-"""
+"""Checkpoints (``<run folder>/checkpoints/``: the best by val accuracy, ``last.ckpt``): found, read, checked against
+the configured run, each refusal naming the file and what to do. No Lightning here, so that ``src.predict`` starts
+fast (writing: ``src/checkpoint_io.py``)."""
 
 from pathlib import Path
 from typing import Any
@@ -20,7 +17,8 @@ CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)st
 KEPT_ON_RESUME = ("seed", "model", "loss", "optimizer", "scheduler", "data")
 FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_workers", "data.loader"}
 # The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
-RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches", "devices")
+RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches")
+RUN_LENGTH += ("devices", "num_nodes")
 
 
 class CheckpointError(ConfigError):
@@ -32,43 +30,26 @@ def run_folder(checkpoint: Path) -> Path:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
-def newest_last_checkpoint(runs: Path) -> Path | None:
-    """The ``last.ckpt`` of the most recently written run folder at any depth below ``runs``, if any."""
-    candidates = list(runs.rglob("checkpoints/last.ckpt"))
-    return max(candidates, key=lambda path: path.stat().st_mtime) if candidates else None
-
-
 def resolve(ckpt_path: str | None, runs: Path, key: str = "ckpt_path") -> Path | None:
-    """``ckpt_path`` (None, ``"last"`` or a file) as an existing checkpoint file; ``"last"`` looks below ``runs``.
-    ``key`` is the setting that gave it, for the messages."""
+    """``ckpt_path`` (None, a file, or ``last``: the newest ``last.ckpt`` at any depth below ``runs``) as an existing
+    checkpoint file; ``key`` is the setting that gave it, for the messages."""
     if ckpt_path is None:
         return None
     if ckpt_path == "last":
-        found = newest_last_checkpoint(runs)
-        if found is None:
-            raise CheckpointError(
-                f"{key}=last: no run under {runs} has checkpoints/last.ckpt; give {key}=<path to a .ckpt>, or "
-                "log_dir=<the folder that holds the runs>"
-            )
-        return found
-    return existing(ckpt_path, key)
+        if candidates := list(runs.rglob("checkpoints/last.ckpt")):
+            return max(candidates, key=lambda path: path.stat().st_mtime)
+        give = f"give {key}=<path to a .ckpt>, or log_dir=<the folder that holds the runs>"
+        raise CheckpointError(f"{key}=last: no run under {runs} has checkpoints/last.ckpt; {give}")
+    if not Path(ckpt_path).is_file():
+        raise CheckpointError(f"{key}={ckpt_path}: no such file; give a .ckpt written by python -m src.train (or {key}=last)")
+    return Path(ckpt_path)
 
 
 def needed(ckpt_path: str | None, runs: Path, key: str = "ckpt_path") -> Path:
-    """:func:`resolve` for the commands that cannot do without a checkpoint (``src.eval``, ``src.predict``,
-    ``src.export``): None (``???`` in their config, not given) is refused."""
-    found = resolve(ckpt_path, runs, key)
-    if found is None:
+    """:func:`resolve` for the commands that cannot do without a checkpoint: ``???`` (none given) is refused."""
+    if ckpt_path is None:
         raise CheckpointError(f"{key}=???: a checkpoint is needed; give {key}=<path to a .ckpt> or {key}=last")
-    return found
-
-
-def existing(ckpt_path: str, key: str = "ckpt_path") -> Path:
-    """``ckpt_path`` as the path of an existing file."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise CheckpointError(f"{key}={ckpt_path}: no such file; give a .ckpt written by python -m src.train (or {key}=last)")
-    return path
+    return resolve(ckpt_path, runs, key)
 
 
 def read(path: Path, key: str = "ckpt_path") -> dict[str, Any]:
@@ -110,21 +91,15 @@ def trained_network(state: dict[str, Any]) -> torch.nn.Module:
 
 def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:
     """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
-    saved = {name: tensor for name, tensor in state.get("state_dict", {}).items() if name.startswith("net.")}
-    ours = {name: tensor for name, tensor in model.state_dict().items() if name.startswith("net.")}
-    hint = "use that run's model settings (its config.yaml)"
-    for name, tensor in ours.items():
-        if name not in saved:
-            raise CheckpointError(f"{key}={path}: made by a different network: it has no {name}; {hint}")
-        if tuple(saved[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"{key}={path}: made by a different network: {name} is {list(saved[name].shape)} there but "
-                f"{list(tensor.shape)} with this config; {hint}"
-            )
-    extra = sorted(saved.keys() - ours.keys())
-    if extra:
+    saved, ours = (
+        {n: list(t.shape) for n, t in weights.items() if n.startswith("net.")}
+        for weights in (state["state_dict"], model.state_dict())
+    )
+    if differs := next((name for name in {**ours, **saved} if saved.get(name) != ours.get(name)), None):
+        there, here = saved.get(differs, "missing"), ours.get(differs, "missing")
         raise CheckpointError(
-            f"{key}={path}: made by a different network: it has {extra[0]}, which this config's network lacks; {hint}"
+            f"{key}={path}: made by a different network: {differs} is {there} there but {here} with this config; use that "
+            "run's model settings (its config.yaml)"
         )
 
 
@@ -149,7 +124,7 @@ def check_resume(state: dict[str, Any], settings: dict[str, Any]) -> None:
     ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
     not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
     then = state.get(CONFIG_KEY)
-    if then is None:  # a checkpoint of an earlier version: the schedule's own length check still holds
+    if then is None:  # not written by this project's src.train: nothing to hold it to
         return
     if changed := _differences(then, settings, KEPT_ON_RESUME):
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""

@@ -1,11 +1,9 @@
-"""The composed training config, checked before anything is built or written.
+"""The composed training config, checked before anything is built or written; each failure a :class:`ConfigError`.
 
-Types and unknown keys: pydantic checks each group against the type hints of what its ``_target_`` names
-(``torch.optim.AdamW``, ``lightning.pytorch.Trainer``, this project's classes), in strict mode on the values as JSON
-holds them: ``abc``, ``1.5`` or ``true`` where a whole number belongs are refused, not converted, while a list stands
-for a tuple. Ranges: the classes check their own when they are built (``src/validate.py``, torch, Lightning); here are
-only those Lightning looks at in the middle of a run, and the rules no single class knows (across keys, against this
-machine). Every failure is a :class:`ConfigError` of one line.
+Types and unknown keys: pydantic, against the type hints of what each ``_target_`` names (``torch.optim.AdamW``,
+``lightning.pytorch.Trainer``, this project's classes), strict on the values as JSON holds them: ``abc``, ``1.5`` or
+``true`` where a whole number belongs are refused, not converted; a list stands for a tuple. Ranges: the classes check
+their own when they are built; here, only those Lightning looks at mid-run, and the rules no single class knows.
 """
 
 import difflib
@@ -46,8 +44,6 @@ GIVEN_BY_CODE = {
     },
     "logger": {"save_dir": RUN_FOLDER, "name": RUN_FOLDER, "version": RUN_FOLDER},
 }
-# Groups whose config builds one object: a list of their files (logger=[csv,tensorboard]) would merge into one.
-ONE_OBJECT_GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger")
 
 
 def folder_name(name: str) -> str:
@@ -56,8 +52,11 @@ def folder_name(name: str) -> str:
     return name
 
 
+GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
+
+
 class TrainSettings(BaseModel):
-    """conf/train.yaml's own keys, and one mapping per group; an unknown top-level key (``+foo=1``) is refused."""
+    """conf/train.yaml's own keys (its groups are checked each by its target); an unknown one (``+foo=1``) is refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Annotated[str, AfterValidator(folder_name)]
@@ -66,14 +65,6 @@ class TrainSettings(BaseModel):
     ckpt_path: str | None
     init_from: str | None
     print_config: bool
-    model: dict[str, Any]
-    loss: dict[str, Any]
-    optimizer: dict[str, Any]
-    scheduler: dict[str, Any]  # empty: scheduler=none
-    data: dict[str, Any]
-    trainer: dict[str, Any]
-    logger: dict[str, Any] | None = None  # empty or left out (~logger): no logger
-    callbacks: dict[str, Any] | None = None
 
 
 class TrainerRanges(BaseModel):
@@ -97,7 +88,7 @@ class OptimizerRanges(BaseModel):
 def check(cfg: DictConfig) -> None:
     """Refuse every setting that would fail later, after data was fetched or time was spent."""
     settings = resolved(cfg)
-    validated("", TrainSettings, settings)
+    validated("", TrainSettings, {key: value for key, value in settings.items() if key not in GROUPS})
     if settings["ckpt_path"] is not None and settings["init_from"] is not None:
         raise ConfigError(
             f"init_from={settings['init_from']}: give ckpt_path (resume a run as it was) or init_from (a new run from its "
@@ -175,7 +166,7 @@ def first_error(
     setting = f"{key}.{name}" if key else name
     value = show(given.get(name, first["input"]))
     if first["type"] == "extra_forbidden":  # a model of this project: the top-level keys
-        return f"{setting}={value}: no such setting; the top-level keys are {', '.join(TrainSettings.model_fields)}"
+        return f"{setting}={value}: no such setting; the top-level keys are {', '.join([*TrainSettings.model_fields, *GROUPS])}"
     if first["type"] == "unexpected_keyword_argument":
         close = difflib.get_close_matches(name, names or [], n=1)
         takes = f"it takes {', '.join(names or [])}" if len(names or []) <= 12 else "see its documentation for what it takes"
@@ -252,7 +243,7 @@ def check_hydra_choices(cfg: DictConfig) -> None:
     if hydra.mode == RunMode.RUN and hydra.runtime.choices.get("hparams_search"):
         choice = f"hparams_search={hydra.runtime.choices.hparams_search}"
         raise ConfigError(f"{choice}: a search runs many trials and needs multirun; python -m src.train -m {choice}")
-    for group in ONE_OBJECT_GROUPS:
+    for group in GROUPS[:-1]:  # each builds one object (callbacks files add their entries up: a list of them is fine)
         if group in cfg and group not in hydra.runtime.choices:  # composed, but from a list of the group's files
             use = "logger=many for tensorboard and csv" if group == "logger" else "one file of the group"
             raise ConfigError(f"{typed(group)}: one {group} config at a time (Hydra merges a list of them into one); {use}")

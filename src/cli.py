@@ -1,9 +1,8 @@
 """What every entry point shares: Hydra runs it, and every refusal, Hydra's or the project's, is one line.
 
-A refusal reads ``error: <key>=<value>: <what is wrong>; <what to do>`` on stderr, with exit status 2 and no
-traceback (``HYDRA_FULL_ERROR=1`` shows one). The project's layers raise :class:`ConfigError` with that message;
-Hydra's own refusals of the command line are worded here from their exceptions' attributes. Nothing here imports
-Lightning, so that ``src.predict`` starts fast.
+A refusal reads ``error: <key>=<value>: <what is wrong>; <what to do>`` on stderr, exit status 2, no traceback
+(``HYDRA_FULL_ERROR=1`` shows one). The project raises :class:`ConfigError` with that message; Hydra's refusals of the
+command line are worded here from their exceptions' attributes. No Lightning here: ``src.predict`` starts fast.
 """
 
 import difflib
@@ -13,7 +12,7 @@ import os
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,13 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 # Config choices that come from optional Hydra plugins: the missing config -> the pyproject extra that installs it.
-PLUGIN_EXTRAS = {
-    "hydra/launcher/joblib": "parallel",
-    "hydra/launcher/submitit_slurm": "slurm",
-    "hydra/sweeper/optuna": "optuna",
-}
-
-
+PLUGIN_EXTRAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_slurm": "slurm", "hydra/sweeper/optuna": "optuna"}
 TRACEBACK_VARIABLE = "MNIST_LIGHTNING_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, kept for the processes started
 
 
@@ -38,12 +31,9 @@ class ConfigError(ValueError):
 
 
 def run(hydra_main: Callable[[], Any]) -> None:
-    """Call a ``@hydra.main`` function, so that each refusal is one line with exit status 2.
-
-    With ``HYDRA_FULL_ERROR=1`` Hydra raises what it would otherwise print in its own layout: what it raises before it
-    hands over to the task (the command line refused) is worded by :func:`hydra_refusal`; a :class:`ConfigError` is
-    printed as it is; anything the task raises is a bug, shown with its traceback.
-    """
+    """Call a ``@hydra.main`` function so that each refusal is one line. With ``HYDRA_FULL_ERROR=1`` Hydra raises what
+    it would print in its own layout: what it raises before it hands over to the task (the command line refused) is
+    worded by :func:`hydra_refusal`; anything else the task raises is a bug, shown with its traceback."""
     os.environ.setdefault(TRACEBACK_VARIABLE, os.environ.get("HYDRA_FULL_ERROR", ""))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     quiet_lightning()
@@ -56,8 +46,8 @@ def run(hydra_main: Callable[[], Any]) -> None:
 
 
 def task(function: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Decorates an entry point's task (under ``@hydra.main``): a :class:`ConfigError` it raises ends the command with
-    one line (raised through Hydra, a task's error is printed after a line of Hydra's own)."""
+    """An entry point's task (under ``@hydra.main``): a :class:`ConfigError` it raises ends the command in one line
+    (raised through Hydra, it would be printed after a line of Hydra's own)."""
 
     @functools.wraps(function)
     def run_task(cfg: DictConfig) -> Any:
@@ -96,62 +86,49 @@ def hydra_refusal(error: Exception) -> str:
     override it cannot parse, or a key the composed config does not have (with the closest one that it has)."""
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, choice = error.missing_cfg_file.rpartition("/")
-        if error.missing_cfg_file in PLUGIN_EXTRAS:
-            extra = PLUGIN_EXTRAS[error.missing_cfg_file]
+        if extra := PLUGIN_EXTRAS.get(error.missing_cfg_file):
             return f"{group}={choice}: needs a Hydra plugin that is not installed; pip install -e '.[{extra}]'"
         return f"{group}={choice}: no such choice; choose from {', '.join(error.options or [])}"
     if isinstance(error, OverrideParseException):
-        return (
-            f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); a value holding = , [ ] ( ) or "
-            "spaces needs quotes, e.g. key='a=b'"
-        )
+        quotes = "a value holding = , [ ] ( ) or spaces needs quotes, e.g. key='a=b'"
+        return f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); {quotes}"
     missing = error.__cause__
     if isinstance(missing, ConfigAttributeError | ConfigKeyError) and missing.full_key:
         return f"{typed(missing.full_key)}: no such key; {closest_key(missing.full_key, missing.parent_node)}"
     return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
-def resolved(node: Any) -> Any:
-    """A resolved plain-Python copy of a config node (dicts, lists, numbers, strings): what is checked, what goes into
-    hyper-parameters and checkpoints."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+def setting(key: str, arguments: Sequence[str]) -> list[str]:
+    """The overrides among ``arguments`` that set ``key`` or a key below it (``trainer=ddp``, ``trainer.max_epoch=3``)."""
+    return [argument for argument in arguments if f"{argument.lstrip('+~').partition('=')[0]}.".startswith(f"{key}.")]
 
 
 def typed(key: str) -> str:
-    """The command-line argument that set ``key`` or a key below it (``trainer.max_epoch=3``), as it was typed."""
-    for argument in sys.argv[1:]:
-        given = argument.lstrip("+~").partition("=")[0]
-        if given == key or given.startswith(f"{key}."):
-            return argument
-    return key
+    """The command-line argument that set ``key`` or a key below it, as it was typed (``key`` if none did)."""
+    return (setting(key, sys.argv[1:]) or [key])[0]
 
 
 def closest_key(key: str, parent: Any) -> str:
-    """A hint for an unknown ``key``: the closest key of the config node it was looked up in (the composed config of
-    the command line's own choices), or what that node holds."""
+    """A hint for an unknown ``key``: the closest key of the node it was looked up in (in the config the command line's
+    own choices composed), else what that node holds."""
     prefix, _, name = key.rpartition(".")
-    keys = (
-        [str(k) for k in parent.keys() if k != "hydra" and not str(k).startswith("_")] if isinstance(parent, DictConfig) else []
-    )
+    node = parent if isinstance(parent, DictConfig) else {}
+    keys = [str(k) for k in node if k != "hydra" and not str(k).startswith("_")]
     last = typed(key).lstrip("+~").partition("=")[0].rpartition(".")[2]  # extras.print_config: print_config
-    close = difflib.get_close_matches(name, keys, n=1) or difflib.get_close_matches(last, keys, n=1)
-    if close:
+    if close := difflib.get_close_matches(name, keys, n=1) or difflib.get_close_matches(last, keys, n=1):
         return f"did you mean {prefix + '.' if prefix else ''}{close[0]}?"
-    where = f"{prefix} has" if prefix else "the top-level keys are"
-    listed = (
-        ", ".join(keys) if len(keys) <= 16 else f"{len(keys)} keys (python -m src.{Path(sys.argv[0]).stem} --cfg job lists them)"
-    )
-    added = (
-        f"; +{typed(key).lstrip('+')} adds one its file does not list"
-        if prefix and isinstance(parent, DictConfig) and "_target_" in parent
-        else ""
-    )
-    return f"{where} {listed}{added}"
+    listed = ", ".join(keys) if len(keys) <= 16 else f"{len(keys)} keys (python -m src.{Path(sys.argv[0]).stem} --cfg job)"
+    added = f"; +{typed(key).lstrip('+')} adds one its file does not list" if prefix and "_target_" in node else ""
+    return f"{prefix + ' has' if prefix else 'the top-level keys are'} {listed}{added}"
+
+
+def resolved(node: Any) -> Any:
+    """A resolved plain-Python copy of a config node: what is checked, and what goes into checkpoints."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def shown_path(path: str | Path) -> str:
-    """A path as the project prints it: relative to the working folder when it lies inside it (as the default
-    ``lightning_logs/...``), else absolute; either way it pastes into a command run from here."""
+    """A path as the project prints it: relative to the working folder when inside it, else absolute."""
     relative = os.path.relpath(Path(path).resolve(), Path.cwd())
     return relative if not relative.startswith("..") else str(Path(path).resolve())
 
@@ -161,7 +138,7 @@ def command(*words: str | Path) -> str:
     return shlex.join(shown_path(word) if isinstance(word, Path) else word for word in words)
 
 
-# What Lightning prints that a user of this project cannot act on: said once here, not on every run.
+# What Lightning prints that a user of this project cannot act on.
 UNACTIONABLE = (
     "GPU available:",  # the summary's accelerator line and trainer.accelerator say it
     "TPU available:",
@@ -175,21 +152,15 @@ UNACTIONABLE = (
 )
 
 
-class _DropUnactionable(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(UNACTIONABLE)
-
-
 def quiet_lightning() -> None:
-    """Drop Lightning's messages and warnings that a user cannot act on (called by the entry points, not on import)."""
+    """Drop Lightning's messages and warnings that a user cannot act on (called by :func:`run`, not on import)."""
     for name in (
         "lightning.pytorch.utilities.rank_zero",
         "lightning.fabric.utilities.rank_zero",
         "lightning.pytorch.loggers.mlflow",
     ):
-        logging.getLogger(name).addFilter(_DropUnactionable())
-    # MLflow (logger=mlflow): its store's set-up messages, and GitPython's when git is not installed. Its link to the
-    # run ("View run ... at: http://...") stays: that one a user follows.
+        logging.getLogger(name).addFilter(lambda record: not str(record.getMessage()).startswith(UNACTIONABLE))
+    # MLflow's store set-up messages, and GitPython's without git; MLflow's link to the run stays.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     # Lightning logs every log_every_n_steps optimizer steps counted across epochs, so epochs shorter than that

@@ -1,9 +1,7 @@
 """``python -m src.eval ckpt_path=<file>``: a trained checkpoint on the official 10k test images of its data set.
 
-Prints test accuracy and loss and the accuracy of each class, and writes ``confusion_matrix.png`` and
-``misclassified.png`` into the checkpoint's run folder. Model and data settings come from the checkpoint itself (plain
-hyper-parameters), nothing else is needed. ``ckpt_path=last`` takes the newest ``last.ckpt`` of any run under ``log_dir``.
-"""
+Prints test accuracy and loss and each class's accuracy, and writes ``confusion_matrix.png`` and ``misclassified.png``
+into the checkpoint's run folder; the model and data settings are the checkpoint's own."""
 
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,7 @@ from omegaconf import DictConfig
 
 from src import checkpoints, cli
 from src.builders import building
-from src.callbacks.test_figures import TestFigures
+from src.callbacks.pictures import TestFigures
 from src.cli import ConfigError, first_line
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
@@ -28,7 +26,11 @@ def evaluate(
     state = checkpoints.read(checkpoint)
     figures = TestFigures()  # draws into the run folder (default_root_dir)
     run_dir = checkpoints.run_folder(checkpoint)
-    trainer = evaluation_trainer(accelerator, run_dir, figures)
+    try:  # one test pass; Lightning refuses an accelerator this machine lacks
+        quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
+        trainer = L.Trainer(accelerator=accelerator, devices=1, default_root_dir=str(run_dir), callbacks=[figures], **quiet)
+    except (MisconfigurationException, ValueError, ImportError) as error:
+        raise ConfigError(f"accelerator={accelerator}: {first_line(str(error))}") from error
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
     with building("data"):
         datamodule = MNISTDataModule(**data_settings)
@@ -44,23 +46,6 @@ def evaluate(
         "test_images": int(matrix.sum()),
         "data_title": datamodule.data_set.title,
     }
-
-
-def evaluation_trainer(accelerator: str, run_dir: Path, figures: TestFigures) -> L.Trainer:
-    """A Trainer for one test pass; Lightning refuses an accelerator this machine lacks."""
-    try:
-        return L.Trainer(
-            accelerator=accelerator,
-            devices=1,
-            default_root_dir=str(run_dir),
-            logger=False,
-            callbacks=[figures],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-        )
-    except (MisconfigurationException, ValueError, ImportError) as error:
-        raise ConfigError(f"accelerator={accelerator}: {first_line(str(error))}") from error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

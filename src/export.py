@@ -1,9 +1,6 @@
-"""``python -m src.export ckpt_path=<file> format=onnx|torchscript``: the trained network as a standalone file.
-
-The exported model takes normalized images ``(batch, 1, 28, 28)`` (any batch size) and returns the 10 logits. Before
-the command reports success, the exported file is loaded back (onnxruntime for ONNX, ``torch.jit.load`` for
-TorchScript) and must reproduce the checkpoint's logits on a batch of test images within ``tolerance``.
-"""
+"""``python -m src.export ckpt_path=<file> format=onnx|torchscript``: the trained network as a standalone file, taking
+normalized images ``(batch, 1, 28, 28)`` and returning the 10 logits. Before success is reported the file is loaded back
+(onnxruntime, ``torch.jit.load``) and must reproduce the checkpoint's logits on test images within ``tolerance``."""
 
 import os
 import warnings
@@ -26,14 +23,6 @@ class ExportMismatch(RuntimeError):
     """The exported file does not reproduce the checkpoint's logits; nothing was written."""
 
 
-def test_images(state: dict, count: int) -> torch.Tensor:
-    """The first ``count`` official test images, normalized as the checkpoint's training data was."""
-    datamodule = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device", "num_workers": 0})
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    return datamodule.splits["test"][0][:count]
-
-
 def target_file(out: str | None, checkpoint: Path, format: str) -> Path:
     """Where the model goes: ``out``, ``model.onnx`` (or ``.pt``) inside ``out`` when it names a folder (one that
     exists, or ends in a slash), else in ``exported/`` of the checkpoint's run folder."""
@@ -51,11 +40,8 @@ def export(
     tolerance: float = 1e-4,
     log_dir: str = "lightning_logs",
 ) -> tuple[Path, float, int]:
-    """Write the exported model; return its path, the largest logit difference from the checkpoint and on how many test
-    images (``check_images``, or all of a smaller test set) it was measured.
-
-    The model is written to a temporary file beside the target and moved into place only once it passed its check, so
-    a failed export leaves an earlier file as it was."""
+    """Write the exported model; its path, the largest logit difference from the checkpoint, and on how many test
+    images. It goes to a temporary file, moved into place once it passed: a failed export leaves an earlier file."""
     if format not in SUFFIXES:
         raise ConfigError(f"format={format}: unknown; use one of {', '.join(SUFFIXES)}")
     try:
@@ -67,7 +53,10 @@ def export(
     state = checkpoints.read(checkpoint)
     target = target_file(out, checkpoint, format)
     net = checkpoints.trained_network(state)
-    images = test_images(state, check_images).cpu()
+    test = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device", "num_workers": 0})
+    test.prepare_data()  # the official test images, normalized as the checkpoint's training data was
+    test.setup("test")
+    images = test.splits["test"][0][:check_images].cpu()
     with torch.no_grad():
         expected = net(images).numpy()
     new_folders = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]

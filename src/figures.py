@@ -1,8 +1,5 @@
-"""Accuracy and loss curves drawn with matplotlib from what a run's logger wrote (headless).
-
-The logger's files are the one source: a resumed run is drawn whole, and what TensorBoard (or the CSV file, or MLflow)
-shows is what the picture shows.
-"""
+"""The pictures, drawn with matplotlib (headless): curves from what a run's logger wrote (the one source: a resumed run
+is drawn whole, as TensorBoard shows it), the test's confusion matrix and misclassified digits."""
 
 import csv
 import logging
@@ -126,11 +123,6 @@ def pixels(figure: Figure) -> np.ndarray:
     canvas = FigureCanvasAgg(figure)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def run_name(run_dir: Path) -> str:
-    """A short title for a run's pictures: ``mnist/version_3`` or a sweep job's folder name."""
-    return f"{run_dir.parent.name}/{run_dir.name}"
 
 
 def draw_confusion(matrix: np.ndarray, classes: Sequence[str] | None = None, noun: str = "digit") -> Figure:

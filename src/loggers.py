@@ -1,11 +1,9 @@
 """The run folder, and the loggers (``conf/logger/``) that write into it.
 
-Every run has one folder: ``<log_dir>/<name>/version_<N>/`` for a new run (claimed atomically, so two runs started at
-once never share one), the job folder in a sweep, the checkpoint's own folder when a run is resumed. ``config.yaml``,
-``checkpoints/`` and ``curves.png`` go there whatever the logger; TensorBoard's event files go there too, the CSV
-logger writes ``csv/version_<K>/metrics.csv`` inside it (one file per start: Lightning's CSV logger would empty an
-existing one), and MLflow keeps its own store (a local SQLite file under ``log_dir``, or a server) with a run named
-after the folder. A resumed run continues its MLflow run: the run id is kept in the checkpoint.
+One folder a run: ``<log_dir>/<name>/version_<N>/`` for a new run (claimed atomically: two runs started at once never
+share one), a sweep job's folder, a resumed run's own. TensorBoard writes into it, the CSV logger
+``csv/version_<K>/metrics.csv`` per start (Lightning's would empty an existing file), MLflow its own store (SQLite under
+``log_dir``, or a server) with a run named after the folder, which a resume continues (its id is in the checkpoint).
 """
 
 import os
@@ -22,14 +20,11 @@ from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardL
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb
 
-from src import figures
 from src.cli import command
-from src.figures import Curves
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
-    """Lightning's TensorBoard logger without the ``epoch`` staircase that Lightning adds to every logged step (the x
-    axis is the optimizer step and the val points mark the epochs), so that the first charts are the metrics."""
+    """Lightning's TensorBoard logger without the ``epoch`` chart it adds to every step: the first charts are metrics."""
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         super().log_metrics({name: value for name, value in metrics.items() if name != "epoch"}, step)
@@ -64,8 +59,7 @@ def next_version(runs: Path) -> Path:
 
 
 def choose_run_dir(cfg: DictConfig, checkpoint: Path | None) -> tuple[Path, bool]:
-    """The folder this run writes to, and whether it is a new one, which :func:`claim` creates (nothing is created
-    here): a resumed run's own folder, a sweep job's (Hydra makes it), rank 0's for the DDP ranks it starts."""
+    """The run's folder, and whether it is a new one (for :func:`claim`): a resumed run's own, a sweep job's, rank 0's."""
     if checkpoint is not None and checkpoint.parent.name == "checkpoints":
         return checkpoint.parent.parent, False  # resume: the checkpoint's own run folder
     if os.environ.get("LOCAL_RANK", "0") != "0" and RUN_DIR_VARIABLE in os.environ:
@@ -76,8 +70,7 @@ def choose_run_dir(cfg: DictConfig, checkpoint: Path | None) -> tuple[Path, bool
 
 
 def claim(run_dir: Path) -> list[Path] | None:
-    """Create the new run folder; the folders that creating it made (the deepest first), or None if another run
-    created it first (then this run takes the next one)."""
+    """Create a new run folder: the folders made (the deepest first), or None if another run created it first."""
     created = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
     try:
         run_dir.mkdir(parents=True)
@@ -110,8 +103,8 @@ def build_loggers(node: Mapping[str, Any] | None, run_dir: Path, state: dict[str
     return loggers
 
 
-# The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), flat, with their real types: a name
-# and the config key it reads. The optimizer, schedule, loss and widths are added by name; a sweep adds its swept keys.
+# The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), flat, with their real types: a name and
+# the config key it reads; the optimizer, schedule, loss and widths by name, and in a sweep its swept keys.
 COMPARED = {
     "dataset": "data.dataset",
     "lr": "optimizer.lr",
@@ -135,42 +128,32 @@ def _value(cfg: DictConfig, key: str) -> Any:
 
 
 def compared_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The flat set of settings that tells runs apart, a sweep's swept keys first (``optimizer.lr`` named ``lr``)."""
+    """The flat set of settings that tells runs apart (a swept ``optimizer.lr`` is the ``lr`` already there)."""
     choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    names = {key: name for name, key in COMPARED.items()}
-    swept = {names.get(key, key): str(choices[key]) if key in choices else _value(cfg, key) for key in swept_keys()}
-    usual = {
-        group: str(choices.get(group) or (cfg[group]._target_.rpartition(".")[2] if cfg[group] else "none"))
-        for group in ("optimizer", "scheduler", "loss")
+    settings = {
+        group: str(choices.get(group) or _value(cfg, f"{group}._target_")) for group in ("optimizer", "scheduler", "loss")
     }
-    usual["hidden"] = "x".join(str(width) for width in cfg.model.hidden)
-    usual |= {name: _value(cfg, key) for name, key in COMPARED.items()}
-    return swept | {name: value for name, value in usual.items() if name not in swept}
+    settings["hidden"] = "x".join(str(width) for width in cfg.model.hidden)
+    settings |= {name: _value(cfg, key) for name, key in COMPARED.items()}
+    names = {key: name for name, key in COMPARED.items()}
+    swept = [override.lstrip("+~").partition("=")[0] for override in swept_overrides()]
+    return settings | {names.get(key, key): str(choices[key]) if key in choices else _value(cfg, key) for key in swept}
 
 
-def swept_keys() -> list[str]:
-    """In a sweep job, the keys the sweep varies (``src/sweeps.py`` names those the command line fixes)."""
+def swept_overrides() -> list[str]:
+    """In a sweep job, its overrides less those the command line fixes for every job (``src/sweeps.py`` names them),
+    sorted: what tells the runs of a sweep apart, as Hydra's names of their folders (``override_dirname``) do."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return []
-    job = HydraConfig.get()
-    keys = [override.lstrip("+~").partition("=")[0] for override in job.overrides.task]
-    return [key for key in keys if key not in job.job.config.override_dirname.exclude_keys]
-
-
-class KeepRunIds(L.Callback):
-    """Puts each logger's run id (MLflow's) into the checkpoint, so that a resumed run continues the same run."""
-
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        ids = {type(logger).__name__: logger.run_id for logger in trainer.loggers if isinstance(logger, MLFlowLogger)}
-        if ids:
-            checkpoint[RUN_IDS_KEY] = ids
+    job, fixed = HydraConfig.get(), HydraConfig.get().job.config.override_dirname.exclude_keys
+    return sorted(override for override in job.overrides.task if override.lstrip("+~").partition("=")[0] not in fixed)
 
 
 class LogSettings(L.Callback):
-    """When training starts: TensorBoard's chart layout, and the compared settings as params for the loggers that show
-    them while a run goes on (MLflow, CSV's hparams.yaml); a resumed run has them already (MLflow refuses a param that
-    changes, and the Trainer's settings may change on a resume). TensorBoard gets them with the final numbers
-    (:func:`log_final`), in its HPARAMS tab."""
+    """When training starts: TensorBoard's chart layout, and the compared settings as params of the other loggers
+    (MLflow, CSV's hparams.yaml), but for a resumed run, which has them (MLflow refuses a changed param, and a resume may
+    change the Trainer's settings); TensorBoard gets them with the results (:func:`log_final`). In each checkpoint:
+    MLflow's run id, so that a resumed run continues that run."""
 
     def __init__(self, settings: dict[str, Any], resumed: bool = False) -> None:
         self.settings, self.resumed = settings, resumed
@@ -182,38 +165,19 @@ class LogSettings(L.Callback):
             elif not self.resumed:
                 logger.log_hyperparams(self.settings)
 
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if ids := {type(logger).__name__: logger.run_id for logger in trainer.loggers if isinstance(logger, MLFlowLogger)}:
+            checkpoint[RUN_IDS_KEY] = ids
+
 
 def log_final(loggers: list[Logger], settings: dict[str, Any], results: dict[str, float], step: int) -> None:
-    """The run's final numbers (``result/best_val_acc``; the test logged ``result/test_acc``) and, for TensorBoard, the
-    run's settings as an HPARAMS session (TensorBoard's ``hparams_pb``): TensorBoard then lays out its table itself,
-    the settings that differ between the runs it shows (a sweep's swept keys) ticked first, and the runs' scalars as the
-    metrics."""
+    """The run's final numbers (the test logged ``result/test_acc``) and, for TensorBoard, its settings as an HPARAMS
+    session (``hparams_pb``): TensorBoard lays the table out itself, what differs between runs (a sweep's keys) first."""
     for logger in loggers:
         logger.log_metrics({name: value for name, value in results.items() if name != "result/test_acc"}, step=step)
         if isinstance(logger, LightningTensorBoardLogger):
             logger.experiment.file_writer.add_summary(hparams_pb(settings), step)
         logger.finalize("success")
-
-
-def read_curves(loggers: list[Logger], run_dir: Path) -> Curves:
-    """Every metric the run's loggers recorded, as ``{tag: [(step, value), ...]}``: from the run folder's files
-    (TensorBoard, CSV), or from MLflow's store when MLflow is the only logger."""
-    for logger in loggers:
-        if isinstance(logger, LightningTensorBoardLogger | CSVLogger):
-            logger.save()  # flush what is buffered: the picture is read back from the files
-            return figures.read_curves(run_dir)
-    mlflow = next((logger for logger in loggers if isinstance(logger, MLFlowLogger)), None)
-    return read_mlflow_curves(mlflow.experiment, mlflow.run_id) if mlflow is not None else {}
-
-
-def read_mlflow_curves(client: Any, run_id: str) -> Curves:
-    """A run's metric histories from MLflow (``client``: an ``MlflowClient``); where a resumed run logged a step again,
-    the later value counts."""
-    curves = {}
-    for key in client.get_run(run_id).data.metrics:
-        latest = {m.step: m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.timestamp)}
-        curves[key] = sorted(latest.items())
-    return curves
 
 
 def where_to_look(loggers: list[Logger], run_dir: Path) -> list[str]:
@@ -224,10 +188,9 @@ def where_to_look(loggers: list[Logger], run_dir: Path) -> list[str]:
             lines.append(f"curves           {command('tensorboard', '--logdir', run_dir)}")
         elif isinstance(logger, CSVLogger):
             lines.append(f"metrics          {command(Path(logger.log_dir) / 'metrics.csv')}")
-        elif isinstance(logger, MLFlowLogger):
-            uri = logger.experiment.tracking_uri
-            if uri.startswith("http"):
-                lines.append(f"mlflow run       {uri.rstrip('/')}/#/experiments/{logger.experiment_id}/runs/{logger.run_id}")
-            else:
-                lines.append(f"mlflow run       {logger.run_id}: {command('mlflow', 'ui', '--backend-store-uri', uri)}")
+        elif isinstance(logger, MLFlowLogger):  # its web page on a server, else how to open its local store
+            uri, run = logger.experiment.tracking_uri, logger.run_id
+            web = f"{uri.rstrip('/')}/#/experiments/{logger.experiment_id}/runs/{run}"
+            shown = web if uri.startswith("http") else f"{run}: {command('mlflow', 'ui', '--backend-store-uri', uri)}"
+            lines.append(f"mlflow run       {shown}")
     return lines

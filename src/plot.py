@@ -1,16 +1,12 @@
-"""``python -m src.plot <run folder | sweep folder>``: accuracy and loss curves as a PNG, read from the logger's files.
-
-A run folder (one holding TensorBoard's ``events.out.tfevents.*`` or the CSV logger's ``csv/``) gets ``curves.png``:
-accuracy and loss against optimizer step, train and val, with the test accuracy marked. A folder of runs (a sweep) gets
-``curves.png`` with the runs' val curves overlaid, labelled by their folder names (the overrides that differ).
-"""
+"""``python -m src.plot <run folder | sweep folder>``: ``curves.png`` from the logger's files (TensorBoard's or CSV's):
+a run's accuracy and loss against optimizer step, or a sweep's val curves overlaid, labelled by their folder names."""
 
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
 from src.cli import exit_with_error
-from src.figures import draw_run, draw_sweep, read_curves, run_folders, run_name
+from src.figures import draw_run, draw_sweep, read_curves, run_folders
 
 
 def plot(folder: Path) -> Path:
@@ -22,7 +18,7 @@ def plot(folder: Path) -> Path:
     if not runs:
         raise FileNotFoundError(f"{folder}: no TensorBoard or CSV logs here or below; give a run folder under lightning_logs/")
     if runs == [folder]:
-        return draw_run(read_curves(folder), folder / "curves.png", run_name(folder.resolve()))
+        return draw_run(read_curves(folder), folder / "curves.png", f"{folder.resolve().parent.name}/{folder.resolve().name}")
     named = {str(run.relative_to(folder)): read_curves(run) for run in runs}
     return draw_sweep(named, folder / "curves.png", folder.resolve().name)
 

@@ -1,10 +1,7 @@
-"""``python -m src.predict ckpt_path=<file> image=<file or folder>``: classify image files (digits, or Fashion-MNIST's
-clothes for a checkpoint trained with data=fashion_mnist).
+"""``python -m src.predict ckpt_path=<file> image=<file or folder>``: the class and ten probabilities of each image.
 
-Any size, colour or grey, dark-on-light or light-on-dark: each image is made grey, padded to a square, resized to
-28x28, inverted when its background is light (MNIST digits are light on dark), then normalized exactly as the
-checkpoint's training data was. Prints the class and the ten probabilities for each image.
-"""
+Any size, colour or polarity: each image is made grey, padded square, resized to 28x28, inverted when its background is
+light (MNIST digits are light on dark) and normalized as the checkpoint's training data was."""
 
 from pathlib import Path
 
@@ -17,7 +14,6 @@ from PIL import Image, ImageOps
 from src import checkpoints, cli
 from src.cli import ConfigError
 from src.data.datasets import DATASETS
-from src.data.normalization import mean_std
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -57,15 +53,12 @@ def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     state = checkpoints.read(checkpoint)
-    data = state["datamodule_hyper_parameters"]
-    dataset = data.get("dataset", "mnist")  # checkpoints from before Fashion-MNIST hold MNIST
-    mean, std = mean_std(data["normalization"], dataset)
-    model = checkpoints.trained_network(state)
+    data_set, data = DATASETS[state["datamodule_hyper_parameters"]["dataset"]], state["datamodule_hyper_parameters"]
+    mean, std = data_set.mean_std(data["normalization"])
     pixels = torch.stack([to_mnist(path) for path in files]).unsqueeze(1)
     with torch.no_grad():
-        probabilities = model(pixels.float().div(255).sub(mean).div(std)).softmax(dim=1)
-    classes = DATASETS[dataset].classes
-    return [(path, classes[int(p.argmax())], p.tolist()) for path, p in zip(files, probabilities, strict=True)]
+        probabilities = checkpoints.trained_network(state)(pixels.float().div(255).sub(mean).div(std)).softmax(dim=1)
+    return [(path, data_set.classes[int(p.argmax())], p.tolist()) for path, p in zip(files, probabilities, strict=True)]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

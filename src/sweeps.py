@@ -1,11 +1,6 @@
-"""Hydra multirun sweeps: every job checked before the first one runs, one readable run folder per job, and a
-summary of all jobs when the sweep ends (:class:`SweepCallbacks`, a Hydra callback that conf/train.yaml names).
-
-``python -m src.train -m optimizer=sgd,adam data.batch_size=128,512`` writes
-``lightning_logs/<name>-sweep-<time>/<job number>_<swept overrides>/`` per job (TensorBoard events, checkpoints,
-config, curves.png, result.json), then ``summary.md`` and ``summary.csv`` beside them, best run first.
-``tensorboard --logdir lightning_logs/<name>-sweep-...`` compares the runs side by side.
-"""
+"""Hydra multirun sweeps (:class:`SweepCallbacks`, a Hydra callback of conf/train.yaml): every job checked before the
+first runs, a run folder per job, ``<log_dir>/<name>-sweep-<time>/<job number>_<swept overrides>/``, and at the end
+``summary.md`` and ``summary.csv`` beside them, best run first."""
 
 import csv
 import itertools
@@ -94,12 +89,6 @@ def one_job_leaves_nothing_behind() -> Iterator[None]:
         os.environ.update(environment)
 
 
-def swept_overrides(task_overrides: Sequence[str], fixed_keys: Sequence[str]) -> list[str]:
-    """A job's overrides less those fixed for every job of the sweep: what tells the runs of a sweep apart (Hydra names
-    each job's folder, ``hydra.job.override_dirname``, from the same split)."""
-    return sorted(o for o in task_overrides if o.lstrip("+~").partition("=")[0] not in fixed_keys)
-
-
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]
 
 
@@ -126,8 +115,7 @@ def _cell(value: Any) -> str:
     return str(value if value is not None else "").replace("|", "/")
 
 
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    """The summary's columns: ``error`` only when a run failed."""
+def _columns(rows: list[dict[str, Any]]) -> list[str]:  # the summary's: error only when a run failed
     return [column for column in COLUMNS if column != "error" or any(row.get("error") for row in rows)]
 
 

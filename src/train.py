@@ -1,8 +1,8 @@
 """``python -m src.train [key=value ...]``: train the tutorial's MLP on MNIST, then test the best checkpoint.
 
-compose (Hydra: conf/train.yaml) -> check (src/checks.py) -> build (src/builders.py) -> fit -> test -> summary. Every
-check and every build happens before anything is written into a run folder; what Lightning's own set-up writes before
-it refuses a run (it checks a few settings only once it sees the data) is removed again.
+compose (Hydra: conf/train.yaml) -> check (src/checks.py) -> build (src/builders.py) -> fit -> test -> summary. All is
+checked and built before anything is written into a run folder; what Lightning's own set-up writes before it refuses a
+run (a few settings it checks only once it sees the data) is removed again.
 """
 
 import math
@@ -11,6 +11,7 @@ import shlex
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,15 @@ from src.callbacks.finite_loss import NonFiniteLoss
 from src.checkpoint_io import CheckpointWriteError
 from src.checks import check
 from src.cli import ConfigError, exit_with_error, shown_path
-from src.loggers import RUN_DIR_VARIABLE, log_final, where_to_look
-from src.models.classifier import ScheduleLengthError
-from src.sweeps import SWEEP_JOBS_VARIABLE, one_job_leaves_nothing_behind, swept_overrides, write_result
+from src.loggers import RUN_DIR_VARIABLE, log_final, swept_overrides, where_to_look
+from src.sweeps import SWEEP_JOBS_VARIABLE, one_job_leaves_nothing_behind, write_result
 
 
+@dataclass
 class Interrupted(Exception):
     """Training stopped on Ctrl-C or SIGTERM after saving ``checkpoint`` (None: checkpointing was off)."""
 
-    def __init__(self, checkpoint: Path | None) -> None:
-        super().__init__(str(checkpoint))
-        self.checkpoint = checkpoint
+    checkpoint: Path | None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -49,8 +48,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.print_config and trainer.is_global_zero:
         print(OmegaConf.to_yaml(cfg, resolve=True), end="", flush=True)
     os.environ[RUN_DIR_VARIABLE] = str(run.run_dir)  # the DDP ranks that fit starts write into the same folder
-    fit_seconds = fit(run, cfg.ckpt_path)
-    best = best_checkpoint_callback(trainer)
+    fit_seconds = fit(run)
+    best = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)  # callbacks.checkpoint
     best_path = best.best_model_path if best is not None else ""
     notes = [] if best_path else [f"tested the final weights: no best checkpoint ({why_no_best_checkpoint(trainer, best)})"]
     (test_metrics,) = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
@@ -65,12 +64,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         notes.append("nothing written: fast_dev_run runs a batch of each stage and keeps no logs or checkpoints")
     elif not trainer.loggers:
         notes.append("no metrics kept and no curves drawn: logger=none")
-    test_loader = trainer.test_dataloaders
+    loader = trainer.test_dataloaders
+    test_images = min(loader.sampler.size, int(trainer.num_test_batches[0]) * loader.batch_size * trainer.world_size)
     return {
         "data_title": run.datamodule.data_set.title,
-        "test_images": min(
-            test_loader.sampler.size, int(trainer.num_test_batches[0]) * test_loader.batch_size * trainer.world_size
-        ),
+        "test_images": test_images,
         "is_global_zero": trainer.is_global_zero,
         "test_acc": test_acc,
         "test_loss": test_loss,
@@ -85,7 +83,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def fit(run: Run, ckpt_path: str | None) -> float:
+def fit(run: Run) -> float:
     """``Trainer.fit``; its seconds. What Lightning refuses as it sets the run up (before the first optimizer step: it
     checks a few settings only once it sees the data) becomes one line, and the run folder is left as it was (a new
     run's: gone); Ctrl-C or SIGTERM becomes :class:`Interrupted`."""
@@ -101,8 +99,7 @@ def fit(run: Run, ckpt_path: str | None) -> float:
             raise
         if trainer.is_global_zero:
             remove_added(run, before)
-        setting = f"ckpt_path={ckpt_path}" if isinstance(error, ScheduleLengthError) else f"trainer{given_settings('trainer')}"
-        raise ConfigError(f"{setting}: {' '.join(str(error).split())}") from error
+        raise ConfigError(f"trainer{given_settings('trainer')}: {' '.join(str(error).split())}") from error
     except SIGTERMException as error:  # the last_checkpoint callback saved this step on the way out
         callback = trainer.checkpoint_callback
         last = Path(callback.dirpath) / "last.ckpt" if callback is not None and callback.dirpath else None
@@ -121,11 +118,6 @@ def remove_added(run: Run, before: set[Path]) -> None:
             folder.rmdir()
 
 
-def best_checkpoint_callback(trainer: L.Trainer) -> ModelCheckpoint | None:
-    """The ModelCheckpoint that keeps the best checkpoint by a monitored metric (``callbacks.checkpoint``)."""
-    return next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)
-
-
 def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> str:
     if trainer.fast_dev_run:
         return "fast_dev_run keeps none"
@@ -134,12 +126,12 @@ def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> 
     return "validation never ran" if trainer.limit_val_batches == 0 or not trainer.num_val_batches else "no acc/val was logged"
 
 
-def counted(number: int, noun: str) -> str:
-    return f"{number} {noun}{'s' * (number != 1)}"
-
-
 def print_summary(summary: dict[str, Any]) -> None:
     best = summary["best_val_acc"]
+
+    def counted(number: int, noun: str) -> str:
+        return f"{number} {noun}{'s' * (number != 1)}"
+
     lines = [
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
         f"on {summary['test_images']:,} {summary['data_title']} test images",
@@ -157,25 +149,16 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def resume_command(checkpoint: Path) -> str:
     """The command line, quoted for a shell, that continues this run from ``checkpoint``."""
-    overrides = (
-        [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")] if HydraConfig.initialized() else []
-    )
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")]
     return shlex.join(["python", "-m", "src.train", *overrides, f"ckpt_path={shown_path(checkpoint)}"])
 
 
 def exit_interrupted(stop: Interrupted, rest: str = "") -> None:
     """Say what a signal stopped and how to go on, then exit 130 (as a shell does for Ctrl-C)."""
-    also = f" ({rest})" if rest else ""
-    if stop.checkpoint is None:
-        print(
-            f"\nstopped by a signal{also}; no checkpoint was kept (checkpointing is off), so there is nothing to resume",
-            file=sys.stderr,
-        )
-    else:
-        print(
-            f"\nstopped by a signal{also}; the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}",
-            file=sys.stderr,
-        )
+    saved = "no checkpoint was kept (checkpointing is off), so there is nothing to resume"
+    if stop.checkpoint is not None:
+        saved = f"the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}"
+    print(f"\nstopped by a signal{f' ({rest})' if rest else ''}; {saved}", file=sys.stderr)
     sys.exit(130)
 
 
@@ -183,7 +166,7 @@ def sweep_job(cfg: DictConfig) -> float:
     """One job of a multirun: its failure becomes a row of the sweep summary, and the other jobs still run."""
     started = time.perf_counter()
     job = HydraConfig.get()
-    swept = swept_overrides(job.overrides.task, job.job.config.override_dirname.exclude_keys)
+    swept = swept_overrides()
     row: dict[str, Any] = {"overrides": " ".join(swept), "folder": shown_path(job.runtime.output_dir)}
     jobs = os.environ.get(SWEEP_JOBS_VARIABLE)
     print(f"\njob {job.job.num + 1}{'/' + jobs if jobs else ''}: {' '.join(swept) or '(nothing swept)'}", flush=True)

@@ -1,10 +1,6 @@
-"""Range checks for this project's classes (the network, the DataModule, the augmentation, the callbacks).
-
-Each raises :class:`SettingError`, which names the argument as the class knows it (``shift=14: ...``); whoever builds
-the class from a config group puts the group in front (``data.shift=14: ...``, ``src/builders.py``). Types are checked
-before that, against the classes' type hints (``src/checks.py``); these checks also refuse a wrong type, for callers
-that build the classes directly from Python.
-"""
+"""Range checks for this project's classes: each raises :class:`SettingError` naming the argument as the class knows
+it (``shift=14: ...``), and the builder puts the config group in front (``data.shift=14: ...``). A wrong type is refused
+too, for callers that build the classes from Python (a config's types: ``src/checks.py``)."""
 
 from collections.abc import Collection
 from typing import Any

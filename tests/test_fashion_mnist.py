@@ -10,7 +10,7 @@ from PIL import Image
 from src.data import sources
 from src.data.datasets import FASHION_MNIST
 from src.data.mnist import MNISTDataModule
-from src.data.sources import DataUnavailable
+from src.validate import SettingError
 from tests.conftest import REPO, run_many, synthetic_digits, write_idx
 
 
@@ -55,7 +55,9 @@ def test_fashion_mnist_files_are_pinned_by_their_sha256(tmp_path: Path, monkeypa
 
     monkeypatch.setitem(sources.SOURCES, "debian", debian)
     dm = MNISTDataModule(data_dir=str(tmp_path / "data"), dataset="fashion_mnist", sources=["debian"])
-    with pytest.raises(DataUnavailable, match=r"^Fashion-MNIST could not be found or fetched \(.*debian: ValueError: .*sha256"):
+    with pytest.raises(
+        SettingError, match=r"^data_dir=.*: Fashion-MNIST could not be found or fetched \(.*debian: ValueError: .*sha256"
+    ):
         dm.prepare_data()
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
     assert not raw.exists() or not any(raw.iterdir())  # nothing unverified was kept
@@ -79,7 +81,7 @@ def real_fashion_mnist() -> Path:
     """The real Fashion-MNIST in ./data, fetched by the DataModule's own sources (torchvision, else Debian's package)."""
     try:
         MNISTDataModule(data_dir=str(REPO / "data"), dataset="fashion_mnist").prepare_data()
-    except DataUnavailable as error:
+    except SettingError as error:
         pytest.skip(f"Fashion-MNIST is not available here: {error}")
     return REPO / "data" / "FashionMNIST" / "raw"
 

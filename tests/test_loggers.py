@@ -69,7 +69,7 @@ def test_every_logger_choice_ends_with_a_summary(tiny_mnist: TinyMNIST, tmp_path
     ]
     assert not failures, "\n\n".join(failures)
     runs = sorted((work / "lightning_logs" / "mnist").iterdir())
-    assert [(run / "curves.png").is_file() for run in runs] == [True, True, True, True, False, False]
+    assert [(run / "curves.png").is_file() for run in runs] == [True, True, False, True, False, False]  # MLflow: its UI
     assert sorted(path.name for path in work.iterdir()) == ["lightning_logs"]  # MLflow's store is under log_dir too
 
 

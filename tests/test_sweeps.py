@@ -11,7 +11,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from src.sweeps import job_overrides, markdown, read_results, swept_overrides, write_result
+from src.sweeps import job_overrides, markdown, read_results, write_result
 from tests.conftest import CONF, run_many, scalars, synthetic_digits, tiny_data
 
 SWEPT_RUN = [
@@ -41,11 +41,6 @@ def test_each_job_of_a_sweep_is_every_combination_of_its_values_in_order() -> No
         ["optimizer=adam", "+trainer.min_epochs=1", "seed=1"],
         ["optimizer=adam", "+trainer.min_epochs=1", "seed=2"],
     ]
-
-
-def test_swept_overrides_leave_out_the_fixed_ones_and_sort() -> None:
-    job = ["trainer.max_epochs=1", "seed=2", "optimizer=adam", "+trainer.fast_dev_run=true"]
-    assert swept_overrides(job, ["trainer.max_epochs", "trainer.fast_dev_run"]) == ["optimizer=adam", "seed=2"]
 
 
 def test_failed_runs_come_last_and_runs_without_val_accuracy_rank_by_test_accuracy(tmp_path: Path) -> None:

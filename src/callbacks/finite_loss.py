@@ -13,12 +13,9 @@ class NonFiniteLoss(RuntimeError):
 
 
 class StopOnNonFiniteLoss(L.Callback):
-    """Watches the training loss without a host sync per step.
-
-    Each step only updates, on the device, the first step whose loss was not finite. That value is read every
-    ``check_every_n_steps`` steps and before every checkpoint is written: a run that went bad stops with a message
-    naming the step and the likely cause, and no checkpoint of the broken state replaces the last good one.
-    """
+    """Watches the training loss without a host sync per step: each step updates, on the device, the first step whose
+    loss was not finite, read every ``check_every_n_steps`` steps and before every checkpoint, so that a run gone bad
+    stops, named, and no checkpoint of the broken state replaces the last good one."""
 
     def __init__(self, check_every_n_steps: int = 50) -> None:
         self.check_every_n_steps = whole_number("check_every_n_steps", check_every_n_steps, 1)
@@ -43,9 +40,7 @@ class StopOnNonFiniteLoss(L.Callback):
             return
         optimizer = trainer.optimizers[0]
         lr = optimizer.param_groups[0]["lr"]
-        kept = [
-            c.last_model_path or c.best_model_path for c in trainer.checkpoint_callbacks if c.last_model_path or c.best_model_path
-        ]
+        kept = [path for c in trainer.checkpoint_callbacks if (path := c.last_model_path or c.best_model_path)]
         raise NonFiniteLoss(
             f"the training loss became NaN or infinite at optimizer step {int(self.first_bad_step)}: the learning rate "
             f"({type(optimizer).__name__}, lr {lr:g}) is most likely too high for this loss and batch size; lower "

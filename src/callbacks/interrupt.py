@@ -5,16 +5,14 @@ import signal
 from types import FrameType
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class StopOnCtrlC(L.Callback):
-    """Turns the first Ctrl-C (SIGINT) into a SIGTERM to this process: Lightning then finishes the batch and stops.
-
-    Lightning's own SIGTERM handler (installed for every fit) flags the trainer and tells the other ranks; at the next
-    batch boundary it raises ``SIGTERMException``, the ``last_checkpoint`` callback (``save_on_exception``) writes
-    ``last.ckpt`` of that very step, and ``src.train`` prints the command that resumes. A second Ctrl-C interrupts at
-    once, as Lightning's own handling of Ctrl-C would.
-    """
+    """Turns the first Ctrl-C into a SIGTERM to this process: Lightning's handler then finishes the batch and raises
+    ``SIGTERMException``, the ``last_checkpoint`` callback (``save_on_exception``) writes that step's ``last.ckpt`` and
+    ``src.train`` prints the command that resumes. Only a signal saves so: a failure leaves the last checkpoint as it
+    was. A second Ctrl-C interrupts at once."""
 
     def __init__(self) -> None:
         self.interrupted = False
@@ -39,3 +37,6 @@ class StopOnCtrlC(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore()
+        if not isinstance(exception, SIGTERMException):  # Lightning runs the checkpoint callbacks' on_exception last
+            for callback in trainer.checkpoint_callbacks:
+                callback.save_on_exception = False

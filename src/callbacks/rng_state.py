@@ -8,12 +8,8 @@ import torch
 
 
 class RNGState(L.Callback):
-    """Puts the torch (CPU and CUDA) and Python RNG states into each checkpoint and restores them on resume.
-
-    Without it a resumed run draws different dropout masks (or augmentations) than the uninterrupted run would
-    have, so the two end with different weights. The states are tensors and tuples of ints: they load with
-    ``torch.load(..., weights_only=True)``. (The batch order needs none of this: it comes from seed and epoch.)
-    """
+    """Puts the torch (CPU and CUDA) and Python RNG states into each checkpoint and restores them on resume: else a
+    resumed run draws other dropout masks and augmentations than a straight one. Tensors and ints: ``weights_only``."""
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}

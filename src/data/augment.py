@@ -10,10 +10,8 @@ from src.validate import number, whole_number
 
 
 class Augmentation:
-    """Each training image turned by up to ``rotate`` degrees, resized by up to a factor ``1 +- scale``, distorted
-    elastically (``elastic_alpha`` pixels, smoothed over ``elastic_sigma`` pixels), then moved by up to ``shift`` whole
-    pixels, each drawn per image (0: off). Turning, resizing and the elastic field are one resampling of the image.
-    Out-of-range settings raise ``SettingError``."""
+    """Each training image turned by up to ``rotate`` degrees, resized by ``1 +- scale``, distorted elastically
+    (``elastic_alpha`` pixels, smoothed over ``elastic_sigma``) in one resampling, then moved by up to ``shift`` pixels."""
 
     def __init__(
         self, rotate: float = 0.0, scale: float = 0.0, shift: int = 0, elastic_alpha: float = 0.0, elastic_sigma: float = 4.0
@@ -22,8 +20,7 @@ class Augmentation:
         self.scale = number("scale", scale, 0, 1, below_high=True)
         self.shift = whole_number("shift", shift, 0, 13)  # more than half of 28 pixels moves the digit out of view
         self.elastic_alpha = number("elastic_alpha", elastic_alpha, 0, 100)
-        self.elastic_sigma = number("elastic_sigma", elastic_sigma, 0, 14, above_low=True)  # wider than half the image:
-        # the field is nearly uniform, a shift (which ``shift`` does)
+        self.elastic_sigma = number("elastic_sigma", elastic_sigma, 0, 14, above_low=True)  # wider: a uniform shift
 
     def __call__(self, images: Tensor, background: float) -> Tensor:
         images = random_resample(images, self.rotate, self.scale, self.elastic_alpha, self.elastic_sigma, background)
@@ -31,13 +28,9 @@ class Augmentation:
 
 
 def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:
-    """Each image moved by its own random whole-pixel offset, from ``-max_shift`` to ``max_shift`` on each axis.
-
-    ``images`` is a normalized batch ``(B, C, H, W)``; the pixels moved in from outside get ``background``, the
-    normalized value of a black pixel (not 0, which after normalization is grey). One gather for the whole batch,
-    drawn from torch's global generator on the batch's device, so a seeded run (and a resumed one, whose generator
-    state is in the checkpoint) draws the same offsets.
-    """
+    """Each image of a normalized batch ``(B, C, H, W)`` moved by its own whole-pixel offset in ``[-max_shift,
+    max_shift]`` per axis, in one gather; what comes in is ``background`` (black, normalized). Drawn from torch's seeded
+    generator, whose state the checkpoints keep: a resumed run draws what a straight one draws."""
     if max_shift <= 0:
         return images
     batch, _, height, width = images.shape
@@ -53,15 +46,10 @@ def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:
 def random_resample(
     images: Tensor, max_degrees: float, max_scale: float, alpha: float, sigma: float, background: float
 ) -> Tensor:
-    """One bilinear resampling (``grid_sample``) of each image through its own random turn, resize and elastic field.
-
-    The turn is an angle in ``[-max_degrees, max_degrees]`` about the centre and the resize a factor in
-    ``[1 - max_scale, 1 + max_scale]`` (``affine_grid``). The elastic field is Simard et al. (2003)'s: a displacement
-    drawn uniformly in [-1, 1] per pixel and axis, smoothed by a Gaussian of width ``sigma`` pixels and scaled by
-    ``alpha`` pixels, added to where each output pixel samples the input. What comes in from outside the frame is
-    ``background``, the normalized value of a black pixel; all draws come from torch's global generator on the batch's
-    device, so a seeded run (and a resumed one, whose generator state is in the checkpoint) draws the same images.
-    """
+    """One bilinear resampling (``grid_sample``) of each image through its own random turn (up to ``max_degrees``),
+    resize (by ``1 +- max_scale``) and Simard et al. (2003)'s elastic field: a displacement uniform in [-1, 1] per pixel
+    and axis, smoothed by a Gaussian of ``sigma`` pixels, times ``alpha`` pixels. What comes in is ``background``; the
+    draws come from torch's seeded generator, as in :func:`random_shift`."""
     turn = max_degrees > 0 or max_scale > 0
     if not turn and alpha <= 0:
         return images

@@ -1,8 +1,5 @@
-"""A device-resident batch iterator: the tutorial's "keep the data set as tensors and slice batches" as a loader.
-
-The whole split already sits on the training device as one tensor of images and one of labels; a batch is an index
-slice of them. There is no per-sample ``__getitem__``, no worker process and no host-to-device copy per step.
-"""
+"""A device-resident batch iterator: the tutorial's "keep the data set as tensors and slice batches" as a loader. A
+batch is an index slice of tensors already on the device: no ``__getitem__``, no workers, no copy per step."""
 
 import math
 from collections.abc import Iterator
@@ -13,13 +10,9 @@ from torch.utils.data import Sampler
 
 
 class EpochShuffle(Sampler[int]):
-    """The sample indices of one rank, in an order that depends only on ``seed`` and the epoch.
-
-    Lightning calls ``set_epoch`` at the start of each epoch (it looks for ``loader.sampler.set_epoch``), so a run
-    resumed at epoch 3 sees exactly the batches an uninterrupted run sees there. With several ranks each takes every
-    ``world_size``-th index of the same permutation; with ``pad=True`` (training) the permutation is first padded by
-    wrapping around, so every rank gets the same number of samples and so the same number of steps.
-    """
+    """The sample indices of one rank, in an order that depends only on ``seed`` and the epoch (Lightning calls
+    ``set_epoch``), so a resumed run sees the batches a straight one sees. Each of several ranks takes every
+    ``world_size``-th index of one permutation, padded by wrapping around with ``pad=True``: the same steps on all."""
 
     def __init__(self, size: int, shuffle: bool, seed: int = 0, rank: int = 0, world_size: int = 1, pad: bool = True) -> None:
         self.size, self.shuffle, self.seed = size, shuffle, seed
@@ -30,11 +23,8 @@ class EpochShuffle(Sampler[int]):
         self.epoch = epoch
 
     def indices(self) -> Tensor:
-        if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.size, generator=generator)
-        else:
-            order = torch.arange(self.size)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.size, generator=generator) if self.shuffle else torch.arange(self.size)
         if self.pad and self.size % self.world_size:
             order = torch.cat([order, order[: self.world_size - self.size % self.world_size]])
         return order[self.rank :: self.world_size]
@@ -43,20 +33,13 @@ class EpochShuffle(Sampler[int]):
         return iter(self.indices().tolist())
 
     def __len__(self) -> int:
-        if self.pad:
-            return math.ceil(self.size / self.world_size)
-        return len(range(self.rank, self.size, self.world_size))
+        return math.ceil(self.size / self.world_size) if self.pad else len(range(self.rank, self.size, self.world_size))
 
 
 class DeviceBatches:
-    """Yields ``(images[i], labels[i])`` for consecutive index slices ``i`` of ``sampler``'s order.
-
-    ``images`` and ``labels`` are already normalized and on the device. Exposes ``sampler``, ``batch_size``,
-    ``batch_sampler`` and ``drop_last`` like a ``DataLoader``, which is all Lightning and the classifier ask of a loader.
-    ``position()`` says how many batches of which epoch were served; ``resume_at(position)`` makes the next pass over
-    that epoch skip them. The DataModule keeps this position in checkpoints, so a run stopped in the middle of an epoch
-    resumes on exactly the batches an uninterrupted run sees.
-    """
+    """Yields ``(images[i], labels[i])`` for consecutive index slices ``i`` of ``sampler``'s order, with the attributes
+    Lightning asks of a ``DataLoader``. ``position()`` (kept in checkpoints by the DataModule) and ``resume_at`` let a
+    run stopped mid-epoch resume on exactly the batches a straight run sees."""
 
     batch_sampler = None  # what Lightning inspects on a DataLoader: batches come from `sampler` and `batch_size`
 

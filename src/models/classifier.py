@@ -12,19 +12,10 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 
-class ScheduleLengthError(ValueError):
-    """A resumed run whose length differs from the one its checkpoint's learning-rate schedule was built for (a
-    checkpoint without its run's config, which ``src/checkpoints.py`` would have compared before the run)."""
-
-
 def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[float]:
-    """Per-batch factors that turn a per-sample loss *sum* into the mean over its whole accumulation window.
-
-    Lightning divides every training loss by ``accumulate`` before ``backward()``, also in the last window of an
-    epoch, which may hold fewer batches, and it cannot know that the last batch may be short. Returning
-    ``loss_sum * accumulate / window_samples`` undoes that division and makes each optimizer step use the mean
-    gradient over exactly the samples it saw, as one big batch would.
-    """
+    """Per-batch factors that turn a per-sample loss *sum* into the mean over its whole accumulation window. Lightning
+    divides every loss by ``accumulate``, also in an epoch's last window, which may hold fewer (and shorter) batches:
+    ``sum * accumulate / window_samples`` makes each step's gradient the mean over exactly the samples it saw."""
     scales: list[float] = []
     for start in range(0, len(batch_sizes), accumulate):
         window = batch_sizes[start : start + accumulate]
@@ -33,40 +24,19 @@ def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[flo
 
 
 def bound_function(config: dict[str, Any]) -> Callable[..., Tensor]:
-    """The function named by ``config["_target_"]`` with the other keys bound, as a plain ``functools.partial``.
-
-    Not ``hydra.utils.instantiate(config)``: Hydra 1.3.8's partial objects re-run its target-safety checks on every
-    call, which costs more than this network's whole training step.
-    """
+    """The function named by ``config["_target_"]`` with the other keys bound: a plain ``functools.partial``, as Hydra
+    1.3.8's partial objects re-run its target checks on every call, which costs more than a training step."""
     arguments = {key: value for key, value in config.items() if not key.startswith("_")}
     return partial(get_method(config["_target_"]), **arguments)
 
 
-def epoch_batch_sizes(loader: Any) -> list[int]:
-    """The sizes of the batches ``loader`` yields in one epoch: full ones, then possibly one short one.
-
-    Works for a ``torch.utils.data.DataLoader`` and for :class:`src.data.batches.DeviceBatches`; both expose
-    ``sampler`` (this rank's samples), ``batch_size`` and ``drop_last``.
-    """
-    full, rest = divmod(len(loader.sampler), loader.batch_size)
-    short = [rest] if rest and not loader.drop_last else []
-    return [loader.batch_size] * full + short
-
-
 class Classifier(L.LightningModule):
-    """Trains a network built from ``model`` with a loss, optimizer and optional schedule, all given as config.
-
-    Every argument is plain data (dicts of numbers and strings with a Hydra ``_target_``), so checkpoints hold
-    no Python objects and load with ``torch.load(path, weights_only=True)``. The optimizer and schedule are
-    built in ``configure_optimizers``, the only place that knows the parameters and the run's length.
-    """
+    """Trains a network built from ``model`` with a loss, optimizer and optional schedule, all plain config (dicts with
+    a Hydra ``_target_``), so checkpoints load with ``weights_only=True``. The optimizer and schedule are built in
+    ``configure_optimizers``, the only place that knows the parameters and the run's length."""
 
     def __init__(
-        self,
-        model: dict[str, Any],
-        loss: dict[str, Any],
-        optimizer: dict[str, Any],
-        scheduler: dict[str, Any] | None = None,
+        self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
@@ -78,29 +48,29 @@ class Classifier(L.LightningModule):
         self.val_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
         self.test_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
         self.train_loss = MeanMetric(nan_strategy="disable")  # a NaN shows as NaN; no per-step NaN check (a host sync)
-        # The train metrics hold the current logging window: kept in checkpoints, so a resumed run logs what a straight
-        # run logs.
-        self.train_acc.persistent(True)
-        self.train_loss.persistent(True)
+        self.train_acc.persistent(True)  # the train metrics' logging window, kept in checkpoints: a resumed run logs
+        self.train_loss.persistent(True)  # what a straight run logs
         self.val_loss = MeanMetric(nan_strategy="disable")
         self.test_loss = MeanMetric(nan_strategy="disable")
         self._loss_scales: list[float] = []
         self._logged_at = -1  # the optimizer step whose train metrics were logged last
-        self._checkpoint_schedule_steps: int | None = None  # the length of the schedule in the checkpoint resumed from
         self._schedule_start = 0  # the step where the current leg of the schedule began (> 0 once trained longer)
 
     @property
     def example_input_array(self) -> Tensor:
-        """Lets the model summary show each layer's shapes; in the network's dtype, which the precision plugin sets
-        (float64 under ``trainer.precision=64-true``): Lightning passes it to ``forward`` as it is."""
+        """Lets the model summary show each layer's shapes, in the network's dtype (float64 under 64-true)."""
         return torch.zeros(1, 1, 28, 28, dtype=self.dtype)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
 
     def on_train_epoch_start(self) -> None:
-        sizes = epoch_batch_sizes(self.trainer.train_dataloader)[: int(self.trainer.num_training_batches)]
-        self._loss_scales = accumulation_scales(sizes, self.trainer.accumulate_grad_batches)
+        loader = self.trainer.train_dataloader  # a DataLoader or DeviceBatches: full batches, then maybe a short one
+        full, rest = divmod(len(loader.sampler), loader.batch_size)
+        sizes = [loader.batch_size] * full + ([rest] if rest and not loader.drop_last else [])
+        self._loss_scales = accumulation_scales(
+            sizes[: int(self.trainer.num_training_batches)], self.trainer.accumulate_grad_batches
+        )
 
     def on_train_start(self) -> None:
         # A run resumed in the middle of an epoch does not get on_train_epoch_start for that epoch.
@@ -128,7 +98,7 @@ class Classifier(L.LightningModule):
         self._evaluate(batch, ("acc/val", self.val_acc), ("loss/val", self.val_loss))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Returns the predicted classes, for callbacks that report on them (src/callbacks/test_figures.py).
+        """Returns the predicted classes, for callbacks that report on them (src/callbacks/pictures.py).
         The test's numbers are the run's result: ``result/`` sorts after the curves' ``acc/``, ``loss/``, ``lr``."""
         return self._evaluate(batch, ("result/test_acc", self.test_acc), ("result/test_loss", self.test_loss))
 
@@ -150,13 +120,14 @@ class Classifier(L.LightningModule):
             checkpoint["schedule_start"] = self._schedule_start
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Resuming: the schedule continues where it was. Training a finished run longer (its schedule has run out): the
-        added steps get a new leg of the same schedule, a warm restart as in SGDR; the optimizer's state (momenta) is
-        kept and its learning rate goes back to where the schedule starts."""
+        """Resuming: the schedule continues where it was (a resume keeps the run's length: ``src/checkpoints.py``).
+        Training a finished run longer (its schedule has run out): the added steps get a new leg of the same schedule, a
+        warm restart as in SGDR; the optimizer's state (momenta) is kept and its learning rate goes back to where the
+        schedule starts."""
         steps, done = checkpoint.get("schedule_steps"), int(checkpoint["global_step"])
-        self._checkpoint_schedule_steps, self._schedule_start = steps, int(checkpoint.get("schedule_start", 0))
+        self._schedule_start = int(checkpoint.get("schedule_start", 0))
         if steps is not None and done >= steps:  # the schedule is over: only a longer run can continue from here
-            self._checkpoint_schedule_steps, self._schedule_start = None, done
+            self._schedule_start = done
             checkpoint["lr_schedulers"] = []  # Lightning restores nothing into the new leg's scheduler
             for optimizer in checkpoint.get("optimizer_states", []):
                 for group in optimizer["param_groups"]:
@@ -167,13 +138,6 @@ class Classifier(L.LightningModule):
         if not self.hparams.scheduler:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
-        if self._checkpoint_schedule_steps not in (None, total_steps):
-            # Lightning would restore the old schedule, sized for the old run, and step past its end.
-            raise ScheduleLengthError(
-                f"the checkpoint's learning-rate schedule spans {self._checkpoint_schedule_steps} steps but this run "
-                f"would take {total_steps}, and the run has not finished; resume it with the max_epochs, batch size and "
-                "gradient accumulation it was started with, then train it longer from its last.ckpt"
-            )
         # A leg of the schedule spans the steps from its start to the end of the run (the whole run, unless trained longer).
         scheduler = instantiate(
             self.hparams.scheduler, optimizer=optimizer, total_steps=max(1, total_steps - self._schedule_start)

@@ -1,9 +1,5 @@
-"""The loss choices, each selected by a file in ``conf/loss/``.
-
-Every loss maps ``(logits, targets)`` to one value per sample, never a batch mean: the classifier divides the
-sum by the number of samples in the whole gradient-accumulation window, so that k accumulated batches of size b
-give exactly the gradient of one batch of size k*b.
-"""
+"""The losses of ``conf/loss/``: one value per sample, never a batch mean, so that the classifier can divide the sum by
+the samples of a whole accumulation window (k accumulated batches of b: the gradient of one batch of k*b)."""
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,10 +22,7 @@ def softmax_mse(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def tutorial(logits: Tensor, targets: Tensor) -> Tensor:
-    """The tutorial's loss: ``-onehot * log(softmax)``, averaged over classes (and, by the classifier, over samples).
-
-    It is cross-entropy divided by the number of classes, so it learns 10x slower at the same learning rate.
-    ``log_softmax`` computes ``log(softmax)`` without the ``log(0)`` the tutorial's two-step version can hit.
-    """
+    """The tutorial's loss: ``-onehot * log(softmax)`` averaged over classes too, cross-entropy / 10 (it learns 10x
+    slower at the same learning rate); ``log_softmax`` avoids the ``log(0)`` of the tutorial's two steps."""
     one_hot = F.one_hot(targets, logits.shape[1]).to(logits.dtype)
     return (-one_hot * F.log_softmax(logits, dim=1)).mean(dim=1)

@@ -8,13 +8,8 @@ from src.validate import SettingError, number, whole_number
 
 
 class MLP(nn.Module):
-    """Flatten, then ``Linear -> ReLU`` for each hidden width, then a ``Linear`` to class logits.
-
-    The defaults build the tutorial's network exactly:
-    Flatten, Linear(784, 512), ReLU, Linear(512, 512), ReLU, Linear(512, 512), ReLU, Linear(512, 10).
-    ``dropout`` > 0 adds a Dropout after each ReLU (off by default, so the tutorial's network is unchanged).
-    ``compile=True`` runs the forward through ``torch.compile`` (fuses the small ops; pays off on a GPU).
-    """
+    """Flatten, then ``Linear -> ReLU`` for each hidden width, then a ``Linear`` to class logits: by default the
+    tutorial's network exactly. ``dropout`` > 0 adds a Dropout after each ReLU; ``compile=True`` compiles the forward."""
 
     def __init__(
         self,

@@ -1,8 +1,5 @@
-"""Learning-rate schedules, each selected by a file in ``conf/scheduler/``.
-
-All of them step once per optimizer step and are sized by ``total_steps``, which the classifier takes from
-``Trainer.estimated_stepping_batches``: so they stay right when batch size, accumulation or epochs change.
-"""
+"""The learning-rate schedules of ``conf/scheduler/``, stepped every optimizer step and sized by ``total_steps``
+(Lightning's ``estimated_stepping_batches``): right whatever the batch size, accumulation or epochs."""
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LRScheduler, MultiStepLR, OneCycleLR
@@ -19,12 +16,8 @@ def cosine(optimizer: Optimizer, total_steps: int, min_lr: float = 0.0) -> LRSch
 def one_cycle(
     optimizer: Optimizer, total_steps: int, pct_start: float = 0.25, div_factor: float = 25.0, final_div_factor: float = 1e4
 ) -> LRScheduler:
-    """Warm up from the optimizer's learning rate / ``div_factor`` to that rate for ``pct_start`` of the run, then
-    anneal to it / (``div_factor`` x ``final_div_factor``), as ``OneCycleLR`` does.
-
-    Each phase takes at least one step, so a short run warms up over its first steps; a run of fewer than 3 steps has
-    no room for both phases and keeps the optimizer's learning rate.
-    """
+    """``OneCycleLR``: from the optimizer's lr / ``div_factor`` up to it for ``pct_start`` of the run, then down to it /
+    (``div_factor`` x ``final_div_factor``); each phase at least one step (under 3 steps: the lr stays)."""
     number("pct_start", pct_start, 0, 1, above_low=True, below_high=True)
     number("div_factor", div_factor, 0, above_low=True)
     number("final_div_factor", final_div_factor, 0, above_low=True)

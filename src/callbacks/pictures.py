@@ -1,26 +1,35 @@
-"""After the test: a confusion-matrix image and a grid of misclassified test digits, as PNG files in the run folder and
-in the logger (TensorBoard's IMAGES tab, MLflow's artifacts)."""
+"""The pictures a run draws after its test (``conf/callbacks/pictures.yaml``; drawn by ``src/figures.py``): the curves,
+a confusion matrix and the misclassified test digits, as PNG files in the run folder and in the logger."""
 
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import MLFlowLogger, TensorBoardLogger  # src.loggers' is a subclass
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger  # src.loggers' is a subclass
 from PIL import Image
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from src.figures import draw_confusion, draw_misclassified, pixels
+from src.figures import draw_confusion, draw_misclassified, draw_run, pixels, read_curves
 from src.validate import whole_number
 
 
-class TestFigures(L.Callback):
-    """Collects the test predictions (``test_step`` returns them) and logs two figures at the end of the test.
+class CurvesPNG(L.Callback):
+    """``<run folder>/curves.png``: accuracy and loss against step, train and val, the test accuracy marked, drawn from
+    the files TensorBoard or the CSV logger wrote (MLflow draws its own; without a logger, no curves)."""
 
-    ``confusion_matrix``: counts of true (rows) against predicted (columns) digits (torchmetrics counts them), the
-    errors coloured on their own scale. ``misclassified``: up to ``max_digits`` wrongly classified test digits, each
-    labelled true→predicted (under DDP, from rank 0's shard of the test set). Drawn by ``src/figures.py``.
-    """
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        kept = [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger | CSVLogger)]  # not MLflow's
+        if trainer.is_global_zero and kept and not trainer.fast_dev_run:
+            kept[0].save()  # flushed: the picture is read back from the files
+            run_dir = Path(trainer.default_root_dir)
+            draw_run(read_curves(run_dir), run_dir / "curves.png", f"{run_dir.parent.name}/{run_dir.name}")
+
+
+class TestFigures(L.Callback):
+    """Collects the test predictions (``test_step`` returns them) and logs two figures at the end of the test:
+    ``confusion_matrix``, true (rows) against predicted (columns), counted by torchmetrics, the errors coloured on their
+    own scale; ``misclassified``, up to ``max_digits`` wrong test digits labelled true→predicted (under DDP, rank 0's)."""
 
     def __init__(self, max_digits: int = 24) -> None:
         self.max_digits = whole_number("max_digits", max_digits, 0)

@@ -1,12 +1,13 @@
 """The command line as a user types it: each source of a refusal once, through the real entry points (one line, exit
-status 2, no traceback, not a byte written), and one real run on MNIST to real accuracy."""
+status 2, no traceback, not a byte written), and one run on the real MNIST to real accuracy. (``python -m src.train``
+from a fresh interpreter: every DDP rank Lightning starts, test_ddp.py, and the joblib launcher's jobs, test_sweeps.py.)"""
 
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import run_many, run_module, tiny_data, tree
+from tests.conftest import REPO, run_many, tiny_data, tree
 
 # (arguments of python -m src.train, the start of the one line it must print after "error: "), one per source
 BAD_TRAIN_COMMANDS = [
@@ -82,17 +83,8 @@ def test_the_other_entry_points_keep_the_same_contract(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_one_epoch_on_real_mnist_through_the_command_line(real_mnist: Path, tmp_path: Path) -> None:
-    done = run_module(
-        "src.train",
-        f"log_dir={tmp_path}",
-        "name=cli",
-        "trainer.max_epochs=1",
-        "data.batch_size=64",
-        "trainer.accumulate_grad_batches=2",
-        "optimizer.lr=0.002",
-        "loss=label_smoothing",
-        "seed=3",
-    )
+    arguments = [f"log_dir={tmp_path}", "name=cli", "trainer.max_epochs=1", "data.batch_size=64", "optimizer.lr=0.002"]
+    (done,) = run_many([("src.train", REPO, [*arguments, "trainer.accumulate_grad_batches=2", "loss=label_smoothing", "seed=3"])])
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "cli" / "version_0"
     (line,) = [line for line in done.stdout.splitlines() if line.startswith("test accuracy ")]

@@ -18,7 +18,7 @@ from hydra.utils import get_object, instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
-from tensorboard.plugins.hparams.summary_v2 import hparams_pb
+from tensorboard.plugins.hparams.summary_v2 import hparams_pb  # what tensorboard.plugins.hparams.api (TF) exports
 
 from src.cli import command
 

@@ -1,17 +1,14 @@
-"""Every logger choice (MLflow's local store among them), and a live `mlflow server` that a resume continues."""
+"""Every logger choice, and MLflow's run, which a resume continues."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
+import shlex
+import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from src.checks import check_mlflow
+from src.cli import ConfigError
 from src.figures import read_csv_curves
 from src.train import train
 from tests.conftest import TINY_RUN, TinyMNIST, run_many, scalars, tiny_data
@@ -38,6 +35,13 @@ def test_csv_history_of_a_resumed_run_is_the_tensorboard_history(tiny_config) ->
     assert [step for step, _ in from_csv["acc/val"]] == [15, 31]
 
 
+def test_the_commands_a_summary_prints_paste_into_a_shell_with_a_space_in_their_path(tiny_config, tmp_path) -> None:
+    summary = train(tiny_config("logger=many", "trainer.max_epochs=1", f"log_dir={tmp_path / 'run s'}"))
+    tensorboard, csv_file = (line.split(maxsplit=1)[1] for line in summary["logged"])
+    assert shlex.split(tensorboard) == ["tensorboard", "--logdir", str(Path(summary["run_dir"]).resolve())]
+    assert shlex.split(csv_file) == [str(Path(summary["run_dir"]).resolve() / "csv" / "version_0" / "metrics.csv")]
+
+
 def test_init_from_starts_a_new_run_from_the_weights_only(tiny_config) -> None:
     first = train(tiny_config("trainer.max_epochs=1", "trainer.log_every_n_steps=1"))
     tuned = train(tiny_config("name=tuned", "trainer.max_epochs=1", "trainer.log_every_n_steps=1", "init_from=last"))
@@ -49,11 +53,11 @@ def test_init_from_starts_a_new_run_from_the_weights_only(tiny_config) -> None:
 
 @pytest.mark.slow
 def test_every_logger_choice_ends_with_a_summary(tiny_mnist: TinyMNIST, tmp_path: Path) -> None:
-    """Each choice through the real command line: exit 0, the summary, and the curves picture where metrics are kept."""
+    """Each choice through the real command line: exit 0, the summary, and the curves picture where metrics are kept
+    (logger=mlflow, whose own UI draws the curves: test_mlflow_run_is_continued_by_a_resume)."""
     choices = {
         "logger=tensorboard": "curves           tensorboard --logdir",
         "logger=csv": "csv/version_0/metrics.csv",
-        "logger=mlflow": "mlflow ui --backend-store-uri sqlite:///",  # the local store, under log_dir
         "logger=many": "metrics          ",
         "logger=none": "note: no metrics kept and no curves drawn: logger=none",
         "~logger": "note: no metrics kept and no curves drawn: logger=none",
@@ -69,48 +73,32 @@ def test_every_logger_choice_ends_with_a_summary(tiny_mnist: TinyMNIST, tmp_path
     ]
     assert not failures, "\n\n".join(failures)
     runs = sorted((work / "lightning_logs" / "mnist").iterdir())
-    assert [(run / "curves.png").is_file() for run in runs] == [True, True, False, True, False, False]  # MLflow: its UI
-    assert sorted(path.name for path in work.iterdir()) == ["lightning_logs"]  # MLflow's store is under log_dir too
+    assert [(run / "curves.png").is_file() for run in runs] == [True, True, True, False, False]
+    assert sorted(path.name for path in work.iterdir()) == ["lightning_logs"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def test_a_tracking_server_must_answer_within_seconds() -> None:
+    """What check_mlflow asks of a server: an answer at /health (a stand-in here; the run against MLflow's own store is
+    below); a port where nothing listens is refused at once (test_cli.py runs that one through the command line)."""
+    from http.server import BaseHTTPRequestHandler, HTTPServer
 
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 and a free port, with its own SQLite store; stopped at the end."""
-    folder, port = tmp_path_factory.mktemp("mlflow-server"), free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    command += ["--backend-store-uri", f"sqlite:///{folder}/store.db", "--artifacts-destination", str(folder / "artifacts")]
-    env = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no job runner processes: starts in seconds
-    with (folder / "server.log").open("w") as log:
-        server = subprocess.Popen(command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            assert server.poll() is None, (folder / "server.log").read_text()[-2000:]
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not answer within 60 s")
-        yield uri
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        def log_message(self, *args) -> None:
+            pass
+
+    with HTTPServer(("127.0.0.1", 0), Health) as server:
+        threading.Thread(target=server.handle_request, daemon=True).start()
+        check_mlflow("logger", {"tracking_uri": f"http://127.0.0.1:{server.server_port}"})
+    with pytest.raises(ConfigError, match=r"^logger.tracking_uri=http://127.0.0.1:\d+: no MLflow server answers there"):
+        check_mlflow("logger", {"tracking_uri": f"http://127.0.0.1:{server.server_port}"})  # closed now
 
 
 @pytest.mark.slow
-def test_mlflow_run_is_continued_by_a_resume(mlflow_server: str, tiny_mnist: TinyMNIST, tmp_path: Path) -> None:
+def test_mlflow_run_is_continued_by_a_resume(tiny_mnist: TinyMNIST, tmp_path: Path) -> None:
     """Train a tiny run with logger=mlflow, resume it for a second epoch in another precision (a Trainer setting a
     resume may change): MLflow holds one run, whose params are the run's settings as it started and whose metric history
     goes on across the resume. Read back through MLflow's own client."""
@@ -118,8 +106,8 @@ def test_mlflow_run_is_continued_by_a_resume(mlflow_server: str, tiny_mnist: Tin
 
     work = tmp_path / "work"
     work.mkdir()
-    uri = mlflow_server  # a real server: the local store (the default) is in test_every_logger_choice_ends_with_a_summary
-    common = [*TINY_RUN, "logger=mlflow", f"logger.tracking_uri={uri}", "name=mlflow-server", *tiny_data(tiny_mnist)]
+    uri = f"sqlite:///{work}/lightning_logs/mlflow.db"  # MLflow's local store, under log_dir: the default
+    common = [*TINY_RUN, "logger=mlflow", "name=mlflow-local", *tiny_data(tiny_mnist)]
     first, resumed = run_many(
         [
             ("src.train", work, common),
@@ -127,11 +115,13 @@ def test_mlflow_run_is_continued_by_a_resume(mlflow_server: str, tiny_mnist: Tin
         ]
     )
     for done in (first, resumed):
-        assert done.returncode == 0 and "mlflow run" in done.stdout, done.stdout[-1500:] + done.stderr[-1500:]
+        assert done.returncode == 0 and "mlflow ui --backend-store-uri sqlite:///" in done.stdout, (
+            done.stdout[-1500:] + done.stderr[-1500:]
+        )
     client = MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("mlflow-server").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name("mlflow-local").experiment_id])
     assert run.info.run_id in first.stdout and run.info.run_id in resumed.stdout
-    assert run.info.run_name == "mlflow-server/version_0" and run.info.status == "FINISHED"
+    assert run.info.run_name == "mlflow-local/version_0" and run.info.status == "FINISHED"
     assert run.data.params["lr"] == "0.001" and run.data.params["batch_size"] == "32" and run.data.params["optimizer"] == "adamw"
     assert run.data.params["precision"] == "32-true"  # as the run started
     val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "acc/val")]

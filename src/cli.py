@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
@@ -95,7 +95,9 @@ def hydra_refusal(error: Exception) -> str:
     missing = error.__cause__
     if isinstance(missing, ConfigAttributeError | ConfigKeyError) and missing.full_key:
         return f"{typed(missing.full_key)}: no such key; {closest_key(missing.full_key, missing.parent_node)}"
-    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    hydras = "; ".join(line.strip().rstrip(".") for line in str(error).splitlines() if line.strip())
+    marked = [argument for argument in sys.argv[1:] if argument.startswith(("+", "~"))]  # what composition adds, deletes
+    return f"{' '.join(marked)}: {hydras}" if isinstance(error, ConfigCompositionException) and marked else hydras
 
 
 def setting(key: str, arguments: Sequence[str]) -> list[str]:

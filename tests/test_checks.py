@@ -2,6 +2,7 @@
 is written. (The same contract through the real command line, once per source of error: test_cli.py.)"""
 
 import inspect
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -112,6 +113,19 @@ def composition_error(*overrides: str) -> str:
 def test_hydras_refusals_are_worded_from_its_exceptions(overrides: list[str], expected: str) -> None:
     """The key, the options, the override: the attributes of Hydra's exceptions (the value comes from the command line,
     which a test has none of)."""
+    assert composition_error(*overrides).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["+trainer.fast_dev_run=true"], "+trainer.fast_dev_run=true: Could not append to config. An item is already at"),
+        (["data.batch_size=64", "~trainer.nothere"], "~trainer.nothere: Could not delete from config"),
+    ],
+)
+def test_what_hydra_cannot_add_or_delete_names_the_override(monkeypatch, overrides: list[str], expected: str) -> None:
+    """Hydra's exception names no override here: the command line's own ``+``/``~`` overrides are named."""
+    monkeypatch.setattr(sys, "argv", ["train.py", *overrides])
     assert composition_error(*overrides).startswith(expected)
 
 

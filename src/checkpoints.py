@@ -1,7 +1,8 @@
 """Checkpoints (``<run folder>/checkpoints/``: the best by val accuracy, ``last.ckpt``): found, read, checked against
-the configured run, each refusal naming the file and what to do. No Lightning here, so that ``src.predict`` starts
-fast (writing: ``src/checkpoint_io.py``)."""
+the configured run, each refusal naming the file and what to do; and the run's result file. No Lightning here, so that
+``src.predict`` and ``src.serve`` start fast (writing: ``src/checkpoint_io.py``)."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import torch
 from hydra.utils import instantiate
 
 from src.cli import ConfigError
+from src.data.datasets import DATASETS
 from src.validate import show
 
 CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)started with (src/callbacks/save_config.py)
@@ -19,6 +21,9 @@ FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_w
 # The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
 RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches")
 RUN_LENGTH += ("devices", "num_nodes")
+
+
+RESULT_FILE = "result.json"  # in a run folder: what src.train measured (a sweep adds the job's row to it)
 
 
 class CheckpointError(ConfigError):
@@ -77,16 +82,49 @@ def other_checkpoints(path: Path) -> str:
     return f"checkpoints of this run: {', '.join(others)}" if others else "give a .ckpt written by python -m src.train"
 
 
+def write_result(run_dir: Path, row: dict[str, Any]) -> None:
+    """Record ``row`` in the run folder's result file, beside what it holds already (jobs may run in other processes)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RESULT_FILE
+    path.write_text(json.dumps((json.loads(path.read_text()) if path.is_file() else {}) | row, indent=1))
+
+
+def run_result(checkpoint: Path) -> dict[str, Any]:
+    """What src.train recorded of the checkpoint's run (its test accuracy, which checkpoint it tested); {} if nothing."""
+    path = run_folder(checkpoint) / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
     """The network's own weights in a classifier's ``state_dict`` (``net.*``, prefix dropped): what ``MLP`` loads."""
     return {name.removeprefix("net."): tensor for name, tensor in state_dict.items() if name.startswith("net.")}
 
 
-def trained_network(state: dict[str, Any]) -> torch.nn.Module:
+def trained_network(state: dict[str, Any], path: Path, key: str = "ckpt_path") -> torch.nn.Module:
     """The trained network alone, built from the checkpoint's own settings (no Lightning: predicting starts fast)."""
-    model = instantiate(state["hyper_parameters"]["model"])
-    model.load_state_dict(network_weights(state["state_dict"]))
+    try:
+        model = instantiate(state["hyper_parameters"]["model"])
+        model.load_state_dict(network_weights(state["state_dict"]))
+    except Exception as error:  # no model settings in it, or weights of another shape
+        reason = " ".join(str(error).split())[:160]
+        problem = f"not a network this project trained ({reason})"
+        raise CheckpointError(f"{key}={path}: {problem}; {other_checkpoints(path)}") from error
     return model.eval()
+
+
+class PixelClassifier(torch.nn.Module):
+    """A checkpoint's network behind its data's normalization: pixels ``(N, 28, 28)`` in ``[0, 1]``, light on dark as
+    its data set stores them, in; the class probabilities out. What ``src.predict`` and ``src.serve`` run."""
+
+    def __init__(self, state: dict[str, Any], path: Path) -> None:
+        super().__init__()
+        self.network = trained_network(state, path)
+        data = state["datamodule_hyper_parameters"]
+        self.data_set = DATASETS[data["dataset"]]
+        self.mean, self.std = self.data_set.mean_std(data["normalization"])
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.network(pixels.unsqueeze(1).sub(self.mean).div(self.std)).softmax(dim=1)
 
 
 def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:

@@ -6,7 +6,6 @@ Types and unknown keys: pydantic, against the type hints of what each ``_target_
 their own when they are built; here, only those Lightning looks at mid-run, and the rules no single class knows.
 """
 
-import difflib
 import importlib.util
 import json
 import os
@@ -26,7 +25,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
-from src.cli import ConfigError, resolved, typed
+from src.cli import ConfigError, first_error, resolved, typed, validated
 from src.data.datasets import DATASETS
 from src.loggers import logger_configs
 from src.validate import show
@@ -88,7 +87,7 @@ class OptimizerRanges(BaseModel):
 def check(cfg: DictConfig) -> None:
     """Refuse every setting that would fail later, after data was fetched or time was spent."""
     settings = resolved(cfg)
-    validated("", TrainSettings, {key: value for key, value in settings.items() if key not in GROUPS})
+    validated("", TrainSettings, {key: value for key, value in settings.items() if key not in GROUPS}, GROUPS)
     if settings["ckpt_path"] is not None and settings["init_from"] is not None:
         raise ConfigError(
             f"init_from={settings['init_from']}: give ckpt_path (resume a run as it was) or init_from (a new run from its "
@@ -146,34 +145,6 @@ def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[Sch
     config = ConfigDict(arbitrary_types_allowed=True)  # a hint naming a class (Strategy, Tensor) is an isinstance check
     schema = generate_arguments_schema(function, schema_type="arguments", parameters_callback=leave_out, config=config)
     return SchemaValidator(schema), [argument["name"] for argument in schema["arguments_schema"]]
-
-
-def validated(key: str, model: type[BaseModel], values: Mapping[str, Any]) -> None:
-    try:
-        model.model_validate(values)
-    except ValidationError as error:
-        raise ConfigError(first_error(key, error, values)) from None
-
-
-def first_error(
-    key: str, error: ValidationError, given: Mapping[str, Any], names: list[str] | None = None, target: str = ""
-) -> str:
-    """pydantic's first error as one line, ``<key>.<name>=<value>: <what pydantic says>``; where a union was tried
-    (``Literal``s, ``int | bool``), what each of its members takes."""
-    errors = [e for e in error.errors(include_url=False) if e["type"] != "needs_python_object"]  # Tensor, in a union
-    first = errors[0]
-    name = str(first["loc"][0])
-    setting = f"{key}.{name}" if key else name
-    value = show(given.get(name, first["input"]))
-    if first["type"] == "extra_forbidden":  # a model of this project: the top-level keys
-        return f"{setting}={value}: no such setting; the top-level keys are {', '.join([*TrainSettings.model_fields, *GROUPS])}"
-    if first["type"] == "unexpected_keyword_argument":
-        close = difflib.get_close_matches(name, names or [], n=1)
-        takes = f"it takes {', '.join(names or [])}" if len(names or []) <= 12 else "see its documentation for what it takes"
-        return f"{setting}={value}: {target} has no such argument; " + (f"did you mean {key}.{close[0]}?" if close else takes)
-    messages = [e["msg"].removeprefix("Value error, ") for e in errors if str(e["loc"][0]) == name]
-    alternatives = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in messages))
-    return f"{setting}={value}: {'Input should be ' if messages[0].startswith('Input should be ') else ''}{alternatives}"
 
 
 def check_run_length(trainer: Mapping[str, Any]) -> None:

@@ -52,7 +52,7 @@ def export(
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
     target = target_file(out, checkpoint, format)
-    net = checkpoints.trained_network(state)
+    net = checkpoints.trained_network(state, checkpoint)
     test = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device", "num_workers": 0})
     test.prepare_data()  # the official test images, normalized as the checkpoint's training data was
     test.setup("test")

@@ -22,10 +22,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.builders import build_callbacks, build_classifier, build_datamodule, build_trainer
+from src.checkpoints import RESULT_FILE
 from src.checks import check
 from src.cli import ConfigError, command, hydra_refusal, refusals_exit, shown_path
 
-RESULT_FILE = "result.json"
 SWEEP_JOBS_VARIABLE = "MNIST_LIGHTNING_SWEEP_JOBS"  # how many jobs the sweep runs, for each job's header line
 # The keys the command line fixes for every job: conf/train.yaml leaves them out of the job folders' names.
 FIXED_KEYS_VARIABLE = "MNIST_LIGHTNING_SWEEP_FIXED_KEYS"
@@ -90,12 +90,6 @@ def one_job_leaves_nothing_behind() -> Iterator[None]:
 
 
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]
-
-
-def write_result(run_dir: Path, row: dict[str, Any]) -> None:
-    """One job's row of the sweep summary, written into its own folder (jobs may run in other processes)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / RESULT_FILE).write_text(json.dumps(row, indent=1))
 
 
 def read_results(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -27,10 +27,11 @@ from src import cli
 from src.builders import Run, build_run, given_settings
 from src.callbacks.finite_loss import NonFiniteLoss
 from src.checkpoint_io import CheckpointWriteError
+from src.checkpoints import write_result
 from src.checks import check
 from src.cli import ConfigError, exit_with_error, shown_path
 from src.loggers import RUN_DIR_VARIABLE, log_final, swept_overrides, where_to_look
-from src.sweeps import SWEEP_JOBS_VARIABLE, one_job_leaves_nothing_behind, write_result
+from src.sweeps import SWEEP_JOBS_VARIABLE, one_job_leaves_nothing_behind
 
 
 @dataclass
@@ -55,17 +56,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (test_metrics,) = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
     test_acc, test_loss = float(test_metrics["result/test_acc"]), float(test_metrics["result/test_loss"])
     best_val_acc = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
+    loader = trainer.test_dataloaders
+    test_images = min(loader.sampler.size, int(trainer.num_test_batches[0]) * loader.batch_size * trainer.world_size)
     writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
     if writes_logs and trainer.is_global_zero:
         log_final(
             trainer.loggers, run.settings, {"result/test_acc": test_acc, "result/best_val_acc": best_val_acc}, trainer.global_step
         )
+        tested = Path(best_path).name if best_path else None  # None: the final weights, which no checkpoint holds
+        write_result(run.run_dir, {"test_acc": test_acc, "test_images": test_images, "tested_checkpoint": tested})
     if not writes_logs:
         notes.append("nothing written: fast_dev_run runs a batch of each stage and keeps no logs or checkpoints")
     elif not trainer.loggers:
         notes.append("no metrics kept and no curves drawn: logger=none")
-    loader = trainer.test_dataloaders
-    test_images = min(loader.sampler.size, int(trainer.num_test_batches[0]) * loader.batch_size * trainer.world_size)
     return {
         "data_title": run.datamodule.data_set.title,
         "test_images": test_images,

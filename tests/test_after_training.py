@@ -7,8 +7,10 @@ import torch
 from PIL import Image
 
 from src.cli import ConfigError
+from src.data.datasets import MNIST
+from src.data.images import to_mnist
 from src.eval import evaluate
-from src.predict import predict, to_mnist
+from src.predict import predict
 from tests.conftest import one_error_line, run_many, run_module, synthetic_digits, trained_once, tree
 
 
@@ -36,7 +38,7 @@ def test_predict_reads_digits_of_any_size_colour_and_polarity(trained, tmp_path)
         if i % 3 == 2:
             picture = picture.convert("RGB").resize((112, 112), Image.Resampling.NEAREST)  # bigger, in colour
         picture.save(folder / f"{i}_label{label}.png")
-    assert to_mnist(folder / f"1_label{labels[1].item()}.png").float().mean() < 127  # inverted back
+    assert to_mnist(Image.open(folder / f"1_label{labels[1].item()}.png"), MNIST).mean() < 127  # inverted back
     results = predict(trained["best_checkpoint"], str(folder))
     assert [digit for _, digit, _ in results] == [str(label) for label in labels.tolist()]
     assert all(abs(sum(p) - 1) < 1e-4 and len(p) == 10 for _, _, p in results)

@@ -11,7 +11,8 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from src.sweeps import job_overrides, markdown, read_results, write_result
+from src.checkpoints import write_result
+from src.sweeps import job_overrides, markdown, read_results
 from tests.conftest import CONF, run_many, scalars, synthetic_digits, tiny_data
 
 SWEPT_RUN = [

@@ -15,6 +15,10 @@ class DataSet:
     std: float
     classes: tuple[str, ...]  # class index -> name
     noun: str  # what one image shows: "digit", "item"
+    # How the data set framed its images (src/data/images.py does the same to a user's picture): the ink's bounding
+    # box scaled into a square of ``box`` pixels, keeping its aspect, then placed by its centre of mass or its middle.
+    box: int
+    by_mass: bool
 
     def label(self, index: int) -> str:
         """A class as people say it: "digit 7", "Sneaker"."""
@@ -42,6 +46,8 @@ MNIST = DataSet(
     std=0.3081,
     classes=tuple(str(digit) for digit in range(10)),
     noun="digit",
+    box=20,  # MNIST: "normalized to fit in a 20x20 pixel box ... centered by computing the center of mass"
+    by_mass=True,
 )
 
 FASHION_MNIST = DataSet(
@@ -59,6 +65,8 @@ FASHION_MNIST = DataSet(
     std=0.3530,
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     noun="item",
+    box=28,  # Fashion-MNIST: trimmed, the longest edge resized to 28, centred
+    by_mass=False,
 )
 
 DATASETS: dict[str, DataSet] = {"mnist": MNIST, "fashion_mnist": FASHION_MNIST}

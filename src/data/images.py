@@ -1,0 +1,71 @@
+"""A picture as the network's input, prepared as the data set prepared its own images: ``src.predict`` (image files)
+and ``src.serve`` (uploads, the page's canvas) share it. PIL and NumPy only: the server's request processes run it."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from src.data.datasets import DataSet
+
+SIDE = 28  # MNIST's and Fashion-MNIST's images are 28x28
+READABLE = "give a PNG, JPEG, BMP, GIF, TIFF or WebP image"
+
+
+class ImageError(ValueError):
+    """A picture that cannot be used: the message says what is wrong and what to give instead."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than allowed."""
+
+
+def open_image(source: bytes | Path, max_pixels: int | None = None) -> Image.Image:
+    """The decoded picture; an :class:`ImageError` for what PIL cannot read, or more than ``max_pixels`` pixels (checked
+    from the header, before the pixels are decoded)."""
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        if max_pixels is not None and image.width * image.height > max_pixels:
+            size = f"{image.width}x{image.height}"
+            raise ImageTooLarge(f"{size} pixels is more than the {max_pixels:,} allowed; give a smaller image")
+        image.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
+        if isinstance(error, ImageError):
+            raise
+        raise ImageError(f"not an image PIL can read ({type(error).__name__}); {READABLE}") from error
+    return image
+
+
+def to_mnist(image: Image.Image, data_set: DataSet) -> np.ndarray:
+    """uint8 ``(28, 28)``, light ink on a dark ground as the data set stores it. Any size, colour or polarity: made grey
+    (transparent parts are paper), inverted when its border is light, stretched so the ground is 0 and the brightest ink
+    255; then the ink's bounding box is scaled into ``data_set.box`` pixels keeping its aspect, and placed by its centre
+    of mass (MNIST's digits) or its middle (Fashion-MNIST's items). A digit drawn small in a corner reads as MNIST's do;
+    an image of the data set itself comes back nearly unchanged."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    pixels = np.asarray(ImageOps.grayscale(image), dtype=np.float32)
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if border.mean() > 127:  # dark ink on paper
+        pixels, border = 255 - pixels, 255 - border
+    ground, brightest = float(np.median(border)), float(pixels.max())
+    frame = np.zeros((SIDE, SIDE), dtype=np.float32)
+    if brightest - ground < 1:  # a blank picture: nothing to frame
+        return frame.astype(np.uint8)
+    pixels = np.clip((pixels - ground) / (brightest - ground), 0, 1)
+    rows, columns = np.nonzero(pixels)
+    ink = pixels[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    scale = data_set.box / max(ink.shape)
+    height, width = (max(1, round(side * scale)) for side in ink.shape)
+    if (height, width) != ink.shape:  # PIL's bilinear resize is antialiased when it shrinks
+        ink = np.asarray(Image.fromarray(np.ascontiguousarray(ink)).resize((width, height), Image.Resampling.BILINEAR)).clip(0, 1)
+    if data_set.by_mass:
+        mass = ink.sum()
+        centre = [(ink.sum(axis=axis) * np.arange(ink.shape[1 - axis])).sum() / mass for axis in (1, 0)]
+        top, left = (round(SIDE / 2 - c) for c in centre)  # MNIST's centres of mass sit at (14, 14)
+    else:
+        top, left = (SIDE - height) // 2, (SIDE - width) // 2
+    top, left = min(max(top, 0), SIDE - height), min(max(left, 0), SIDE - width)
+    frame[top : top + height, left : left + width] = ink
+    return np.round(frame * 255).astype(np.uint8)

@@ -1,0 +1,124 @@
+"""``python -m src.serve ckpt_path=<file>|last``: a trained network behind a LitServe endpoint, and a page to draw on.
+
+compose (Hydra: conf/serve.yaml) -> check (pydantic; the checkpoint read and its network built, no Lightning) -> build
+(LitServe's server: the classifier API, the request checks in front of it, the page at ``/``) -> report -> run until
+Ctrl-C. ``POST /predict`` takes a PNG/JPEG body, a multipart upload or JSON pixels; ``GET /health`` and ``GET /info``
+are LitServe's own, ``/info`` telling the checkpoint, data set, network and test accuracy."""
+
+import socket
+from pathlib import Path
+from typing import Any, Literal
+
+import hydra
+import litserve as ls
+import torch
+from fastapi.responses import HTMLResponse
+from omegaconf import DictConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from src import checkpoints, cli
+from src.cli import ConfigError, command, resolved, shown_path, validated
+from src.serving.api import ClassifierAPI
+from src.serving.requests import PredictRequests
+
+PAGE = Path(__file__).with_name("serving") / "page.html"
+
+
+class ServeSettings(BaseModel):
+    """conf/serve.yaml's keys; host and port as LitServe takes them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ckpt_path: str | None
+    log_dir: str = Field(min_length=1)
+    host: Literal["127.0.0.1", "0.0.0.0", "::"]
+    port: int = Field(ge=1024, le=65535)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
+    max_batch_size: int = Field(ge=1, le=4096)
+    batch_timeout: float = Field(ge=0, le=10)
+    max_bytes: int = Field(ge=1)
+    max_pixels: int = Field(ge=1)
+
+
+def check(settings: dict[str, Any]) -> None:
+    validated("", ServeSettings, settings)
+    accelerator = settings["accelerator"]
+    missing = {"gpu": not torch.cuda.is_available(), "cuda": not torch.cuda.is_available()}
+    missing["mps"] = not torch.backends.mps.is_available()
+    if missing.get(accelerator):
+        raise ConfigError(f"accelerator={accelerator}: this machine has none; use accelerator=cpu or accelerator=auto")
+    try:  # what uvicorn would say only after the network is loaded, with a line of its own
+        socket.create_server((settings["host"], settings["port"])).close()
+    except OSError as error:
+        raise ConfigError(
+            f"port={settings['port']}: cannot listen on {settings['host']}:{settings['port']} ({error.strerror}); give "
+            "another port= (or stop what uses it)"
+        ) from None
+
+
+def describe(checkpoint: Path, classifier: checkpoints.PixelClassifier, state: dict[str, Any]) -> dict[str, Any]:
+    """What ``GET /info`` tells of the model, and the command prints: the test accuracy src.train recorded for the run,
+    and whether it was measured on this checkpoint."""
+    result = checkpoints.run_result(checkpoint)
+    return {
+        "checkpoint": shown_path(checkpoint),
+        "data_set": classifier.data_set.title,
+        "classes": list(classifier.data_set.classes),
+        "network": state["hyper_parameters"]["model"],
+        "parameters": sum(p.numel() for p in classifier.parameters()),
+        "test_acc": result.get("test_acc"),
+        "test_images": result.get("test_images"),
+        "tested_checkpoint": result.get("tested_checkpoint"),
+    }
+
+
+def accuracy_line(info: dict[str, Any], checkpoint: Path) -> str:
+    if info["test_acc"] is None:
+        measure = command("python", "-m", "src.eval", f"ckpt_path={checkpoint}")
+        return f"test accuracy    not recorded for its run; measure it: {measure}"
+    measured = f"{info['test_acc']:.4f} on {info['test_images']:,} test images"
+    if info["tested_checkpoint"] == checkpoint.name:
+        return f"test accuracy    {measured}"
+    tested = info["tested_checkpoint"] or "its final weights"
+    return f"test accuracy    {measured}, measured on {tested} of this run (this file: src.eval ckpt_path=<it>)"
+
+
+def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, info: dict[str, Any]) -> ls.LitServer:
+    api = ClassifierAPI(classifier, settings["max_batch_size"], settings["batch_timeout"])
+    limits = {key: settings[key] for key in ("max_bytes", "max_pixels")}
+    checks = (PredictRequests, {"path": api.api_path, "data_set": classifier.data_set, **limits})
+    server = ls.LitServer(api, accelerator=settings["accelerator"], devices=1, model_metadata=info, middlewares=[checks])
+    page = PAGE.read_text()
+    # LitServe answers "/" itself ("litserve running"), registered before any route of ours: the page takes its place.
+    server.app.router.routes[:] = [route for route in server.app.routes if getattr(route, "path", None) != "/"]
+    server.app.add_api_route("/", lambda: HTMLResponse(page), methods=["GET"], include_in_schema=False)
+    return server
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+@cli.task
+def main(cfg: DictConfig) -> None:
+    settings = resolved(cfg) | {"ckpt_path": cfg.get("ckpt_path")}  # get: None for ???
+    check(settings)
+    checkpoint = checkpoints.needed(settings["ckpt_path"], Path(settings["log_dir"]))
+    state = checkpoints.read(checkpoint)
+    classifier = checkpoints.PixelClassifier(state, checkpoint)
+    info = describe(checkpoint, classifier, state)
+    server = build(settings, classifier, info)
+    host = f"[{settings['host']}]" if ":" in settings["host"] else settings["host"]
+    address = f"http://{'127.0.0.1' if settings['host'] == '0.0.0.0' else host}:{settings['port']}"
+    classes = " ".join(info["classes"]) if info["data_set"] == "MNIST" else ", ".join(info["classes"])
+    print(
+        f"serving          {shown_path(checkpoint)}: {info['data_set']}, {len(info['classes'])} classes ({classes})\n"
+        f"{accuracy_line(info, checkpoint)}\n"
+        f"page             {address}/\n"
+        f"predict          curl -s --data-binary @digit.png {address}/predict\n"
+        f"info             {address}/info   (health: {address}/health)\n"
+        "stop             Ctrl-C",
+        flush=True,
+    )
+    server.run(host=settings["host"], port=settings["port"], log_level="warning", generate_client_file=False)
+    print("stopped")
+
+
+if __name__ == "__main__":
+    cli.run(main)

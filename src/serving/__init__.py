@@ -1,0 +1,1 @@
+"""The server of src.serve: the request checks, the LitServe API, the page."""

@@ -1,0 +1,116 @@
+"""What ``POST /predict`` accepts, checked where each request arrives: an ASGI middleware in front of LitServe turns a
+PNG/JPEG body, a multipart upload or JSON pixels into the 28x28 pixels the network sees, or answers a 4xx with a
+one-line JSON error (``{"detail": ...}``, as FastAPI's own 404 and 405 do).
+
+Why in front: LitServe 0.2.19 decodes a body with ``request.json()`` (a PNG or broken JSON becomes a 500), and its
+batched loop decodes a whole batch in one ``try`` (one bad request would fail every request batched with it). Only
+checked requests reach it, as JSON ``{"pixels": ...}``."""
+
+import json
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from src.data.datasets import DataSet
+from src.data.images import SIDE, ImageError, ImageTooLarge, open_image, to_mnist
+
+WHAT_TO_SEND = 'send a PNG or JPEG body, a multipart upload or JSON {"pixels": 28 rows of 28 numbers in 0..1}'
+
+Row = Annotated[list[Annotated[float, Field(ge=0, le=1)]], Field(min_length=SIDE, max_length=SIDE)]
+
+
+class Pixels(BaseModel):
+    """JSON pixels: light digit on dark as MNIST stores it, used as they are (no centring)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    pixels: Annotated[list[Row], Field(min_length=SIDE, max_length=SIDE)]
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class PredictRequests:
+    """The middleware (``LitServer(middlewares=[(PredictRequests, {...})])``): other routes pass through untouched."""
+
+    def __init__(self, app: ASGIApp, *, path: str, data_set: DataSet, max_bytes: int, max_pixels: int) -> None:
+        self.app, self.path, self.data_set = app, path, data_set
+        self.max_bytes, self.max_pixels = max_bytes, max_pixels
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        try:
+            body = await self.read_body(receive)
+            pixels = await self.pixels(scope, body)
+        except BadRequest as error:
+            return await JSONResponse({"detail": error.detail}, status_code=error.status)(scope, receive, send)
+        checked = json.dumps({"pixels": pixels.round(4).tolist()}).encode()
+        headers = [(name, value) for name, value in scope["headers"] if name not in (b"content-type", b"content-length")]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(checked)).encode())]
+        sent = False
+
+        async def replay() -> Message:  # the checked body once, then the client's own messages (a disconnect)
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": checked, "more_body": False}
+
+        await self.app(scope | {"headers": headers}, replay, send)
+
+    async def read_body(self, receive: Receive) -> bytes:
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest(400, "the client went away before the body arrived")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise BadRequest(413, f"the body is over {self.max_bytes:,} bytes; send a smaller image (max_bytes= sets it)")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        if not size:
+            raise BadRequest(400, f"the body is empty; {WHAT_TO_SEND}")
+        return b"".join(chunks)
+
+    async def pixels(self, scope: Scope, body: bytes) -> np.ndarray:
+        """The pixels in ``[0, 1]``, ``(28, 28)``: JSON's as given, an image's prepared as its data set's were."""
+        media = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        if media == "application/json":
+            try:
+                return np.asarray(Pixels.model_validate_json(body).pixels, dtype=np.float32)
+            except ValidationError as error:
+                first = error.errors(include_url=False)[0]
+                where = ".".join(map(str, first["loc"])) or "body"
+                raise BadRequest(422, f"{where}: {first['msg']}; {WHAT_TO_SEND}") from None
+        if media == "multipart/form-data":
+            body = await self.uploaded_file(scope, body)
+        try:
+            image = await run_in_threadpool(lambda: to_mnist(open_image(body, self.max_pixels), self.data_set))
+        except ImageError as error:
+            raise BadRequest(413 if isinstance(error, ImageTooLarge) else 415, str(error)) from None
+        return image.astype(np.float32) / 255
+
+    @staticmethod
+    async def uploaded_file(scope: Scope, body: bytes) -> bytes:
+        async def once() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            form = await Request(scope, once).form(max_files=1, max_fields=10)
+        except Exception as error:  # python-multipart's parse errors, and Starlette's own limits
+            raise BadRequest(400, f"a broken multipart body ({' '.join(str(error).split())}); {WHAT_TO_SEND}") from None
+        files = [value for value in form.values() if isinstance(value, UploadFile)]
+        if not files:
+            raise BadRequest(422, f"the multipart body holds no file; {WHAT_TO_SEND}")
+        return await files[0].read()

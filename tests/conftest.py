@@ -104,6 +104,17 @@ def real_mnist() -> Path:
     return REAL_DATA_DIR
 
 
+@pytest.fixture(scope="session")
+def real_run(real_mnist, tmp_path_factory) -> dict:
+    """One epoch of the default recipe on real MNIST, trained once for the tests that need a network that reads real
+    digits (src.predict, src.serve); its summary."""
+    from src.train import train
+
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        overrides = [f"log_dir={tmp_path_factory.mktemp('real')}", *QUIET, *NO_PICTURES, "trainer.max_epochs=1"]
+        return train(compose("train", overrides=overrides))
+
+
 @pytest.fixture
 def compose_config(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """compose_config(*overrides) -> the training config, logging into a temporary folder."""

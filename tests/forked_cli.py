@@ -17,7 +17,7 @@ import tempfile
 import time
 import traceback
 
-ENTRY_POINTS = ("src.train", "src.eval", "src.predict", "src.export", "src.plot")
+ENTRY_POINTS = ("src.train", "src.eval", "src.predict", "src.export", "src.plot", "src.serve")
 
 
 def run_one(module: str, cwd: str, arguments: list[str], signal: list | None = None) -> tuple[int, str, str]:

@@ -1,0 +1,253 @@
+"""``python -m src.serve``: the real server on a free port, real MNIST digits, bad requests beside good ones, the page
+in a real browser, and the refusals before it starts."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from src.checkpoints import PixelClassifier
+from src.data.datasets import FASHION_MNIST
+from src.predict import predict
+from tests.conftest import REAL_DATA_DIR, REPO, cli_env, one_error_line, run_many, trained_once, tree
+
+LIMITS = ["max_bytes=300000", "max_pixels=1000000"]
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+class Server:
+    """``python -m src.serve`` as a user starts it, in a session of its own (a terminal's Ctrl-C reaches its group)."""
+
+    def __init__(self, cwd: Path, *arguments: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "src.serve", f"port={self.port}", *arguments]
+        env = cli_env() | {"PYTHONPATH": str(REPO)}
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        deadline = time.monotonic() + 90
+        while self.get("/health") != (200, b"ok"):
+            assert self.process.poll() is None, self.process.communicate()[0]
+            assert time.monotonic() < deadline, "the server did not become healthy in 90 s"
+            time.sleep(0.1)
+
+    def request(self, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.url + path, body, headers or {}), timeout=60) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except (urllib.error.URLError, ConnectionError):
+            return 0, b""
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self.request(path)
+
+    def post(self, body: bytes, content_type: str = "image/png") -> tuple[int, dict]:
+        status, answer = self.request("/predict", body, {"Content-Type": content_type})
+        return status, json.loads(answer)
+
+    def stop(self) -> tuple[int, str, float]:
+        """Ctrl-C as a terminal sends it: to every process of the group. The exit status, the output, the seconds."""
+        started = time.monotonic()
+        os.killpg(self.process.pid, signal.SIGINT)
+        output = self.process.communicate(timeout=60)[0]
+        return self.process.returncode, output, time.monotonic() - started
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def multipart(name: str, filename: str | None, content: bytes) -> tuple[bytes, str]:
+    boundary = "test-boundary-4f2a"
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    body = f"--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: image/png\r\n\r\n".encode()
+    return body + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[torch.Tensor, torch.Tensor]:
+    from torchvision.datasets import MNIST
+
+    test = MNIST(str(REAL_DATA_DIR), train=False)
+    return test.data[:24], test.targets[:24]
+
+
+@pytest.fixture(scope="module")
+def served(real_run, tmp_path_factory) -> Iterator[tuple[Server, Path]]:
+    """The real run's best checkpoint served at max_batch_size=32, from a working folder of its own."""
+    cwd = tmp_path_factory.mktemp("serve_cwd")
+    checkpoint = Path(real_run["best_checkpoint"])
+    server = Server(cwd, f"ckpt_path={checkpoint}", "max_batch_size=32", "batch_timeout=0.05", *LIMITS)
+    yield server, checkpoint
+    code, output, _ = server.stop()
+    assert code == 0 and "Traceback" not in output, output
+    assert tree(cwd) == {}  # LitServe's client.py is not written into the user's folder
+
+
+def test_answers_match_src_predict_and_the_checkpoints_own_network(served, digits, tmp_path) -> None:
+    server, checkpoint = served
+    images, labels = digits
+    classifier = PixelClassifier(torch.load(checkpoint, weights_only=True), checkpoint)
+    for index, pixels in enumerate(images.numpy()):
+        (tmp_path / f"{index:02d}.png").write_bytes(png(pixels))
+    expected = predict(str(checkpoint), str(tmp_path))
+    answers = [server.post((tmp_path / f"{index:02d}.png").read_bytes()) for index in range(len(images))]
+    assert all(status == 200 for status, _ in answers)
+    assert [answer["name"] for _, answer in answers] == [name for _, name, _ in expected]
+    for (_, answer), (_, _, probabilities) in zip(answers, expected, strict=True):
+        assert answer["probabilities"] == pytest.approx(probabilities, abs=1e-5)
+        with torch.no_grad():  # the network on the very image the answer says it saw
+            own = classifier(torch.tensor([answer["image"]]))[0]
+        assert answer["probabilities"] == pytest.approx(own.tolist(), abs=1e-5)
+    assert sum(answer["class"] == label for (_, answer), label in zip(answers, labels.tolist(), strict=True)) >= 22
+    pixels = (images[:4].float() / 255).numpy()
+    with torch.no_grad():  # JSON pixels are used as MNIST stores them: the checkpoint's own logits on the test tensor
+        own = classifier(torch.from_numpy(pixels))
+    for one, probabilities in zip(pixels, own, strict=True):
+        status, answer = server.post(json.dumps({"pixels": one.tolist()}).encode(), "application/json")
+        assert status == 200 and answer["probabilities"] == pytest.approx(probabilities.tolist(), abs=1e-5)
+    body, content_type = multipart("file", "digit.png", png(images[0].numpy()))
+    assert server.post(body, content_type)[1]["probabilities"] == answers[0][1]["probabilities"]
+
+
+def test_health_info_and_the_page(served, real_run) -> None:
+    server, checkpoint = served
+    assert server.get("/health") == (200, b"ok")
+    status, body = server.get("/info")
+    model = json.loads(body)["model"]
+    assert status == 200 and model["data_set"] == "MNIST" and model["classes"] == [str(d) for d in range(10)]
+    assert model["test_acc"] == pytest.approx(real_run["test_acc"]) and model["tested_checkpoint"] == checkpoint.name
+    assert model["network"]["hidden"] == [512, 512, 512] and model["parameters"] == 932_362
+    status, page = server.get("/")
+    assert status == 200 and b'<canvas id="canvas"' in page
+    assert b"http" not in page and b"<link" not in page and b" src=" not in page  # nothing fetched from elsewhere
+
+
+def test_each_bad_request_gets_its_own_4xx_and_the_server_keeps_serving(served, digits) -> None:
+    server, _ = served
+    good = png(digits[0][0].numpy())
+    no_file = multipart("note", None, b"hello")
+    bad = {
+        "not an image": (b"GIF89a... not really", "image/png", 415),
+        "text": (b"hello", "text/plain", 415),
+        "empty body": (b"", "image/png", 400),
+        "over max_bytes": (bytes(300_001), "image/png", 413),
+        "over max_pixels": (png(np.zeros((1000, 1001), np.uint8)), "image/png", 413),
+        "broken JSON": (b'{"pixels": [[0.1,', "application/json", 422),
+        "wrong shape": (json.dumps({"pixels": [[0.0] * 28] * 27}).encode(), "application/json", 422),
+        "out of range": (json.dumps({"pixels": [[2.0] * 28] * 28}).encode(), "application/json", 422),
+        "a string": (json.dumps({"pixels": "seven"}).encode(), "application/json", 422),
+        "multipart without a file": (*no_file, 422),
+        "broken multipart": (b"--x\r\nnonsense", "multipart/form-data; boundary=x", 422),
+    }
+    for name, (body, content_type, expected) in bad.items():
+        status, answer = server.post(body, content_type)
+        assert status == expected, (name, status, answer)
+        assert list(answer) == ["detail"] and "\n" not in answer["detail"], (name, answer)
+        assert server.post(good)[0] == 200, name
+    assert server.get("/no/such/route")[0] == 404 and server.get("/predict")[0] == 405
+    assert server.post(good)[1]["class"] == digits[1][0].item()
+
+
+def test_good_and_bad_requests_batched_together(served, digits, tmp_path) -> None:
+    """At max_batch_size=32, 40 good and 24 bad requests at once: every bad one 4xx, every good one 200 and right."""
+    server, checkpoint = served
+    images, labels = digits
+    requests = [(png(images[i % 24].numpy()), "image/png", i % 24) for i in range(40)]
+    requests += [(b"not an image", "image/png", None), (json.dumps({"pixels": [[9]]}).encode(), "application/json", None)] * 12
+    order = np.random.default_rng(0).permutation(len(requests))
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        answers = list(pool.map(lambda i: server.post(*requests[i][:2]), order))
+    for index, pixels in enumerate(images.numpy()):
+        (tmp_path / f"{index:02d}.png").write_bytes(png(pixels))
+    right = dict(enumerate(predict(str(checkpoint), str(tmp_path))))
+    for i, (status, answer) in zip(order, answers, strict=True):
+        index = requests[i][2]
+        if index is None:
+            assert status in (415, 422), answer
+        else:
+            assert status == 200 and answer["name"] == right[index][1], (status, answer)
+
+
+def test_a_fashion_mnist_checkpoint_answers_with_names_and_ctrl_c_stops_it_cleanly(tiny_mnist, tmp_path) -> None:
+    run = trained_once(tiny_mnist, tmp_path / "logs", "data.dataset=fashion_mnist", "trainer.max_epochs=1")
+    server = Server(tmp_path, f"ckpt_path={run['best_checkpoint']}", "max_batch_size=1")
+    status, answer = server.post(png(np.full((50, 30), 200, np.uint8)))
+    assert status == 200 and answer["name"] in FASHION_MNIST.classes and answer["name"] == FASHION_MNIST.classes[answer["class"]]
+    assert len(answer["probabilities"]) == 10 and np.array(answer["image"]).shape == (28, 28)
+    assert json.loads(server.get("/info")[1])["model"]["classes"] == list(FASHION_MNIST.classes)
+    code, output, seconds = server.stop()
+    assert code == 0 and seconds < 15 and "Traceback" not in output and output.rstrip().endswith("stopped"), output
+    assert "Fashion-MNIST, 10 classes (T-shirt/top, Trouser" in output and "test accuracy    0." in output
+    socket.create_server(("127.0.0.1", server.port)).close()  # the port is free again
+
+
+def test_bad_commands_stop_before_the_server_starts(real_run, tmp_path) -> None:
+    checkpoint = Path(real_run["best_checkpoint"])
+    damaged = tmp_path / "damaged.ckpt"
+    damaged.write_bytes(checkpoint.read_bytes()[:5000])
+    other = tmp_path / "other.ckpt"
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save(state | {"state_dict": {"net.layers.0.weight": torch.zeros(3, 3)}}, other)
+    busy = socket.create_server(("127.0.0.1", 0))
+    cases = [
+        ([], "ckpt_path=???: a checkpoint is needed"),
+        (["ckpt_path=missing.ckpt"], "ckpt_path=missing.ckpt: no such file"),
+        ([f"ckpt_path={damaged}"], f"ckpt_path={damaged}: the file is damaged"),
+        ([f"ckpt_path={other}"], f"ckpt_path={other}: not a network this project trained"),
+        ([f"ckpt_path={checkpoint}", "port=80"], "port=80: Input should be greater than or equal to 1024"),
+        ([f"ckpt_path={checkpoint}", "host=example.com"], "host=example.com: Input should be '127.0.0.1', '0.0.0.0' or '::'"),
+        ([f"ckpt_path={checkpoint}", f"port={busy.getsockname()[1]}"], f"port={busy.getsockname()[1]}: cannot listen on"),
+        ([f"ckpt_path={checkpoint}", "max_batch_size=0"], "max_batch_size=0: Input should be greater than or equal to 1"),
+        ([f"ckpt_path={checkpoint}", "+workers=4"], "workers=4: no such setting; the top-level keys are ckpt_path"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append(([f"ckpt_path={checkpoint}", "accelerator=gpu"], "accelerator=gpu: this machine has none"))
+    before = tree(tmp_path)
+    results = run_many([("src.serve", tmp_path, arguments) for arguments, _ in cases])
+    busy.close()
+    for (arguments, expected), done in zip(cases, results, strict=True):
+        assert one_error_line(done).startswith(f"error: {expected}"), (arguments, done.stderr)
+    assert tree(tmp_path) == before
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="no browser: apt-get install chromium chromium-driver")
+def test_drawing_a_digit_on_the_page_in_chromium_shows_its_class(served, digits) -> None:
+    """Headless Chromium draws a real test digit's strokes (its rows of ink, as pointer drags) on the canvas; the page
+    shows what the network read, its ten bars and the 28x28 image it saw."""
+    from tests.browser import draw_digit, open_page, read_bars
+
+    server, _ = served
+    images, labels = digits
+    index = labels.tolist().index(7)
+    with open_page(server.url) as browser:
+        draw_digit(browser, images[index].numpy())
+        shown, bars = read_bars(browser)
+    assert shown == 7 and max(range(10), key=lambda digit: bars[digit]) == 7 and abs(sum(bars.values()) - 1) < 1e-3

@@ -1,17 +1,9 @@
 """``python -m src.serve``: the real server on a free port, real MNIST digits, bad requests beside good ones, the page
 in a real browser, and the refusals before it starts."""
 
-import io
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,66 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from src.checkpoints import PixelClassifier
 from src.data.datasets import FASHION_MNIST
 from src.predict import predict
-from tests.conftest import REAL_DATA_DIR, REPO, cli_env, one_error_line, run_many, trained_once, tree
+from tests.conftest import REAL_DATA_DIR, one_error_line, run_many, trained_once, tree
+from tests.serving import Server, png
 
 LIMITS = ["max_bytes=300000", "max_pixels=1000000"]
-
-
-def free_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return probe.getsockname()[1]
-
-
-class Server:
-    """``python -m src.serve`` as a user starts it, in a session of its own (a terminal's Ctrl-C reaches its group)."""
-
-    def __init__(self, cwd: Path, *arguments: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "src.serve", f"port={self.port}", *arguments]
-        env = cli_env() | {"PYTHONPATH": str(REPO)}
-        self.process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-        deadline = time.monotonic() + 90
-        while self.get("/health") != (200, b"ok"):
-            assert self.process.poll() is None, self.process.communicate()[0]
-            assert time.monotonic() < deadline, "the server did not become healthy in 90 s"
-            time.sleep(0.1)
-
-    def request(self, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
-        try:
-            with urllib.request.urlopen(urllib.request.Request(self.url + path, body, headers or {}), timeout=60) as answer:
-                return answer.status, answer.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-        except (urllib.error.URLError, ConnectionError):
-            return 0, b""
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        return self.request(path)
-
-    def post(self, body: bytes, content_type: str = "image/png") -> tuple[int, dict]:
-        status, answer = self.request("/predict", body, {"Content-Type": content_type})
-        return status, json.loads(answer)
-
-    def stop(self) -> tuple[int, str, float]:
-        """Ctrl-C as a terminal sends it: to every process of the group. The exit status, the output, the seconds."""
-        started = time.monotonic()
-        os.killpg(self.process.pid, signal.SIGINT)
-        output = self.process.communicate(timeout=60)[0]
-        return self.process.returncode, output, time.monotonic() - started
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def multipart(name: str, filename: str | None, content: bytes) -> tuple[bytes, str]:
@@ -242,7 +182,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 def test_drawing_a_digit_on_the_page_in_chromium_shows_its_class(served, digits) -> None:
     """Headless Chromium draws a real test digit's strokes (its rows of ink, as pointer drags) on the canvas; the page
     shows what the network read, its ten bars and the 28x28 image it saw."""
-    from tests.browser import draw_digit, open_page, read_bars
+    from tests.serving import draw_digit, open_page, read_bars
 
     server, _ = served
     images, labels = digits

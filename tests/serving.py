@@ -1,17 +1,85 @@
-"""Headless Chromium (Debian's chromium and chromium-driver) through Selenium: the page's test and the README's
-screenshot (scripts/serve_screenshot.py) draw on the page as a user's pointer would."""
+"""The real server and a real browser, for tests/test_serve.py, the README's screenshot (scripts/serve_screenshot.py)
+and the load benchmark (benchmarks/serve_load.py): ``python -m src.serve`` started as a user starts it, and headless
+Chromium (Debian's chromium and chromium-driver) through Selenium, drawing on the page as a user's pointer would."""
 
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+class Server:
+    """``python -m src.serve`` as a user starts it, in a session of its own (a terminal's Ctrl-C reaches its group)."""
+
+    def __init__(self, cwd: Path, *arguments: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "src.serve", f"port={self.port}", *arguments]
+        env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"PYTHONPATH": str(REPO)}
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        deadline = time.monotonic() + 90
+        while self.get("/health") != (200, b"ok"):
+            assert self.process.poll() is None, self.process.communicate()[0]
+            assert time.monotonic() < deadline, "the server did not become healthy in 90 s"
+            time.sleep(0.1)
+
+    def request(self, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(self.url + path, body, headers or {}), timeout=60) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+        except (urllib.error.URLError, ConnectionError):
+            return 0, b""
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return self.request(path)
+
+    def post(self, body: bytes, content_type: str = "image/png") -> tuple[int, dict]:
+        status, answer = self.request("/predict", body, {"Content-Type": content_type})
+        return status, json.loads(answer)
+
+    def stop(self) -> tuple[int, str, float]:
+        """Ctrl-C as a terminal sends it: to every process of the group. The exit status, the output, the seconds."""
+        started = time.monotonic()
+        os.killpg(self.process.pid, signal.SIGINT)
+        output = self.process.communicate(timeout=60)[0]
+        return self.process.returncode, output, time.monotonic() - started
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
 
 # This machine's network is closed: Chromium's own background connections are switched off, as is its sandbox (root).
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-sync"]

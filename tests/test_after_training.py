@@ -27,6 +27,7 @@ def test_eval_reports_accuracy_per_class_and_a_confusion_png(trained, tiny_mnist
     assert Path(result["confusion_png"]).read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_predict_reads_digits_of_any_size_colour_and_polarity(real_run, tmp_path) -> None:
     """Real test digits as people's pictures are: dark on paper, in colour and larger, small in a corner of a big page.
     Prepared as MNIST prepared its digits, each reads as the digit itself does."""

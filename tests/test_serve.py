@@ -18,6 +18,8 @@ from src.predict import predict
 from tests.conftest import REAL_DATA_DIR, one_error_line, run_many, trained_once, tree
 from tests.serving import Server, png
 
+pytestmark = pytest.mark.slow  # real servers, real MNIST and a network trained on it
+
 LIMITS = ["max_bytes=300000", "max_pixels=1000000"]
 
 

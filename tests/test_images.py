@@ -1,0 +1,49 @@
+"""src/data/images.py: a picture prepared as MNIST and Fashion-MNIST prepared their own images."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from src.data.datasets import FASHION_MNIST, MNIST
+from src.data.images import ImageError, ImageTooLarge, open_image, to_mnist
+
+
+def ink_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    rows, columns = np.nonzero(pixels)
+    return rows.min(), rows.max(), columns.min(), columns.max()
+
+
+def centre_of_mass(pixels: np.ndarray) -> tuple[float, float]:
+    weights = pixels.astype(float)
+    rows, columns = np.indices(pixels.shape)
+    return (rows * weights).sum() / weights.sum(), (columns * weights).sum() / weights.sum()
+
+
+def test_a_dark_digit_drawn_small_in_a_corner_is_framed_as_mnist_frames_its_digits() -> None:
+    page = Image.new("L", (600, 400), 255)
+    ImageDraw.Draw(page).line([(20, 20), (60, 20), (35, 90)], fill=0, width=6)  # a 7, 41 x 71 pixels, top left
+    pixels = to_mnist(page, MNIST)
+    top, bottom, left, right = ink_box(pixels)
+    assert pixels.shape == (28, 28) and pixels.dtype == np.uint8 and pixels.max() == 255 and pixels[0, 0] == 0
+    assert max(bottom - top, right - left) + 1 == 20  # the longer side scaled into MNIST's 20x20 box
+    assert all(abs(c - 14) <= 0.5 for c in centre_of_mass(pixels))  # MNIST's centres of mass sit at (14, 14)
+
+
+def test_fashion_mnist_items_fill_the_frame_centred_and_transparency_is_paper() -> None:
+    item = Image.new("RGBA", (300, 120), (0, 0, 0, 0))
+    ImageDraw.Draw(item).rectangle([50, 10, 249, 109], fill=(30, 30, 30, 255))  # a dark 200 x 100 item, see-through around
+    pixels = to_mnist(item, FASHION_MNIST)
+    assert ink_box(pixels) == (7, 20, 0, 27)  # 28 wide, 14 high, in the middle
+    assert to_mnist(Image.new("L", (50, 50), 255), MNIST).max() == 0  # a blank page stays blank
+
+
+def test_open_image_refuses_what_is_no_image_and_too_many_pixels() -> None:
+    buffer = io.BytesIO()
+    Image.new("L", (300, 200)).save(buffer, format="PNG")
+    assert open_image(buffer.getvalue(), max_pixels=60_000).size == (300, 200)
+    with pytest.raises(ImageTooLarge, match="^300x200 pixels is more than the 59,999 allowed"):
+        open_image(buffer.getvalue(), max_pixels=59_999)
+    with pytest.raises(ImageError, match=r"^not an image PIL can read \(UnidentifiedImageError\)"):
+        open_image(b"not an image")

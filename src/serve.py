@@ -5,6 +5,8 @@ compose (Hydra: conf/serve.yaml) -> check (pydantic; the checkpoint read and its
 Ctrl-C. ``POST /predict`` takes a PNG/JPEG body, a multipart upload or JSON pixels; ``GET /health`` and ``GET /info``
 are LitServe's own, ``/info`` telling the checkpoint, data set, network and test accuracy."""
 
+import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any, Literal
@@ -116,6 +118,14 @@ def main(cfg: DictConfig) -> None:
         "stop             Ctrl-C",
         flush=True,
     )
+    serving = os.getpid()
+
+    def terminate(signum: int, frame: Any) -> None:
+        """SIGTERM (kill, docker stop) stops the server as Ctrl-C does, with LitServe's shutdown of the processes it
+        started (by default only this one would end, the others serving on); in those processes, a quiet exit."""
+        raise KeyboardInterrupt if os.getpid() == serving else SystemExit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
     server.run(host=settings["host"], port=settings["port"], log_level="warning", generate_client_file=False)
     print("stopped")
 

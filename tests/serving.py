@@ -67,10 +67,14 @@ class Server:
         status, answer = self.request("/predict", body, {"Content-Type": content_type})
         return status, json.loads(answer)
 
-    def stop(self) -> tuple[int, str, float]:
-        """Ctrl-C as a terminal sends it: to every process of the group. The exit status, the output, the seconds."""
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, float]:
+        """Ctrl-C as a terminal sends it, to every process of the group; SIGTERM as ``kill`` sends it, to the command's
+        own process. The exit status, the output, the seconds it took."""
         started = time.monotonic()
-        os.killpg(self.process.pid, signal.SIGINT)
+        if signum == signal.SIGINT:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
         output = self.process.communicate(timeout=60)[0]
         return self.process.returncode, output, time.monotonic() - started
 

@@ -3,6 +3,7 @@ in a real browser, and the refusals before it starts."""
 
 import json
 import shutil
+import signal
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,8 +46,9 @@ def served(real_run, tmp_path_factory) -> Iterator[tuple[Server, Path]]:
     checkpoint = Path(real_run["best_checkpoint"])
     server = Server(cwd, f"ckpt_path={checkpoint}", "max_batch_size=32", "batch_timeout=0.05", *LIMITS)
     yield server, checkpoint
-    code, output, _ = server.stop()
-    assert code == 0 and "Traceback" not in output, output
+    code, output, _ = server.stop(signal.SIGTERM)  # kill, docker stop: the server and every process it started end
+    assert code == 0 and "Traceback" not in output and output.rstrip().endswith("stopped"), output
+    assert server.get("/health")[0] == 0  # nothing left serving
     assert tree(cwd) == {}  # LitServe's client.py is not written into the user's folder
 
 

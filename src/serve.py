@@ -96,6 +96,33 @@ def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, inf
     return server
 
 
+def report(settings: dict[str, Any], checkpoint: Path, info: dict[str, Any]) -> None:
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings["host"], settings["host"])  # where this machine reaches it
+    address = f"http://{host}:{settings['port']}"
+    classes = (" " if info["data_set"] == "MNIST" else ", ").join(info["classes"])
+    print(
+        f"serving          {shown_path(checkpoint)}: {info['data_set']}, {len(info['classes'])} classes ({classes})\n"
+        f"{accuracy_line(info, checkpoint)}\n"
+        f"page             {address}/\n"
+        f"predict          curl -s --data-binary @digit.png {address}/predict\n"
+        f"info             {address}/info   (health: {address}/health)\n"
+        "stop             Ctrl-C",
+        flush=True,
+    )
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (kill, docker stop) stops the server as Ctrl-C does, with LitServe's shutdown of the processes it
+    started: by default only this process would end, and uvicorn's would go on serving. In those processes (forked
+    with this handler), the signal uvicorn raises again once it has shut down is a quiet exit."""
+    serving = os.getpid()
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt if os.getpid() == serving else SystemExit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
 @cli.task
 def main(cfg: DictConfig) -> None:
@@ -106,26 +133,8 @@ def main(cfg: DictConfig) -> None:
     classifier = checkpoints.PixelClassifier(state, checkpoint)
     info = describe(checkpoint, classifier, state)
     server = build(settings, classifier, info)
-    host = f"[{settings['host']}]" if ":" in settings["host"] else settings["host"]
-    address = f"http://{'127.0.0.1' if settings['host'] == '0.0.0.0' else host}:{settings['port']}"
-    classes = " ".join(info["classes"]) if info["data_set"] == "MNIST" else ", ".join(info["classes"])
-    print(
-        f"serving          {shown_path(checkpoint)}: {info['data_set']}, {len(info['classes'])} classes ({classes})\n"
-        f"{accuracy_line(info, checkpoint)}\n"
-        f"page             {address}/\n"
-        f"predict          curl -s --data-binary @digit.png {address}/predict\n"
-        f"info             {address}/info   (health: {address}/health)\n"
-        "stop             Ctrl-C",
-        flush=True,
-    )
-    serving = os.getpid()
-
-    def terminate(signum: int, frame: Any) -> None:
-        """SIGTERM (kill, docker stop) stops the server as Ctrl-C does, with LitServe's shutdown of the processes it
-        started (by default only this one would end, the others serving on); in those processes, a quiet exit."""
-        raise KeyboardInterrupt if os.getpid() == serving else SystemExit(0)
-
-    signal.signal(signal.SIGTERM, terminate)
+    report(settings, checkpoint, info)
+    stop_on_sigterm()
     server.run(host=settings["host"], port=settings["port"], log_level="warning", generate_client_file=False)
     print("stopped")
 

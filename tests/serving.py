@@ -87,7 +87,7 @@ def png(pixels: np.ndarray) -> bytes:
 
 # This machine's network is closed: Chromium's own background connections are switched off, as is its sandbox (root).
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-sync"]
-FLAGS += ["--disable-background-networking", "--disable-component-update", "--window-size=1000,560"]
+FLAGS += ["--disable-background-networking", "--disable-component-update", "--window-size=1000,620"]
 
 
 @contextmanager

@@ -83,7 +83,11 @@ class Server:
             os.killpg(self.process.pid, signum)
         else:
             self.process.send_signal(signum)
-        output = self.process.communicate(timeout=60)[0]
+        try:
+            output = self.process.communicate(timeout=60)[0]
+        finally:  # a server that did not stop is not left serving
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.returncode, output, time.monotonic() - started
 
 

@@ -50,22 +50,13 @@ class PredictRequests:
             return await self.app(scope, receive, send)
         try:
             body = await self.read_body(receive)
-            pixels = await self.pixels(scope, body)
+            pixels = await self.pixels(scope, body, receive)
         except BadRequest as error:
             return await JSONResponse({"detail": error.detail}, status_code=error.status)(scope, receive, send)
         checked = json.dumps({"pixels": pixels.tolist()}).encode()
         headers = [(name, value) for name, value in scope["headers"] if name not in (b"content-type", b"content-length")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(checked)).encode())]
-        sent = False
-
-        async def replay() -> Message:  # the checked body once, then the client's own messages (a disconnect)
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": checked, "more_body": False}
-
-        await self.app(scope | {"headers": headers}, replay, send)
+        await self.app(scope | {"headers": headers}, replaying(checked, receive), send)
 
     async def read_body(self, receive: Receive) -> bytes:
         chunks, size, more = [], 0, True
@@ -83,7 +74,7 @@ class PredictRequests:
             raise BadRequest(400, f"the body is empty; {WHAT_TO_SEND}")
         return b"".join(chunks)
 
-    async def pixels(self, scope: Scope, body: bytes) -> np.ndarray:
+    async def pixels(self, scope: Scope, body: bytes, receive: Receive) -> np.ndarray:
         """The pixels in ``[0, 1]``, ``(28, 28)``: JSON's as given, an image's prepared as its data set's were."""
         media = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
         if media == "application/json":
@@ -94,7 +85,7 @@ class PredictRequests:
                 where = ".".join(map(str, first["loc"])) or "body"
                 raise BadRequest(422, f"{where}: {first['msg']}; {WHAT_TO_SEND}") from None
         if media == "multipart/form-data":
-            body = await self.uploaded_file(scope, body)
+            body = await self.uploaded_file(scope, body, receive)
         try:
             image = await run_in_threadpool(lambda: to_mnist(open_image(body, self.max_pixels), self.data_set))
         except ImageError as error:
@@ -102,15 +93,26 @@ class PredictRequests:
         return image.astype(np.float32) / 255
 
     @staticmethod
-    async def uploaded_file(scope: Scope, body: bytes) -> bytes:
-        async def once() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
+    async def uploaded_file(scope: Scope, body: bytes, receive: Receive) -> bytes:
         try:
-            form = await Request(scope, once).form(max_files=1, max_fields=10)
+            form = await Request(scope, replaying(body, receive)).form(max_files=1, max_fields=10)
         except Exception as error:  # python-multipart's parse errors, and Starlette's own limits
             raise BadRequest(400, f"a broken multipart body ({' '.join(str(error).split())}); {WHAT_TO_SEND}") from None
         files = [value for value in form.values() if isinstance(value, UploadFile)]
         if not files:
             raise BadRequest(422, f"the multipart body holds no file; {WHAT_TO_SEND}")
         return await files[0].read()
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """An ASGI ``receive`` that gives ``body`` whole, then the client's own messages (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -9,6 +9,8 @@ images, normalized once):
                   TensorBoard logging), the Classifier and the device-resident DataModule, through Trainer.fit.
   (c) dataloader: the same, but data.loader=dataloader: torchvision's dataset with per-sample transforms and a
                   DataLoader, the usual Lightning pipeline.
+  (d) graphed:    the plain loop's step captured once in a CUDA graph and replayed (benchmarks/cuda_graph.py): what
+                  this GPU needs for the step, the limit's anchor. 32-true, uncompiled; only on CUDA ("-" elsewhere).
 
 Method: each path runs ``warmup`` steps, then is timed over about ``samples`` samples (at least 20 steps), by wall
 clock, with a device synchronize before reading the clock on a GPU; samples/s = steps * batch size / seconds.
@@ -42,6 +44,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from benchmarks.cuda_graph import plain_graphed, synchronize
 from src.builders import build_callbacks, build_classifier, build_trainer
 from src.data.mnist import MNISTDataModule
 from src.loggers import build_loggers
@@ -58,11 +61,6 @@ class Timing:
 
 
 AUTOCAST = {"bf16-mixed": torch.bfloat16}  # precisions the plain loop reproduces with torch.autocast
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def plain_loop(
@@ -195,6 +193,10 @@ def run(
             samples_per_s, first = plain_loop(cfg, images, labels, batch_size, warmup, steps)
             best["plain"] = max(best["plain"], samples_per_s)
             first_step_s.setdefault("plain", first)
+            if device.type == "cuda":
+                ms_per_step, _ = plain_graphed(cfg, images, labels, batch_size, warmup, steps)
+                best["graphed"] = max(best.get("graphed", 0.0), batch_size * 1e3 / ms_per_step)
+                first_step_s.setdefault("graphed", 0.0)
             for path, loader in paths.items():
                 loader_cfg = with_loader(cfg, loader)
                 profiler = cProfile.Profile() if profile and path == "lightning" and round_ == 0 else None
@@ -214,16 +216,21 @@ def run(
 def table(timings: list[Timing], device: str, method: str) -> str:
     """A markdown table: samples/s per path, the ratios b/a and b/c, and the first steps of (a) and (b), per batch size."""
     rows = [
-        "| batch | (a) plain loop | (b) this project | (c) DataLoader path | b/a | b/c | first step s, (a) / (b) |",
-        "|---|---|---|---|---|---|---|",
+        "| batch | (a) plain loop | (b) this project | (c) DataLoader path | (d) graphed plain loop | b/a | b/c | b/d "
+        "| first step s, (a) / (b) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for batch_size in sorted({t.batch_size for t in timings}):
         by_path = {t.path: t for t in timings if t.batch_size == batch_size}
         a, b = by_path["plain"].samples_per_s, by_path["lightning"].samples_per_s
         c = by_path["dataloader"].samples_per_s if "dataloader" in by_path else None
+        d = by_path["graphed"].samples_per_s if "graphed" in by_path else None
         c_cell, b_over_c = (f"{c:,.0f}", f"{b / c:.2f}") if c else ("-", "-")
+        d_cell, b_over_d = (f"{d:,.0f}", f"{b / d:.2f}") if d else ("-", "-")
         first = f"{by_path['plain'].first_step_s:.2f} / {by_path['lightning'].first_step_s:.2f}"
-        rows.append(f"| {batch_size} | {a:,.0f} | {b:,.0f} | {c_cell} | {b / a:.2f} | {b_over_c} | {first} |")
+        rows.append(
+            f"| {batch_size} | {a:,.0f} | {b:,.0f} | {c_cell} | {d_cell} | {b / a:.2f} | {b_over_c} | {b_over_d} | {first} |"
+        )
     return f"Samples/s on {device}. {method}\n\n" + "\n".join(rows) + "\n"
 
 

@@ -27,7 +27,7 @@ def load_script(path: Path) -> ModuleType:
 pytestmark = pytest.mark.tooling
 gpu_check = load_script(REPO / "scripts" / "gpu_check.py")
 
-ALL_STEPS = ["versions", "start-up", "default", "fast", "resume", "on CPU", "bench 32-true"]
+ALL_STEPS = ["versions", "loop cost", "start-up", "default", "fast", "resume", "on CPU", "bench 32-true"]
 
 
 def report_rows(report: str) -> dict[str, list[str]]:

@@ -3,6 +3,11 @@
 Prints test accuracy and loss and each class's accuracy, and writes ``confusion_matrix.png`` and ``misclassified.png``
 into the checkpoint's run folder; the model and data settings are the checkpoint's own."""
 
+import gc
+
+if __name__ == "__main__":  # run as a command: no garbage collection during the imports (src/train.py says why)
+    gc.disable()
+
 from pathlib import Path
 from typing import Any
 

@@ -2,6 +2,11 @@
 normalized images ``(batch, 1, 28, 28)`` and returning the 10 logits. Before success is reported the file is loaded back
 (onnxruntime, ``torch.jit.load``) and must reproduce the checkpoint's logits on test images within ``tolerance``."""
 
+import gc
+
+if __name__ == "__main__":  # run as a command: no garbage collection during the imports (src/train.py says why)
+    gc.disable()
+
 import os
 import warnings
 from pathlib import Path

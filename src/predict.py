@@ -3,6 +3,11 @@
 Any size, colour or polarity: each image is prepared as the checkpoint's data set prepared its own (src/data/images.py:
 grey, light on dark, the ink scaled and centred as MNIST's digits are) and normalized as its training data was."""
 
+import gc
+
+if __name__ == "__main__":  # run as a command: no garbage collection during the imports (src/train.py says why)
+    gc.disable()
+
 from pathlib import Path
 
 import hydra

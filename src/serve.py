@@ -5,6 +5,11 @@ compose (Hydra: conf/serve.yaml) -> check (pydantic; the checkpoint read and its
 Ctrl-C. ``POST /predict`` takes a PNG/JPEG body, a multipart upload or JSON pixels; ``GET /health`` and ``GET /info``
 are LitServe's own, ``/info`` telling the checkpoint, data set, network and test accuracy."""
 
+import gc
+
+if __name__ == "__main__":  # run as a command: no garbage collection during the imports (src/train.py says why)
+    gc.disable()
+
 import os
 import signal
 import socket

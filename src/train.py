@@ -5,6 +5,11 @@ checked and built before anything is written into a run folder; what Lightning's
 run (a few settings it checks only once it sees the data) is removed again.
 """
 
+import gc
+
+if __name__ == "__main__":  # run as a command, not imported: no garbage collection while the imports below build
+    gc.disable()  # their ~10^6 objects (a full collection each time they grow by a quarter); src/cli.py's run() resumes it
+
 import math
 import os
 import shlex

@@ -28,7 +28,7 @@ QUIET = [
 ]
 
 # Pictures are tested in test_visual.py; they cost a second a run, so the other tests leave them out.
-NO_PICTURES = ["++callbacks.test_figures=null", "++callbacks.curves_png=null"]  # null: left out (also where a recipe left them out)
+NO_PICTURES = ["++callbacks.test_figures=null", "++callbacks.curves_png=null"]  # null: left out, also where a recipe has none
 # A tiny run through the real command line (with tiny_data): 4 training steps, no pictures unless a test looks at them.
 TINY_RUN = [
     *NO_PICTURES,

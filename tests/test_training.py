@@ -288,3 +288,12 @@ def test_reading_a_resumed_runs_curves_reports_no_purge(tiny_config, caplog) -> 
         curves = read_curves(Path(first["run_dir"]))
     assert [step for step, _ in curves["acc/val"]] == [15, 31]  # one value an epoch, each logged once
     assert not [record for record in caplog.records if "out of order" in record.getMessage()]
+
+
+def test_a_cpu_run_does_not_look_for_nvml_at_every_optimizer_step(tiny_config, monkeypatch) -> None:
+    """Lightning's PYTORCH_NVML_BASED_CUDA_CHECK=1 makes torch's optimizers probe NVML each step; a CPU run drops it."""
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning sets it
+    probes = []
+    monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: probes.append(1) or -1)
+    summary = train(tiny_config("trainer.accelerator=cpu", "trainer.max_epochs=1"))
+    assert len(probes) < summary["global_step"]  # (the Trainer asks once or twice as it is built)

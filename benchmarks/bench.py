@@ -97,7 +97,9 @@ def plain_loop(
 
 
 class StepTimer(L.Callback):
-    """Wall clock from the start of optimizer step ``warmup`` to the end of step ``warmup + steps``.
+    """Wall clock from the start of the first batch at optimizer step ``warmup`` or later to the end of the first batch
+    that reaches step ``warmup + steps``; ``steps`` then holds the optimizer steps in between (more than one a batch
+    where a training step takes several, as in benchmarks/loop_cost.py).
 
     It stops at that batch's end, before the epoch-end checkpoint that Lightning writes when ``max_steps`` is reached.
     ``first_step_s`` is the time from the start of fit to the end of the first step.
@@ -106,22 +108,23 @@ class StepTimer(L.Callback):
     def __init__(self, warmup: int, steps: int) -> None:
         self.warmup, self.last = warmup, warmup + steps
         self.start = self.end = self.fit_start = self.first_step_s = 0.0
+        self.start_step = self.steps = 0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.fit_start = time.perf_counter()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
-        if trainer.global_step == self.warmup and not self.start:
+        if trainer.global_step >= self.warmup and not self.start:
             synchronize(pl_module.device)
-            self.start = time.perf_counter()
+            self.start, self.start_step = time.perf_counter(), trainer.global_step
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
-        if trainer.global_step == 1 and not self.first_step_s:
+        if trainer.global_step >= 1 and not self.first_step_s:
             synchronize(pl_module.device)
             self.first_step_s = time.perf_counter() - self.fit_start
-        if trainer.global_step == self.last and not self.end:
+        if trainer.global_step >= self.last and not self.end:
             synchronize(pl_module.device)
-            self.end = time.perf_counter()
+            self.end, self.steps = time.perf_counter(), trainer.global_step - self.start_step
 
 
 def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, steps: int) -> tuple[float, float]:
@@ -134,7 +137,7 @@ def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, st
         trainer = build_trainer(cfg, [*build_callbacks(cfg, Path(logs), has_logger=True), timer], Path(logs))
         trainer.loggers = build_loggers(cfg.get("logger"), Path(logs), None)
         trainer.fit(model, datamodule=datamodule)
-    return steps * datamodule.hparams.batch_size / (timer.end - timer.start), timer.first_step_s
+    return timer.steps * datamodule.hparams.batch_size / (timer.end - timer.start), timer.first_step_s
 
 
 def bench_config(overrides: Sequence[str]) -> DictConfig:

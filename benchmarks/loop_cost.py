@@ -90,7 +90,7 @@ def lightning_graphed(cfg: DictConfig, batch_size: int, steps_per_call: int, war
         trainer = build_trainer(cfg, [*build_callbacks(cfg, Path(logs), has_logger=True), timer], Path(logs))
         trainer.loggers = build_loggers(cfg.get("logger"), Path(logs), None)
         trainer.fit(model, datamodule=datamodule)
-    return (timer.end - timer.start) * 1e3 / steps, model.graphed
+    return (timer.end - timer.start) * 1e3 / timer.steps, model.graphed
 
 
 def run(batch_sizes: Sequence[int], ks: Sequence[int], warmup: int, samples: int, rounds: int, overrides: Sequence[str]) -> str:

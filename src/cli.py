@@ -42,8 +42,8 @@ def run(hydra_main: Callable[[], Any]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     quiet_lightning()
     # What the imports built (torch's, Lightning's: ~10^6 objects) lives as long as the process: frozen, the garbage
-    # collector stops scanning it at every full collection and at exit, where that took ~2 s on the 2-core CPU. An entry
-    # point that paused the collector for its imports (src/train.py) gets it back here.
+    # collector stops scanning it at every full collection and at exit, where that took ~2 s on the 2-core CPU. The entry
+    # points, run as commands, paused the collector for their imports (src/train.py says why): it resumes here.
     gc.freeze()
     gc.enable()
     try:

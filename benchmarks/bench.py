@@ -130,14 +130,20 @@ class StepTimer(L.Callback):
 def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, steps: int) -> tuple[float, float]:
     """(b) or (c): Trainer.fit on the composed config for warmup + steps optimizer steps; returns samples/s and the
     seconds of the first step."""
-    timer = StepTimer(warmup, steps)
     L.seed_everything(cfg.seed, verbose=False)
-    model = build_classifier(cfg)
+    timer = timed_fit(cfg, build_classifier(cfg), datamodule, warmup, steps)
+    return timer.steps * datamodule.hparams.batch_size / (timer.end - timer.start), timer.first_step_s
+
+
+def timed_fit(cfg: DictConfig, model: L.LightningModule, datamodule: L.LightningDataModule, warmup: int, steps: int) -> StepTimer:
+    """``Trainer.fit`` of ``model`` with the config's callbacks and logger (in a temporary folder), timed by a
+    :class:`StepTimer` over ``steps`` optimizer steps after ``warmup``."""
+    timer = StepTimer(warmup, steps)
     with tempfile.TemporaryDirectory() as logs:
         trainer = build_trainer(cfg, [*build_callbacks(cfg, Path(logs), has_logger=True), timer], Path(logs))
         trainer.loggers = build_loggers(cfg.get("logger"), Path(logs), None)
         trainer.fit(model, datamodule=datamodule)
-    return timer.steps * datamodule.hparams.batch_size / (timer.end - timer.start), timer.first_step_s
+    return timer
 
 
 def bench_config(overrides: Sequence[str]) -> DictConfig:

@@ -32,20 +32,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 
-from benchmarks.bench import StepTimer, at_least, bench_config, plain_loop
+from benchmarks.bench import at_least, bench_config, plain_loop, timed_fit
 from benchmarks.cuda_graph import capturable_optimizer, capture, plain_graphed, whole_step
-from src.builders import build_callbacks, build_trainer
-from src.loggers import build_loggers
+from src.builders import build_trainer
 
 
 class GraphedSteps(L.LightningModule):
-    """(e): a LightningModule whose optimizer step is the replay of one captured whole step, ``steps_per_call``
-    optimizer steps per Lightning step. Lightning still runs its loop, hooks and counting around each step."""
+    """(e): a LightningModule whose optimizer step is the replay of one captured whole step of ``batch_size`` images,
+    as many optimizer steps per Lightning step as its batch holds. Lightning still runs its loop, hooks and counting
+    around each step."""
 
-    def __init__(self, cfg: DictConfig, batch_size: int, steps_per_call: int) -> None:
+    def __init__(self, cfg: DictConfig, batch_size: int) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.cfg, self.batch_size, self.steps_per_call = cfg, batch_size, steps_per_call
+        self.cfg, self.batch_size = cfg, batch_size
         self.net = instantiate(cfg.model, compile=False)
         self.graphed = False
 
@@ -81,15 +81,12 @@ class GraphedSteps(L.LightningModule):
 
 
 def lightning_graphed(cfg: DictConfig, batch_size: int, steps_per_call: int, warmup: int, steps: int) -> tuple[float, bool]:
-    """(e): ms per optimizer step of Trainer.fit around the graphed step, K = ``steps_per_call``."""
-    timer = StepTimer(warmup, steps)
+    """(e): ms per optimizer step of Trainer.fit around the graphed step, K = ``steps_per_call`` (the DataModule's batch
+    holds K of the step's batches)."""
     L.seed_everything(cfg.seed, verbose=False)
-    model = GraphedSteps(cfg, batch_size, steps_per_call)
+    model = GraphedSteps(cfg, batch_size)
     datamodule = instantiate(cfg.data, batch_size=batch_size * steps_per_call, _convert_="all")
-    with tempfile.TemporaryDirectory() as logs:
-        trainer = build_trainer(cfg, [*build_callbacks(cfg, Path(logs), has_logger=True), timer], Path(logs))
-        trainer.loggers = build_loggers(cfg.get("logger"), Path(logs), None)
-        trainer.fit(model, datamodule=datamodule)
+    timer = timed_fit(cfg, model, datamodule, warmup, steps)
     return (timer.end - timer.start) * 1e3 / timer.steps, model.graphed
 
 

@@ -152,7 +152,9 @@ def _differences(then: dict[str, Any], now: dict[str, Any], keys: tuple[str, ...
     for key in keys:
         before, current = _flat(then.get(key), key), _flat(now.get(key), key)
         for name in dict.fromkeys([*before, *current]):
-            if name not in FREE_ON_RESUME and before.get(name) != current.get(name):
+            # A key added to the project after the run started: the run had it off (every such switch is off by default).
+            absent_then = name not in before and not current.get(name)
+            if name not in FREE_ON_RESUME and not absent_then and before.get(name) != current.get(name):
                 changed.append(f"{name}={show(before.get(name))} (now {show(current.get(name))})")
     return changed
 

@@ -117,6 +117,8 @@ COMPARED = {
     "scale": "data.scale",
     "shift": "data.shift",
     "elastic_alpha": "data.elastic_alpha",
+    "flip": "data.flip",
+    "erase": "data.erase",
     "precision": "trainer.precision",
     "seed": "seed",
 }

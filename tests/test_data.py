@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.data import sources
-from src.data.augment import Augmentation, random_resample, random_shift
+from src.data.augment import Augmentation, random_erase, random_flip, random_resample, random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
 from src.data.sources import DataUnavailable, fetch_raw_files
@@ -250,6 +250,49 @@ def test_elastic_distortion_keeps_shape_and_range_is_seeded_and_off_at_alpha_0()
     assert both.shape == images.shape and both.min() >= background - 1e-5
 
 
+def test_random_flip_mirrors_about_the_share_asked_for_each_image_whole() -> None:
+    torch.manual_seed(0)
+    images = torch.rand(2000, 1, 28, 28)
+    out = random_flip(images, 0.3)
+    mirrored = (out != images).flatten(1).any(1)
+    assert 0.26 < mirrored.float().mean() < 0.34
+    assert torch.equal(out[mirrored], images[mirrored].flip(-1)) and torch.equal(out[~mirrored], images[~mirrored])
+    assert random_flip(images, 0.0) is images and torch.equal(random_flip(images, 1.0), images.flip(-1))
+
+
+def test_random_erasing_blacks_out_one_rectangle_of_2_to_40_percent() -> None:
+    torch.manual_seed(0)
+    background = -0.42
+    images = torch.rand(2000, 1, 28, 28)  # never the background value
+    out = random_erase(images, 0.5, background)
+    black = out[:, 0] == background
+    erased = black.flatten(1).any(1)
+    assert 0.46 < erased.float().mean() < 0.54
+    assert torch.equal(out[~black[:, None]], images[~black[:, None]])  # nothing else changed
+    areas, sides = [], []
+    for mask in black[erased]:
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        height, width = len(rows), len(cols)
+        assert mask.sum() == height * width  # one solid rectangle
+        assert rows[-1] - rows[0] + 1 == height and cols[-1] - cols[0] + 1 == width
+        areas.append(height * width / 784)
+        sides.append(height / width)
+    assert 0.015 < min(areas) < 0.05 and 0.35 < max(areas) < 0.45  # 2% to 40%, whole pixels
+    assert min(sides) < 0.5 and max(sides) > 2  # tall and wide ones
+    assert random_erase(images, 0.0, background) is images
+
+
+def test_flip_and_erase_are_seeded_and_refused_for_mnist(tiny_mnist) -> None:
+    images = torch.rand(64, 1, 28, 28)
+    augment = Augmentation(flip=0.5, shift=1, erase=0.5)
+    torch.manual_seed(3)
+    first = augment(images, -0.4)
+    torch.manual_seed(3)
+    assert torch.equal(augment(images, -0.4), first)  # the seeded generator alone decides: a resume draws the same
+    with pytest.raises(SettingError, match=r"^flip=0.5: a mirrored digit is no longer of its class"):
+        datamodule(tiny_mnist, flip=0.5)
+
+
 @pytest.mark.parametrize(
     ("arguments", "start"),
     [
@@ -264,6 +307,8 @@ def test_elastic_distortion_keeps_shape_and_range_is_seeded_and_off_at_alpha_0()
         ({"scale": 1}, "scale=1: out of range"),
         ({"elastic_alpha": -1.0}, "elastic_alpha=-1.0: out of range"),
         ({"elastic_sigma": 0.0}, "elastic_sigma=0.0: out of range"),
+        ({"flip": 1.5}, "flip=1.5: out of range; use a number >= 0 and <= 1"),
+        ({"erase": -0.1}, "erase=-0.1: out of range; use a number >= 0 and <= 1"),
         ({"sources": ["ftp"]}, "sources=ftp: no such choice; use one of torchvision, npm"),
     ],
 )

@@ -9,22 +9,72 @@ from torch import Tensor
 from src.validate import number, whole_number
 
 
+ERASE_AREAS = (0.02, 0.4)  # random erasing's rectangle, a fraction of the image (Zhong et al., 2017's values)
+ERASE_RATIOS = (0.3, 1 / 0.3)  # its height / width, drawn log-uniformly between these
+
+
 class Augmentation:
     """Each training image turned by up to ``rotate`` degrees, resized by ``1 +- scale``, distorted elastically
-    (``elastic_alpha`` pixels, smoothed over ``elastic_sigma``) in one resampling, then moved by up to ``shift`` pixels."""
+    (``elastic_alpha`` pixels, smoothed over ``elastic_sigma``) in one resampling, mirrored left-right with probability
+    ``flip``, moved by up to ``shift`` pixels, then, with probability ``erase``, blacked out in one random rectangle of
+    2% to 40% of the image."""
 
     def __init__(
-        self, rotate: float = 0.0, scale: float = 0.0, shift: int = 0, elastic_alpha: float = 0.0, elastic_sigma: float = 4.0
+        self,
+        rotate: float = 0.0,
+        scale: float = 0.0,
+        shift: int = 0,
+        elastic_alpha: float = 0.0,
+        elastic_sigma: float = 4.0,
+        flip: float = 0.0,
+        erase: float = 0.0,
     ) -> None:
         self.rotate = number("rotate", rotate, 0, 180)
         self.scale = number("scale", scale, 0, 1, below_high=True)
         self.shift = whole_number("shift", shift, 0, 13)  # more than half of 28 pixels moves the digit out of view
         self.elastic_alpha = number("elastic_alpha", elastic_alpha, 0, 100)
         self.elastic_sigma = number("elastic_sigma", elastic_sigma, 0, 14, above_low=True)  # wider: a uniform shift
+        self.flip = number("flip", flip, 0, 1)
+        self.erase = number("erase", erase, 0, 1)
 
     def __call__(self, images: Tensor, background: float) -> Tensor:
         images = random_resample(images, self.rotate, self.scale, self.elastic_alpha, self.elastic_sigma, background)
-        return random_shift(images, self.shift, background)
+        images = random_flip(images, self.flip)
+        images = random_shift(images, self.shift, background)
+        return random_erase(images, self.erase, background)
+
+
+def random_flip(images: Tensor, probability: float) -> Tensor:
+    """Each image of a batch ``(B, C, H, W)`` mirrored left-right with ``probability``, drawn per image."""
+    if probability <= 0:
+        return images
+    mirrored = torch.rand(images.shape[0], 1, 1, 1, device=images.device) < probability
+    return torch.where(mirrored, images.flip(-1), images)
+
+
+def random_erase(images: Tensor, probability: float, background: float) -> Tensor:
+    """Zhong et al. (2017)'s random erasing for a whole batch ``(B, C, H, W)``: with ``probability``, each image gets
+    one rectangle set to ``background``, its area uniform in [2%, 40%] of the image and its height/width ratio
+    log-uniform in [0.3, 3.3], placed uniformly where it fits (a side longer than the image is cut to the image)."""
+    if probability <= 0:
+        return images
+    batch, _, height, width = images.shape
+    device = images.device
+    smallest, largest = ERASE_AREAS
+    area = (smallest + torch.rand(batch, device=device) * (largest - smallest)) * height * width
+    low, high = math.log(ERASE_RATIOS[0]), math.log(ERASE_RATIOS[1])
+    ratio = torch.exp(low + torch.rand(batch, device=device) * (high - low))
+    tall = (area * ratio).sqrt().round().clamp(1, height)
+    wide = (area / ratio).sqrt().round().clamp(1, width)
+    top = (torch.rand(batch, device=device) * (height - tall + 1)).floor()
+    left = (torch.rand(batch, device=device) * (width - wide + 1)).floor()
+    chosen = torch.rand(batch, device=device) < probability
+    rows = torch.arange(height, device=device)[None, :]
+    cols = torch.arange(width, device=device)[None, :]
+    in_rows = (rows >= top[:, None]) & (rows < (top + tall)[:, None])  # (B, H)
+    in_cols = (cols >= left[:, None]) & (cols < (left + wide)[:, None])  # (B, W)
+    inside = in_rows[:, None, :, None] & in_cols[:, None, None, :] & chosen[:, None, None, None]
+    return images.masked_fill(inside, background)
 
 
 def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:

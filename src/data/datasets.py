@@ -19,6 +19,7 @@ class DataSet:
     # box scaled into a square of ``box`` pixels, keeping its aspect, then placed by its centre of mass or its middle.
     box: int
     by_mass: bool
+    mirrorable: bool  # a left-right mirror image is still of its class (a shoe; not a 7): data.flip is allowed
 
     def label(self, index: int) -> str:
         """A class as people say it: "digit 7", "Sneaker"."""
@@ -48,6 +49,7 @@ MNIST = DataSet(
     noun="digit",
     box=20,  # MNIST: "normalized to fit in a 20x20 pixel box ... centered by computing the center of mass"
     by_mass=True,
+    mirrorable=False,
 )
 
 FASHION_MNIST = DataSet(
@@ -67,6 +69,7 @@ FASHION_MNIST = DataSet(
     noun="item",
     box=28,  # Fashion-MNIST: trimmed, the longest edge resized to 28, centred
     by_mass=False,
+    mirrorable=True,
 )
 
 DATASETS: dict[str, DataSet] = {"mnist": MNIST, "fashion_mnist": FASHION_MNIST}

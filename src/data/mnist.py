@@ -28,8 +28,8 @@ class MNISTDataModule(L.LightningDataModule):
     moved to the device once, batches index slices of it (:mod:`src.data.batches`); ``loader="dataloader"``, torchvision's
     dataset with per-sample transforms. Both take the order from one :class:`EpochShuffle`: identical batches. The test
     split is the official 10k. ``tutorial_order=True``: the tutorial's batches, all 60,000 training images in file order,
-    whole batches only. ``rotate``, ``scale``, ``elastic_alpha``, ``shift``: training images changed at random on the
-    device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). A bad argument raises ``SettingError``."""
+    whole batches only. ``rotate``, ``scale``, ``elastic_alpha``, ``flip``, ``shift``, ``erase``: training images
+    changed at random on the device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). A bad argument raises ``SettingError``."""
 
     def __init__(
         self,
@@ -47,6 +47,8 @@ class MNISTDataModule(L.LightningDataModule):
         scale: float = 0.0,
         elastic_alpha: float = 0.0,
         elastic_sigma: float = 4.0,
+        flip: float = 0.0,
+        erase: float = 0.0,
         sources: tuple[str, ...] | None = None,
         checksums: dict[str, str] | None = None,
         dataset: str = "mnist",
@@ -73,7 +75,14 @@ class MNISTDataModule(L.LightningDataModule):
         for source in sources if sources is not None else self.data_set.sources:
             one_of("sources", source, self.data_set.sources)
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
-        self.augmentation = Augmentation(rotate, scale, shift, elastic_alpha, elastic_sigma)
+        self.augmentation = Augmentation(rotate, scale, shift, elastic_alpha, elastic_sigma, flip, erase)
+        if flip and not self.data_set.mirrorable:
+            raise SettingError(
+                "flip",
+                flip,
+                f"a mirrored {self.data_set.noun} is no longer of its class (a mirrored 7 is no digit); flips are for "
+                "data sets whose classes are mirror images of themselves (data=fashion_mnist): leave data.flip at 0",
+            )
         self.raw_dir = Path(data_dir) / self.data_set.folder / "raw"
         self.checksums = checksums or self.data_set.sha256
         self.mean, self.std = self.data_set.mean_std(one_of("normalization", normalization, ("standard", "symmetric")))

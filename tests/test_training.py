@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 
 from src.builders import build_classifier
 from src.checkpoints import CheckpointError
+from src.eval import evaluate
 from src.cli import ConfigError
 from src.figures import read_curves
 from src.models import classifier
@@ -96,6 +97,23 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_config) -> None:
     # TensorBoard: the same tags at the same steps with the same values: no gap, no step twice.
     assert scalars(second["run_dir"]) == scalars(straight["run_dir"])
     assert (Path(first["run_dir"]) / "config.yaml").is_file() and (Path(first["run_dir"]) / "config.resumed.yaml").is_file()
+
+
+def test_weight_averaging_is_validated_tested_evaluated_and_resumed_as_one(tiny_config) -> None:
+    """callbacks=[default,ema]: the checkpoint's weights are the average (src.eval scores what the run's own test
+    scored: with Lightning's EMAWeightAveraging as it is, it does not), the trained weights ride beside them, and a
+    resume continues both exactly."""
+    ema = ("callbacks=[default,ema]", "callbacks.ema.decay=0.9", "trainer.max_epochs=2")
+    straight = train(resume_case(tiny_config, "name=straight", *ema))
+    first = train(resume_case(tiny_config, "name=resumed", *ema[:2], "trainer.max_epochs=1"))
+    second = train(resume_case(tiny_config, "name=resumed", *ema, "ckpt_path=last"))
+    expected, resumed = last_state(straight["run_dir"]), last_state(second["run_dir"])
+    for weights in ("state_dict", "current_model_state"):
+        for name in expected[weights]:
+            assert torch.equal(expected[weights][name], resumed[weights][name]), (weights, name)
+    assert any(not torch.equal(expected["state_dict"][n], expected["current_model_state"][n]) for n in expected["state_dict"])
+    assert second["test_acc"] == straight["test_acc"] and first["run_dir"] == second["run_dir"]
+    assert evaluate(straight["best_checkpoint"])["result/test_acc"] == pytest.approx(straight["test_acc"])
 
 
 def test_resume_needs_the_saved_rng_state(tiny_config) -> None:

@@ -54,7 +54,7 @@ def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(tiny_config)
 
 def test_every_experiment_trains(tiny_config) -> None:
     """Each recipe composes, passes the checks and trains on the tiny data (their accuracy: docs/results.md)."""
-    for experiment in ("fast", "best", "record"):
+    for experiment in ("fast", "best", "record", "fashion"):  # fashion: the tiny files stand in for Fashion-MNIST
         summary = train(tiny_config(f"experiment={experiment}", "trainer.max_epochs=2", f"name={experiment}"))
         assert summary["test_acc"] > 0.6 and summary["epochs"] == 2, experiment
 

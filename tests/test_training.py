@@ -71,10 +71,12 @@ def test_plain_batch_means_would_break_that_equality(tiny_config, monkeypatch) -
 
 
 def resume_case(tiny, *overrides: str):
-    """Dropout, random shifts, turns and elastic distortion all draw random numbers: a resume must draw the same ones."""
+    """Dropout, random shifts, turns, elastic distortion and erasing all draw random numbers: a resume must draw the same
+    ones."""
     return tiny(
         "model.dropout=0.3",
         "data.shift=2",
+        "data.erase=0.5",
         "data.elastic_alpha=20",
         "data.rotate=10",
         "optimizer=adam",

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 
 from src.builders import build_classifier
 from src.checkpoints import CheckpointError
-from src.eval import evaluate
 from src.cli import ConfigError
+from src.eval import evaluate
 from src.figures import read_curves
 from src.models import classifier
 from src.models.classifier import Classifier

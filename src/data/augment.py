@@ -8,7 +8,6 @@ from torch import Tensor
 
 from src.validate import number, whole_number
 
-
 ERASE_AREAS = (0.02, 0.4)  # random erasing's rectangle, a fraction of the image (Zhong et al., 2017's values)
 ERASE_RATIOS = (0.3, 1 / 0.3)  # its height / width, drawn log-uniformly between these
 

@@ -29,7 +29,8 @@ class MNISTDataModule(L.LightningDataModule):
     dataset with per-sample transforms. Both take the order from one :class:`EpochShuffle`: identical batches. The test
     split is the official 10k. ``tutorial_order=True``: the tutorial's batches, all 60,000 training images in file order,
     whole batches only. ``rotate``, ``scale``, ``elastic_alpha``, ``flip``, ``shift``, ``erase``: training images
-    changed at random on the device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). A bad argument raises ``SettingError``."""
+    changed at random on the device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). A bad argument raises
+    ``SettingError``."""
 
     def __init__(
         self,

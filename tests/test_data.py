@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.data import sources
-from src.data.augment import Augmentation, random_erase, random_flip, random_resample, random_shift
+from src.data.augment import Augmentation, gaussian_smooth, random_erase, random_flip, random_resample, random_shift
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
 from src.data.sources import DataUnavailable, fetch_raw_files
@@ -232,6 +232,19 @@ def test_elastic_distortion_is_a_smooth_field_of_the_size_asked_for() -> None:
     rough = elastic_field(alpha=30.0, sigma=0.5)
     assert (rough[:, :, 1:] - rough[:, :, :-1]).abs().mean() / rough.abs().mean() > 3 * roughness  # a narrow Gaussian
     assert elastic_field(alpha=60.0, sigma=4.0).abs().mean() > 1.6 * field.abs().mean()  # twice alpha, twice the field
+
+
+def test_gaussian_smoothing_spreads_a_point_into_a_normalized_truncated_gaussian() -> None:
+    fields = torch.zeros(1, 2, 28, 28, dtype=torch.float64)
+    fields[0, 0, 14, 14] = 1.0  # one point in the middle, one on the border
+    fields[0, 1, 0, 14] = 1.0
+    smooth = gaussian_smooth(fields, sigma=2.0)
+    taps = torch.exp(-0.5 * (torch.arange(-6, 7, dtype=torch.float64) / 2.0) ** 2)
+    taps = taps / taps.sum()
+    assert torch.allclose(smooth[0, 0, 8:21, 8:21], taps[:, None] * taps[None, :])  # separable, reaches 3 sigma
+    assert smooth[0, 0].sum().item() == pytest.approx(1.0)
+    assert smooth[0, 0, :8].abs().max() == 0 and smooth[0, 0, :, 21:].abs().max() == 0  # and no farther
+    assert smooth[0, 1].sum().item() == pytest.approx(taps[6:].sum().item())  # beyond the border: zeros, not mirrored
 
 
 def test_elastic_distortion_keeps_shape_and_range_is_seeded_and_off_at_alpha_0() -> None:

@@ -10,6 +10,7 @@ import gc
 if __name__ == "__main__":  # run as a command: no garbage collection during the imports (src/train.py says why)
     gc.disable()
 
+import logging
 import os
 import signal
 import socket
@@ -141,6 +142,9 @@ def main(cfg: DictConfig) -> None:
     report(settings, checkpoint, info)
     stop_on_sigterm()
     server.run(host=settings["host"], port=settings["port"], log_level="warning", generate_client_file=False)
+    # LitServe 0.2.19's worker-monitoring thread outlives run(): waking after run() has shut down the process manager
+    # it polls, it logs a BrokenPipeError traceback (seen under load). The server has stopped: nothing more to hear.
+    logging.disable()
     print("stopped")
 
 

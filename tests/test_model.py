@@ -32,6 +32,7 @@ def test_default_network_is_the_tutorials() -> None:
         ({"hidden": [64, 1.5]}, "hidden=[64,1.5]:"),
         ({"dropout": 1.0}, "dropout=1.0:"),
         ({"dropout": -0.1}, "dropout=-0.1:"),
+        ({"input_dropout": 1.0}, "input_dropout=1.0:"),
         ({"num_classes": 1}, "num_classes=1:"),
         ({"in_features": "784"}, "in_features=784:"),
     ],
@@ -47,6 +48,10 @@ def test_network_shapes_and_configurable_widths() -> None:
     assert small(torch.zeros(3, 784)).shape == (3, 10)
     assert [m.out_features for m in small.layers if isinstance(m, nn.Linear)] == [32, 16, 10]
     assert any(isinstance(m, nn.Dropout) for m in small.layers)
+    # Input dropout comes first, on the flat pixels: in training it zeroes about that share of them.
+    torch.manual_seed(0)
+    pixels = MLP(input_dropout=0.25).layers[:2](torch.ones(100, 784))
+    assert (pixels == 0).float().mean().item() == pytest.approx(0.25, abs=0.01)
 
 
 def test_tutorial_loss_matches_a_hand_computation() -> None:

@@ -9,7 +9,8 @@ from src.validate import SettingError, number, whole_number
 
 class MLP(nn.Module):
     """Flatten, then ``Linear -> ReLU`` for each hidden width, then a ``Linear`` to class logits: by default the
-    tutorial's network exactly. ``dropout`` > 0 adds a Dropout after each ReLU; ``compile=True`` compiles the forward."""
+    tutorial's network exactly. ``dropout`` > 0 adds a Dropout after each ReLU, ``input_dropout`` > 0 one on the pixels
+    (Hinton et al. 2012's input dropout); ``compile=True`` compiles the forward."""
 
     def __init__(
         self,
@@ -17,6 +18,7 @@ class MLP(nn.Module):
         hidden: Sequence[int] = (512, 512, 512),
         num_classes: int = 10,
         dropout: float = 0.0,
+        input_dropout: float = 0.0,
         compile: bool = False,
     ) -> None:
         super().__init__()
@@ -25,7 +27,10 @@ class MLP(nn.Module):
             raise SettingError("hidden", list(hidden), "every width must be a whole number >= 1; e.g. hidden=[512,512,512]")
         self.num_classes = whole_number("num_classes", num_classes, 2)
         number("dropout", dropout, 0, 1, below_high=True)
+        number("input_dropout", input_dropout, 0, 1, below_high=True)
         layers: list[nn.Module] = [nn.Flatten()]
+        if input_dropout > 0:
+            layers.append(nn.Dropout(input_dropout))
         width = in_features
         for next_width in hidden:
             layers += [nn.Linear(width, next_width), nn.ReLU()]

@@ -103,25 +103,13 @@ def build_loggers(node: Mapping[str, Any] | None, run_dir: Path, state: dict[str
     return loggers
 
 
-# The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), flat, with their real types: a name and
-# the config key it reads; the optimizer, schedule, loss and widths by name, and in a sweep its swept keys.
-COMPARED = {
-    "dataset": "data.dataset",
-    "lr": "optimizer.lr",
-    "weight_decay": "optimizer.weight_decay",
-    "dropout": "model.dropout",
-    "batch_size": "data.batch_size",
-    "accumulate_grad_batches": "trainer.accumulate_grad_batches",
-    "max_epochs": "trainer.max_epochs",
-    "rotate": "data.rotate",
-    "scale": "data.scale",
-    "shift": "data.shift",
-    "elastic_alpha": "data.elastic_alpha",
-    "flip": "data.flip",
-    "erase": "data.erase",
-    "precision": "trainer.precision",
-    "seed": "seed",
-}
+# The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), flat, with their real types, each named
+# by its last part (optimizer.lr: lr); the optimizer, schedule, loss and widths by name, and in a sweep its swept keys.
+COMPARED = (
+    "data.dataset optimizer.lr optimizer.weight_decay model.dropout model.input_dropout data.batch_size trainer.max_epochs "
+    "trainer.accumulate_grad_batches data.rotate data.scale data.shift data.elastic_alpha data.flip data.erase "
+    "trainer.precision seed"
+).split()
 
 
 def _value(cfg: DictConfig, key: str) -> Any:
@@ -136,10 +124,10 @@ def compared_settings(cfg: DictConfig) -> dict[str, Any]:
         group: str(choices.get(group) or _value(cfg, f"{group}._target_")) for group in ("optimizer", "scheduler", "loss")
     }
     settings["hidden"] = "x".join(str(width) for width in cfg.model.hidden)
-    settings |= {name: _value(cfg, key) for name, key in COMPARED.items()}
-    names = {key: name for name, key in COMPARED.items()}
+    settings |= {key.rpartition(".")[2]: _value(cfg, key) for key in COMPARED}
     swept = [override.lstrip("+~").partition("=")[0] for override in swept_overrides()]
-    return settings | {names.get(key, key): str(choices[key]) if key in choices else _value(cfg, key) for key in swept}
+    named = {key: key.rpartition(".")[2] if key in COMPARED else key for key in swept}
+    return settings | {named[key]: str(choices[key]) if key in choices else _value(cfg, key) for key in swept}
 
 
 def swept_overrides() -> list[str]:

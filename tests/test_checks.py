@@ -103,7 +103,7 @@ def composition_error(*overrides: str) -> str:
     ("overrides", "expected"),
     [
         (["optimizer=adamm"], "optimizer=adamm: no such choice; choose from adam, adamw, rmsprop, sgd"),
-        (["+experiment=slow"], "experiment=slow: no such choice; choose from best, fashion, fast, record, record_long, tutorial"),
+        (["+experiment=slow"], "experiment=slow: no such choice; choose from best, fashion, fast, record, tutorial"),
         (["trainer.max_epoch=3"], "trainer.max_epoch: no such key; did you mean trainer.max_epochs?"),
         # did you mean, from the config of the command line's own choices (scheduler=step has no pct_start)
         (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size: no such key; scheduler has drops, gamma; +"),

@@ -124,10 +124,10 @@ def compared_settings(cfg: DictConfig) -> dict[str, Any]:
         group: str(choices.get(group) or _value(cfg, f"{group}._target_")) for group in ("optimizer", "scheduler", "loss")
     }
     settings["hidden"] = "x".join(str(width) for width in cfg.model.hidden)
-    settings |= {key.rpartition(".")[2]: _value(cfg, key) for key in COMPARED}
+    names = {key: key.rpartition(".")[2] for key in COMPARED}
+    settings |= {name: _value(cfg, key) for key, name in names.items()}
     swept = [override.lstrip("+~").partition("=")[0] for override in swept_overrides()]
-    named = {key: key.rpartition(".")[2] if key in COMPARED else key for key in swept}
-    return settings | {named[key]: str(choices[key]) if key in choices else _value(cfg, key) for key in swept}
+    return settings | {names.get(key, key): str(choices[key]) if key in choices else _value(cfg, key) for key in swept}
 
 
 def swept_overrides() -> list[str]:

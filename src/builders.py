@@ -70,7 +70,8 @@ def build_classifier(cfg: DictConfig) -> Classifier:
     """The classifier, and what torch checks only when the loss is called and the optimizer and schedule are built:
     tried once on throwaway inputs, so that such a setting fails here, named, and not in the middle of a run."""
     with building("model"):
-        model = Classifier(**{group: resolved(cfg[group]) for group in ("model", "loss", "optimizer", "scheduler")})
+        groups = {group: resolved(cfg[group]) for group in ("model", "loss", "optimizer", "scheduler")}
+        model = Classifier(**groups, mixup=cfg.mixup)
     with building("loss"):
         model.loss_fn(torch.zeros(2, model.net.num_classes), torch.tensor([0, 1]))
     with building("optimizer"):

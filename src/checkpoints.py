@@ -16,7 +16,7 @@ from src.validate import show
 CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)started with (src/callbacks/save_config.py)
 # What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
 # change (train longer, on a GPU, ...), and so may where the data comes from.
-KEPT_ON_RESUME = ("seed", "model", "loss", "optimizer", "scheduler", "data")
+KEPT_ON_RESUME = ("seed", "mixup", "model", "loss", "optimizer", "scheduler", "data")
 FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_workers", "data.loader"}
 # The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
 RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches")

@@ -61,6 +61,7 @@ class TrainSettings(BaseModel):
     name: Annotated[str, AfterValidator(folder_name)]
     log_dir: str = Field(min_length=1)
     seed: int = Field(ge=0)
+    mixup: float = Field(ge=0)
     ckpt_path: str | None
     init_from: str | None
     print_config: bool

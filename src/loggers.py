@@ -108,7 +108,7 @@ def build_loggers(node: Mapping[str, Any] | None, run_dir: Path, state: dict[str
 COMPARED = (
     "data.dataset optimizer.lr optimizer.weight_decay model.dropout model.input_dropout data.batch_size trainer.max_epochs "
     "trainer.accumulate_grad_batches data.rotate data.scale data.shift data.elastic_alpha data.flip data.erase "
-    "trainer.precision seed"
+    "mixup trainer.precision seed"
 ).split()
 
 

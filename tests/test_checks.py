@@ -46,6 +46,7 @@ BAD_SETTINGS = [
     # ranges: this project's classes name their own argument, the builder adds the group
     (["model.hidden=[0]"], "model.hidden=[0]: every width must be a whole number >= 1"),
     (["model.dropout=1.5"], "model.dropout=1.5: out of range; use a number >= 0 and < 1"),
+    (["mixup=-1"], "mixup=-1: Input should be greater than or equal to 0"),
     (["data.shift=14"], "data.shift=14: out of range; use a whole number 0 to 13"),
     (["data.batch_size=55001"], "data.batch_size=55001: out of range; use a whole number 1 to 55000"),
     (["data.dataset=cifar10"], "data.dataset=cifar10: no such choice; use one of mnist, fashion_mnist"),

@@ -1,5 +1,6 @@
 """The network, the losses and the classifier's building blocks."""
 
+import random
 import re
 
 import pytest
@@ -114,3 +115,20 @@ def test_accumulation_scales_divide_by_the_samples_of_each_window() -> None:
     # Lightning divides each loss by accumulate=2 again, so each window's divisor is its sample count: 16, 16, 3.
     assert scales == pytest.approx([2 / 16, 2 / 16, 2 / 16, 2 / 16, 2 / 3])
     assert accumulation_scales([4, 4, 2], accumulate=1) == pytest.approx([1 / 4, 1 / 4, 1 / 2])
+
+
+def test_mixup_loss_is_cross_entropy_against_the_blended_labels(compose_config) -> None:
+    model = build_classifier(compose_config("mixup=0.4", "model.hidden=[32]"))
+    images, targets = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    random.seed(3)
+    torch.manual_seed(3)
+    logits, losses, counted = model.mixup_step(images, targets)
+    random.seed(3)
+    torch.manual_seed(3)
+    share, order = random.betavariate(0.4, 0.4), torch.randperm(16)
+    assert 0 < share < 1 and not torch.equal(order, torch.arange(16))
+    assert torch.allclose(logits, model(share * images + (1 - share) * images[order]))
+    one_hot = nn.functional.one_hot(targets, 10).float()
+    blended = share * one_hot + (1 - share) * one_hot[order]
+    assert torch.allclose(losses, nn.functional.cross_entropy(logits, blended, reduction="none"), atol=1e-6)
+    assert torch.equal(counted, targets if share >= 0.5 else targets[order])

@@ -1,5 +1,6 @@
 """The LightningModule: the tutorial's network plus a configurable loss, optimizer, schedule and metrics."""
 
+import random
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -33,10 +34,17 @@ def bound_function(config: dict[str, Any]) -> Callable[..., Tensor]:
 class Classifier(L.LightningModule):
     """Trains a network built from ``model`` with a loss, optimizer and optional schedule, all plain config (dicts with
     a Hydra ``_target_``), so checkpoints load with ``weights_only=True``. The optimizer and schedule are built in
-    ``configure_optimizers``, the only place that knows the parameters and the run's length."""
+    ``configure_optimizers``, the only place that knows the parameters and the run's length. ``mixup`` > 0 trains on
+    mixup's blends (Zhang et al. 2018): each batch mixed with itself in another order, by a share drawn from
+    Beta(mixup, mixup), and the loss mixed by the same share."""
 
     def __init__(
-        self, model: dict[str, Any], loss: dict[str, Any], optimizer: dict[str, Any], scheduler: dict[str, Any] | None = None
+        self,
+        model: dict[str, Any],
+        loss: dict[str, Any],
+        optimizer: dict[str, Any],
+        scheduler: dict[str, Any] | None = None,
+        mixup: float = 0.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
@@ -78,8 +86,11 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, targets = batch
-        logits = self.net(images)
-        losses = self.loss_fn(logits, targets)
+        if self.hparams.mixup > 0:
+            logits, losses, targets = self.mixup_step(images, targets)
+        else:
+            logits = self.net(images)
+            losses = self.loss_fn(logits, targets)
         # loss/train and acc/train are means over every batch since the last logged step (the log_every_n_steps window),
         # not one batch's values: the metrics accumulate on the device each step and are computed only when logged.
         self.train_loss.update(losses.detach())
@@ -93,6 +104,15 @@ class Classifier(L.LightningModule):
             self.train_loss.reset()
             self.train_acc.reset()
         return losses.sum() * self._loss_scales[batch_idx]
+
+    def mixup_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The logits and per-sample losses of a mixup batch, and the labels that acc/train counts (those with the larger
+        share). The share comes from Python's random, the order from torch's: RNGState restores both on resume."""
+        share = random.betavariate(self.hparams.mixup, self.hparams.mixup)
+        order = torch.randperm(len(images), device=images.device)
+        logits = self.net(share * images + (1 - share) * images[order])
+        losses = share * self.loss_fn(logits, targets) + (1 - share) * self.loss_fn(logits, targets[order])
+        return logits, losses, targets if share >= 0.5 else targets[order]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, ("acc/val", self.val_acc), ("loss/val", self.val_loss))

@@ -71,10 +71,11 @@ def test_plain_batch_means_would_break_that_equality(tiny_config, monkeypatch) -
 
 
 def resume_case(tiny, *overrides: str):
-    """Dropout, random shifts, turns, elastic distortion and erasing all draw random numbers: a resume must draw the same
-    ones."""
+    """Dropout, random shifts, turns, elastic distortion, erasing and mixup all draw random numbers: a resume must draw
+    the same ones."""
     return tiny(
         "model.dropout=0.3",
+        "mixup=0.2",
         "data.shift=2",
         "data.erase=0.5",
         "data.elastic_alpha=20",

@@ -136,6 +136,10 @@ def build_run(cfg: DictConfig) -> Run:
         checkpoints.check_resume(state, config)
     start = checkpoints.resolve(cfg.init_from, Path(cfg.log_dir), key="init_from")  # last: the newest of any name
     L.seed_everything(cfg.seed, workers=True, verbose=False)
+    # The thread count set to what it is: torch then also turns MKL's dynamic threading off, under which one matrix
+    # product may run on fewer threads than another and round its sums otherwise. A fixed count is among MKL's
+    # conditions for run-to-run reproducibility: a resumed run matches a straight one bit for bit.
+    torch.set_num_threads(torch.get_num_threads())
     datamodule = build_datamodule(cfg)
     model = build_classifier(cfg)
     if checkpoint is not None:

@@ -24,8 +24,8 @@ RUN = [
     "callbacks.progress_bar.every_n_steps=10",
     "~callbacks.model_summary",
 ]
-STEPS = 2 * 63  # 500 training images in batches of 8: 62 full ones and one of 4, each epoch
-EPOCH = 63
+EPOCH = 63  # 500 training images in batches of 8: 62 full ones and one of 4
+STEPS = 2 * EPOCH
 
 
 def arguments(tiny, save_dir: Path, name: str, *extra: str) -> list[str]:

@@ -125,6 +125,7 @@ class Run:
     model: Classifier
     trainer: L.Trainer
     settings: dict[str, Any]  # what tells this run apart from others (src/loggers.py), for the loggers
+    notes: list[str]  # what the run says before it trains
 
 
 def build_run(cfg: DictConfig) -> Run:
@@ -153,6 +154,7 @@ def build_run(cfg: DictConfig) -> Run:
     prepared = False
     while True:
         run_dir, new = choose_run_dir(cfg, checkpoint)
+        notes = [note] if state is not None and (note := checkpoints.missing_best(state, run_dir / "checkpoints")) else []
         callbacks = build_callbacks(cfg, run_dir, has_logger=bool(cfg.get("logger")))
         callbacks += [SaveConfig(config, resumed=state is not None), LogSettings(settings, resumed=state is not None)]
         trainer = build_trainer(cfg, callbacks, run_dir)
@@ -162,8 +164,8 @@ def build_run(cfg: DictConfig) -> Run:
             prepared = True
         if trainer.fast_dev_run:  # as Lightning does for it: loggers that record nothing, and no run folder
             trainer.loggers = [DummyLogger()] if cfg.get("logger") else []
-            return Run(run_dir, [], checkpoint, start_step, datamodule, model, trainer, settings)
+            return Run(run_dir, [], checkpoint, start_step, datamodule, model, trainer, settings, notes)
         trainer.loggers = build_loggers(cfg.get("logger"), run_dir, state)  # MLflow opens (creates) its store here
         created = claim(run_dir) if new else []
         if created is not None:  # else another run claimed this folder since it was chosen: the next one
-            return Run(run_dir, created, checkpoint, start_step, datamodule, model, trainer, settings)
+            return Run(run_dir, created, checkpoint, start_step, datamodule, model, trainer, settings, notes)

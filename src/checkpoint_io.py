@@ -18,21 +18,28 @@ class CheckpointWriteError(OSError):
 class AtomicCheckpointIO(TorchCheckpointIO):
     """``torch.save`` to a temporary file beside the target, ``fsync``, ``os.replace`` onto it: the old complete file
     or the new one, never a partial one. (Lightning's own writer moves a file from the system's temporary folder, by a
-    copy where that is another file system.) A failed write removes its file and names what is wrong."""
+    copy where that is another file system.) A failed or interrupted write removes its file; a failed one names what
+    is wrong (torch's zip writer reports a full disk as a RuntimeError)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         target = Path(path)
         partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(partial, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
+            # To a path, not a Python file: torch's C++ writer then calls no Python code that a second Ctrl-C's exception
+            # could fail inside it (it would report a RuntimeError in its place).
+            torch.save(checkpoint, str(partial))
+            written = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(written)
+            finally:
+                os.close(written)
             os.replace(partial, target)
-        except (OSError, RuntimeError) as error:  # torch's zip writer reports a full disk as a RuntimeError
+        except BaseException as error:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
+            if not isinstance(error, OSError | RuntimeError):  # a second Ctrl-C (src/callbacks/interrupt.py)
+                raise
             needed = tensor_bytes(checkpoint)
             free = shutil.disk_usage(target.parent if target.parent.exists() else Path.cwd()).free
             reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]

@@ -13,6 +13,7 @@ if __name__ == "__main__":  # run as a command, not imported: no garbage collect
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 import warnings
@@ -28,9 +29,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from src import cli
+from src import checkpoints, cli
 from src.builders import Run, build_run, given_settings
 from src.callbacks.finite_loss import NonFiniteLoss
+from src.callbacks.interrupt import Aborted
 from src.checkpoint_io import CheckpointWriteError
 from src.checkpoints import write_result
 from src.checks import check
@@ -41,9 +43,11 @@ from src.sweeps import SWEEP_JOBS_VARIABLE, one_job_leaves_nothing_behind
 
 @dataclass
 class Interrupted(Exception):
-    """Training stopped on Ctrl-C or SIGTERM after saving ``checkpoint`` (None: checkpointing was off)."""
+    """Training stopped on Ctrl-C or SIGTERM after saving ``checkpoint`` (None: checkpointing was off), or, ``aborted``
+    by a second Ctrl-C, with ``checkpoint`` the last one saved before (None: none yet)."""
 
     checkpoint: Path | None
+    aborted: bool = False
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -53,6 +57,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer = run.trainer
     if cfg.print_config and trainer.is_global_zero:
         print(OmegaConf.to_yaml(cfg, resolve=True), end="", flush=True)
+    if trainer.is_global_zero:
+        print("".join(f"note: {note}\n" for note in run.notes), end="", flush=True)
     os.environ[RUN_DIR_VARIABLE] = str(run.run_dir)  # the DDP ranks that fit starts write into the same folder
     fit_seconds = fit(run)
     best = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)  # callbacks.checkpoint
@@ -97,6 +103,7 @@ def fit(run: Run) -> float:
     run's: gone); Ctrl-C or SIGTERM becomes :class:`Interrupted`."""
     trainer = run.trainer
     before = set(run.run_dir.rglob("*"))
+    ctrl_c = signal.getsignal(signal.SIGINT)  # put back after fit: StopOnCtrlC's handler outlives Lightning's teardown
     started = time.perf_counter()
     try:
         with warnings.catch_warnings():  # a resumed run writes into its own checkpoints folder by design
@@ -108,10 +115,14 @@ def fit(run: Run) -> float:
         if trainer.is_global_zero:
             remove_added(run, before)
         raise ConfigError(f"trainer{given_settings('trainer')}: {' '.join(str(error).split())}") from error
-    except SIGTERMException as error:  # the last_checkpoint callback saved this step on the way out
+    except (SIGTERMException, Aborted) as error:  # the last_checkpoint callback saved this step on the way out, or not
+        ctrl_c = signal.SIG_IGN  # the run ends here: a further Ctrl-C must not cut its last words
+        signal.signal(signal.SIGINT, ctrl_c)
         callback = trainer.checkpoint_callback
         last = Path(callback.dirpath) / "last.ckpt" if callback is not None and callback.dirpath else None
-        raise Interrupted(last if last is not None and last.is_file() else None) from error
+        raise Interrupted(last if last is not None and last.is_file() else None, isinstance(error, Aborted)) from error
+    finally:
+        signal.signal(signal.SIGINT, ctrl_c)
     return time.perf_counter() - started
 
 
@@ -164,9 +175,15 @@ def resume_command(checkpoint: Path) -> str:
 def exit_interrupted(stop: Interrupted, rest: str = "") -> None:
     """Say what a signal stopped and how to go on, then exit 130 (as a shell does for Ctrl-C)."""
     saved = "no checkpoint was kept (checkpointing is off), so there is nothing to resume"
+    if stop.aborted:
+        saved = "no checkpoint was written before it, so there is nothing to resume"
     if stop.checkpoint is not None:
-        saved = f"the current step is saved. Resume with:\n  {resume_command(stop.checkpoint)}"
-    print(f"\nstopped by a signal{f' ({rest})' if rest else ''}; {saved}", file=sys.stderr)
+        saved = "the current step is saved"
+        if stop.aborted:  # a save it cut short left the previous last.ckpt whole (atomic writes)
+            saved = f"the last complete checkpoint is of step {checkpoints.read(stop.checkpoint)['global_step']}"
+        saved += f". Resume with:\n  {resume_command(stop.checkpoint)}"
+    how = "a second Ctrl-C" if stop.aborted else "a signal"
+    print(f"\nstopped by {how}{f' ({rest})' if rest else ''}; {saved}", file=sys.stderr)
     sys.exit(130)
 
 

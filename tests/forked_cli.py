@@ -3,8 +3,9 @@
 ``python -m tests.forked_cli`` imports every entry point once, then reads one JSON line at a time from stdin:
 ``[[module, cwd, [arg, ...], signal?], ...]``. For each command it forks a child that runs the module as ``__main__``
 with that ``sys.argv`` in that working folder, its stdout and stderr going to files, exactly as ``python -m <module>
-arg ...`` would run after its imports; ``signal``, ``[signum, line start]``, is sent to the child when a line of its
-stdout starts so (a user's Ctrl-C, a scheduler's SIGTERM, a kill -9). It answers with one JSON line, ``[[exit status,
+arg ...`` would run after its imports; ``signal``, ``[signum, line start, delay...]``, is sent to the child when a
+line of its stdout starts so (a user's Ctrl-C, a scheduler's SIGTERM, a kill -9), and again after each delay in
+seconds (a user's second Ctrl-C). It answers with one JSON line, ``[[exit status,
 stdout, stderr], ...]``. The parent does no torch work, so no thread pool is inherited half-started.
 """
 
@@ -52,9 +53,9 @@ def run_one(module: str, cwd: str, arguments: list[str], signal: list | None = N
             return os.waitstatus_to_exitcode(wait_status), out.read(), err.read()
 
 
-def wait_for_line(pid: int, out_path: str, signum: int, line_start: str) -> int | None:
-    """Send ``signum`` to the child once a line of its stdout starts with ``line_start``; the child's wait status if
-    it ended before that."""
+def wait_for_line(pid: int, out_path: str, signum: int, line_start: str, *delays: float) -> int | None:
+    """Send ``signum`` to the child once a line of its stdout starts with ``line_start``, then again after each of
+    ``delays`` seconds while it runs; the child's wait status if it ended before the first."""
     while True:
         done, wait_status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -63,6 +64,9 @@ def wait_for_line(pid: int, out_path: str, signum: int, line_start: str) -> int 
             with open(out_path) as out:
                 if any(line.startswith(line_start) for line in out.read().splitlines()):
                     os.kill(pid, signum)
+                    for delay in delays:
+                        time.sleep(delay)
+                        os.kill(pid, signum)  # a zombie until reaped: never another process
                     return None
         time.sleep(0.02)
 

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,39 @@ def test_a_checkpoint_of_another_network_names_the_layer_and_a_damaged_one_the_o
         train(tiny_config("scheduler=none", "ckpt_path=last"))
     message = str(caught.value)
     assert "the file is damaged" in message and str(first["best_checkpoint"]) in message
+
+
+def test_a_run_resumed_from_a_copied_last_checkpoint_tests_a_checkpoint_that_exists(tiny_config, tmp_path, monkeypatch, capsys):
+    """A fresh clone elsewhere, holding only the run's last.ckpt at the same relative path: the resume trains, says
+    before training that the run's best checkpoint is not there, then tests the best of its own validations."""
+    first, clone = tmp_path / "first", tmp_path / "clone"
+    first.mkdir()
+    monkeypatch.chdir(first)
+    trained = train(tiny_config("log_dir=lightning_logs", "trainer.max_epochs=1"))
+    last = Path(trained["run_dir"]) / "checkpoints" / "last.ckpt"
+    (clone / last.parent).mkdir(parents=True)
+    shutil.copy(last, clone / last)
+    monkeypatch.chdir(clone)
+    capsys.readouterr()
+    resumed = train(tiny_config("log_dir=lightning_logs", "trainer.max_epochs=2", f"ckpt_path={last}"))
+    assert Path(resumed["best_checkpoint"]).is_file() and resumed["epochs"] == 2
+    assert Path(resumed["best_checkpoint"]).parent == last.parent and "epoch01" in resumed["best_checkpoint"]
+    note = f"note: the run's best checkpoint so far, {Path(trained['best_checkpoint']).name}, is not in {last.parent}"
+    assert capsys.readouterr().out.startswith(note)  # said before training, not after
+
+
+def test_a_renamed_run_folder_keeps_its_best_checkpoint_and_score(tiny_config, tmp_path) -> None:
+    """The run's best epoch stays its best after a move: its recorded score is made unbeatable here, so the resumed
+    epoch must not replace it (Lightning itself forgets the scores of a folder that moved)."""
+    trained = train(tiny_config("trainer.max_epochs=1"))
+    run, best = Path(trained["run_dir"]), Path(trained["best_checkpoint"])
+    last = run / "checkpoints" / "last.ckpt"
+    state = torch.load(last, weights_only=True)
+    (key,) = [key for key, saved in state["callbacks"].items() if key.startswith("ModelCheckpoint") and saved["monitor"]]
+    state["callbacks"][key] |= {"best_model_score": torch.tensor(1.0), "best_k_models": {str(best): torch.tensor(1.0)}}
+    torch.save(state, last)
+    moved = run.with_name("renamed")
+    shutil.move(run, moved)
+    resumed = train(tiny_config("trainer.max_epochs=2", f"ckpt_path={moved / 'checkpoints' / 'last.ckpt'}"))
+    assert resumed["best_checkpoint"] == str(moved / "checkpoints" / best.name) and resumed["best_val_acc"] == 1.0
+    assert resumed["run_dir"] == str(moved) and resumed["epochs"] == 2

@@ -44,8 +44,8 @@ def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path, monk
     io.save_checkpoint({"step": 1, "w": torch.ones(3)}, target)
     before = target.read_bytes()
 
-    def disk_full(obj, file):
-        file.write(b"half a checkpoint")
+    def disk_full(obj, path):
+        Path(path).write_bytes(b"half a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoints.torch, "save", disk_full)

@@ -110,3 +110,25 @@ def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_its_job(tiny_mnist,
         and last_step_shown(out) <= last_state(sweep / "0_seed:0")["global_step"] < EPOCH
     )
     assert "job 2/2" not in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.0, 0.01, 0.05, 0.3])
+def test_a_second_ctrl_c_aborts_with_a_whole_checkpoint_and_the_command_that_resumes(tiny_mnist, tmp_path, delay) -> None:
+    """The second Ctrl-C comes while the batch finishes, while its step is saved, or after: whichever, the command
+    exits 130 with the command that resumes from a complete last.ckpt, and never Lightning's exit 1."""
+    every = ["callbacks.step_checkpoint.every_n_train_steps=10"]
+    (done,) = run_many(
+        [("src.train", REPO, arguments(tiny_mnist, tmp_path, "twice", *every), (signal.SIGINT, "epoch 1/2 batch 20/", delay))]
+    )
+    assert done.returncode == 130, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stdout + done.stderr
+    run_dir = tmp_path / "twice" / "version_0"
+    resume = shlex.split(done.stderr.strip().splitlines()[-1])
+    assert resume[:3] == ["python", "-m", "src.train"] and resume[-1] == f"ckpt_path={run_dir}/checkpoints/last.ckpt"
+    step = last_state(run_dir)["global_step"]  # whole: it loads
+    assert 10 <= step < EPOCH and not list((run_dir / "checkpoints").glob(".*partial*"))
+    said = re.search(r"stopped by (a second Ctrl-C|a signal); (.*)\. Resume with:", done.stderr)
+    assert said is not None, done.stderr[-2000:]
+    if said[1] == "a second Ctrl-C":
+        assert said[2] == f"the last complete checkpoint is of step {step}"

@@ -8,35 +8,37 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
+class Aborted(BaseException):
+    """A second Ctrl-C: training stops where it is, saving nothing more. Not a KeyboardInterrupt, which Lightning
+    answers with exit status 1 and no word of the checkpoints."""
+
+
 class StopOnCtrlC(L.Callback):
     """Turns the first Ctrl-C into a SIGTERM to this process: Lightning's handler then finishes the batch and raises
     ``SIGTERMException``, the ``last_checkpoint`` callback (``save_on_exception``) writes that step's ``last.ckpt`` and
     ``src.train`` prints the command that resumes. Only a signal saves so: a failure leaves the last checkpoint as it
-    was. A second Ctrl-C interrupts at once."""
+    was. A second Ctrl-C, also while that step is being saved, raises :class:`Aborted` at once: the save is dropped
+    (checkpoints are written atomically, so the previous ``last.ckpt`` stays whole) and ``src.train`` resumes from that
+    one. Installed when fit starts, before Lightning notes the signal handlers that its teardown puts back: the handler
+    outlives that teardown, until ``src.train`` has reported the stop."""
 
     def __init__(self) -> None:
         self.interrupted = False
         self._previous: object = None
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         def stop_after_this_batch(signum: int, frame: FrameType | None) -> None:
             if self.interrupted:
-                raise KeyboardInterrupt
+                raise Aborted
             self.interrupted = True
             os.kill(os.getpid(), signal.SIGTERM)
 
         self._previous = signal.signal(signal.SIGINT, stop_after_this_batch)
 
-    def _restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._restore()
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        signal.signal(signal.SIGINT, self._previous)
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._restore()
         if not isinstance(exception, SIGTERMException):  # Lightning runs the checkpoint callbacks' on_exception last
             for callback in trainer.checkpoint_callbacks:
                 callback.save_on_exception = False

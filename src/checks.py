@@ -6,7 +6,6 @@ Types and unknown keys: pydantic, against the type hints of what each ``_target_
 their own when they are built; here, only those Lightning looks at mid-run, and the rules no single class knows.
 """
 
-import importlib.util
 import json
 import os
 import tempfile
@@ -25,7 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
-from src.cli import ConfigError, first_error, resolved, typed, validated
+from src.cli import ConfigError, first_error, require_extra, resolved, typed, validated
 from src.data.datasets import DATASETS
 from src.loggers import logger_configs
 from src.validate import show
@@ -193,8 +192,7 @@ def check_machine(settings: Mapping[str, Any]) -> None:
 def check_mlflow(key: str, node: Mapping[str, Any]) -> None:
     """MLflow is installed, and its tracking server (if one is named) answers within seconds: MLflow's own client
     retries for minutes before it gives up, silently."""
-    if importlib.util.find_spec("mlflow") is None:
-        raise ConfigError(f"{key}=mlflow: mlflow is not installed; pip install -e '.[mlflow]'")
+    require_extra(f"{key}=mlflow", "mlflow", "mlflow")
     uri = str(node.get("tracking_uri") or "")
     if uri.startswith(("http://", "https://")):
         try:

@@ -8,17 +8,19 @@ command line are worded here from their exceptions' attributes. No Lightning her
 import difflib
 import functools
 import gc
+import importlib.util
 import logging
 import os
 import shlex
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
-from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from pydantic import BaseModel, ValidationError
@@ -27,6 +29,7 @@ from src.validate import show
 
 # Config choices that come from optional Hydra plugins: the missing config -> the pyproject extra that installs it.
 PLUGIN_EXTRAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_slurm": "slurm", "hydra/sweeper/optuna": "optuna"}
+CONF = Path(__file__).resolve().parent.parent / "conf"
 TRACEBACK_VARIABLE = "MNIST_LIGHTNING_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, kept for the processes started
 
 
@@ -38,6 +41,7 @@ def run(hydra_main: Callable[[], Any]) -> None:
     """Call a ``@hydra.main`` function so that each refusal is one line. With ``HYDRA_FULL_ERROR=1`` Hydra raises what
     it would print in its own layout: what it raises before it hands over to the task (the command line refused) is
     worded by :func:`hydra_refusal`; anything else the task raises is a bug, shown with its traceback."""
+    register_resolvers()
     os.environ.setdefault(TRACEBACK_VARIABLE, os.environ.get("HYDRA_FULL_ERROR", ""))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     quiet_lightning()
@@ -52,6 +56,14 @@ def run(hydra_main: Callable[[], Any]) -> None:
         if os.environ[TRACEBACK_VARIABLE] == "1" or not isinstance(error, ConfigError) and task.started:
             raise
         exit_with_error(error if isinstance(error, ConfigError) else hydra_refusal(error))
+
+
+def register_resolvers() -> None:
+    """The interpolations conf/ uses beyond OmegaConf's own: ``${gpus_per_node:<accelerator>,<devices>}``, the GPUs a
+    SLURM job asks for (conf/hydra/launcher/slurm.yaml): the devices of a run on GPUs, none for any other."""
+    OmegaConf.register_new_resolver(
+        "gpus_per_node", lambda accelerator, devices: devices if accelerator in ("gpu", "cuda") else None, replace=True
+    )
 
 
 def task(function: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -81,6 +93,14 @@ def refusals_exit() -> Iterator[None]:
         exit_with_error(error)
 
 
+def require_extra(setting: str, extra: str, *modules: str) -> None:
+    """Refuse in one line what needs an optional dependency (a pyproject extra) that is not installed: its import would
+    end in a traceback, and after the work done before it."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{setting}: needs {module}, which is not installed; pip install -e '.[{extra}]'")
+
+
 def exit_with_error(error: Exception | str, status: int = 2) -> NoReturn:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(status)
@@ -92,21 +112,60 @@ def first_line(text: str) -> str:
 
 def hydra_refusal(error: Exception) -> str:
     """What Hydra refused, as one line: a config file that is not there (its group, the choice and the options), an
-    override it cannot parse, or a key the composed config does not have (with the closest one that it has)."""
+    override it cannot parse, a key the composed config does not have (with the closest one that it has, or the ``+``
+    that adds a real argument of the node's target), or a group override that composition refused (named alone)."""
     if isinstance(error, MissingConfigException) and error.missing_cfg_file:
         group, _, choice = error.missing_cfg_file.rpartition("/")
         if extra := PLUGIN_EXTRAS.get(error.missing_cfg_file):
             return f"{group}={choice}: needs a Hydra plugin that is not installed; pip install -e '.[{extra}]'"
         return f"{group}={choice}: no such choice; choose from {', '.join(error.options or [])}"
     if isinstance(error, OverrideParseException):
+        key, _, value = error.override.partition("=")
         quotes = "a value holding = , [ ] ( ) or spaces needs quotes, e.g. key='a=b'"
+        if not value.isascii():
+            quotes = f"non-ASCII text needs quotes: '{key}=\"{value}\"'"
         return f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); {quotes}"
     missing = error.__cause__
     if isinstance(missing, ConfigAttributeError | ConfigKeyError) and missing.full_key:
-        return f"{typed(missing.full_key)}: no such key; {closest_key(missing.full_key, missing.parent_node)}"
+        return f"{typed(missing.full_key)}: {unknown_key_hint(missing.full_key, missing.parent_node)}"
     hydras = "; ".join(line.strip().rstrip(".") for line in str(error).splitlines() if line.strip())
-    marked = [argument for argument in sys.argv[1:] if argument.startswith(("+", "~"))]  # what composition adds, deletes
-    return f"{' '.join(marked)}: {hydras}" if isinstance(error, ConfigCompositionException) and marked else hydras
+    return override_at_fault(hydras)
+
+
+def override_at_fault(refusal: str) -> str:
+    """Hydra's refusal of a composition that names no override, with the one at fault in front: the first of the
+    command line's overrides that Hydra refuses composed alone. A group set to null, or added with ``+`` where
+    conf/train.yaml chooses it already (every group of conf/ is there), gets the hint that fits."""
+    from hydra._internal.utils import get_args_parser  # Hydra's own reading of its command line
+
+    for override in OverridesParser.create().parse_overrides(get_args_parser().parse_known_args()[0].overrides):
+        if composes(override.input_line):
+            continue
+        group = override.key_or_group
+        choices = sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+        if choices and override.value() is None:
+            off = f"turn it off with {group}=none or ~{group}" if "none" in choices else None
+            off = off or f"choose one of {', '.join(choices)}, or leave it out with ~{group}"
+            return f"{override.input_line}: a config group is not set to null; {off}"
+        if choices and override.is_add():
+            plain = override.input_line.removeprefix("+")
+            return f"{override.input_line}: {group} is in conf/train.yaml's defaults already; choose it without +: {plain}"
+        return f"{override.input_line}: {refusal}"
+    return refusal
+
+
+def composes(override: str) -> bool:
+    """Does the entry point's config (conf/<its name>.yaml) compose with ``override`` alone?"""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = nullcontext() if GlobalHydra.instance().is_initialized() else initialize_config_dir(str(CONF), version_base="1.3")
+    with hydra:
+        try:
+            compose(Path(sys.argv[0]).stem, overrides=[override])
+        except Exception:
+            return False
+    return True
 
 
 def setting(key: str, arguments: Sequence[str]) -> list[str]:
@@ -119,18 +178,31 @@ def typed(key: str) -> str:
     return (setting(key, sys.argv[1:]) or [key])[0]
 
 
-def closest_key(key: str, parent: Any) -> str:
-    """A hint for an unknown ``key``: the closest key of the node it was looked up in (in the config the command line's
-    own choices composed), else what that node holds."""
+def unknown_key_hint(key: str, parent: Any) -> str:
+    """A hint for an unknown ``key``: where its node builds a ``_target_`` that takes such an argument, the ``+`` that
+    adds it; else the closest key of the node it was looked up in (in the config the command line's own choices
+    composed), else what that node holds."""
     prefix, _, name = key.rpartition(".")
     node = parent if isinstance(parent, DictConfig) else {}
+    if "_target_" in node and name in target_arguments(str(node["_target_"])):
+        given = typed(key).lstrip("+")
+        return f"an argument of {node['_target_']} that its config does not list; add it with +{given}"
     keys = [str(k) for k in node if k != "hydra" and not str(k).startswith("_")]
     last = typed(key).lstrip("+~").partition("=")[0].rpartition(".")[2]  # extras.print_config: print_config
     if close := difflib.get_close_matches(name, keys, n=1) or difflib.get_close_matches(last, keys, n=1):
-        return f"did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+        return f"no such key; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
     listed = ", ".join(keys) if len(keys) <= 16 else f"{len(keys)} keys (python -m src.{Path(sys.argv[0]).stem} --cfg job)"
-    added = f"; +{typed(key).lstrip('+')} adds one its file does not list" if prefix and "_target_" in node else ""
-    return f"{prefix + ' has' if prefix else 'the top-level keys are'} {listed}{added}"
+    return f"no such key; {prefix + ' has' if prefix else 'the top-level keys are'} {listed}"
+
+
+def target_arguments(target: str) -> list[str]:
+    """The keyword arguments ``target`` takes (pydantic reads its signature); none where it cannot be imported."""
+    from src.checks import arguments_validator  # torch and Lightning: only on this path
+
+    try:
+        return arguments_validator(target, ())[1]
+    except (ImportError, AttributeError):
+        return []
 
 
 def resolved(node: Any) -> Any:

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 
 from src import checkpoints, cli
-from src.cli import ConfigError, exit_with_error
+from src.cli import ConfigError, exit_with_error, require_extra
 from src.data.mnist import MNISTDataModule
 from src.validate import SettingError, number, whole_number
 
@@ -54,6 +54,8 @@ def export(
         number("tolerance", tolerance, 0, above_low=True)
     except SettingError as error:
         raise ConfigError(str(error)) from error
+    if format == "onnx":  # torch's ONNX exporter and the check's runtime
+        require_extra("format=onnx", "export", "onnx", "onnxscript", "onnxruntime")
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
     target = target_file(out, checkpoint, format)

@@ -14,20 +14,20 @@ import logging
 import os
 import signal
 import socket
+from multiprocessing import resource_tracker
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import hydra
-import litserve as ls
 import torch
-from fastapi.responses import HTMLResponse
 from omegaconf import DictConfig
 from pydantic import BaseModel, ConfigDict, Field
 
 from src import checkpoints, cli
-from src.cli import ConfigError, command, resolved, shown_path, validated
-from src.serving.api import ClassifierAPI
-from src.serving.requests import PredictRequests
+from src.cli import ConfigError, command, require_extra, resolved, shown_path, validated
+
+if TYPE_CHECKING:
+    import litserve as ls
 
 PAGE = Path(__file__).with_name("serving") / "page.html"
 
@@ -48,6 +48,7 @@ class ServeSettings(BaseModel):
 
 
 def check(settings: dict[str, Any]) -> None:
+    require_extra("src.serve", "serve", "litserve", "python_multipart")  # FastAPI and Starlette come with LitServe
     validated("", ServeSettings, settings)
     accelerator = settings["accelerator"]
     missing = {"gpu": not torch.cuda.is_available(), "cuda": not torch.cuda.is_available()}
@@ -90,7 +91,13 @@ def accuracy_line(info: dict[str, Any], checkpoint: Path) -> str:
     return f"test accuracy    {measured}, measured on {tested} of this run (this file: src.eval ckpt_path=<it>)"
 
 
-def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, info: dict[str, Any]) -> ls.LitServer:
+def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, info: dict[str, Any]) -> "ls.LitServer":
+    import litserve as ls  # the `serve` extra, imported once check() has found it
+    from fastapi.responses import HTMLResponse
+
+    from src.serving.api import ClassifierAPI
+    from src.serving.requests import PredictRequests
+
     api = ClassifierAPI(classifier, settings["max_batch_size"], settings["batch_timeout"])
     limits = {key: settings[key] for key in ("max_bytes", "max_pixels")}
     checks = (PredictRequests, {"path": api.api_path, "data_set": classifier.data_set, **limits})
@@ -145,6 +152,9 @@ def main(cfg: DictConfig) -> None:
     # LitServe 0.2.19's worker-monitoring thread outlives run(): waking after run() has shut down the process manager
     # it polls, it logs a BrokenPipeError traceback (seen under load). The server has stopped: nothing more to hear.
     logging.disable()
+    # LitServe has joined the processes it started, but not the resource tracker that starting its worker by spawn
+    # launched: it would end only after this process (its pipe closed then). The stdlib's own stop closes it and waits.
+    resource_tracker._resource_tracker._stop()
     print("stopped")
 
 

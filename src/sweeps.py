@@ -3,7 +3,6 @@ first runs, a run folder per job, ``<log_dir>/<name>-sweep-<time>/<job number>_<
 ``summary.md`` and ``summary.csv`` beside them, best run first."""
 
 import csv
-import itertools
 import json
 import math
 import os
@@ -16,6 +15,8 @@ from typing import Any
 
 import torch
 from hydra import compose
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
@@ -31,14 +32,10 @@ SWEEP_JOBS_VARIABLE = "MNIST_LIGHTNING_SWEEP_JOBS"  # how many jobs the sweep ru
 FIXED_KEYS_VARIABLE = "MNIST_LIGHTNING_SWEEP_FIXED_KEYS"
 
 
-def job_overrides(overrides: Sequence[Override]) -> list[list[str]]:
-    """Each job's overrides, as Hydra's basic sweeper makes them: every combination of the swept values, in order; a key
-    given twice keeps the place where it came first and the value given last."""
-    values: dict[str, list[str]] = {}
-    for o in overrides:
-        key = o.get_key_element()
-        values[key] = [f"{key}={value}" for value in o.sweep_string_iterator()] if o.is_sweep_override() else [o.input_line]
-    return [list(job) for job in itertools.product(*values.values())]
+def sweep_jobs(overrides: Sequence[Override]) -> list[list[str]]:
+    """Each job's overrides, by Hydra's basic sweeper's own expansion: every combination of the swept values (lists,
+    ``range``, ``choice``, ``glob`` over a group's configs, quoted values), in its order."""
+    return BasicSweeper.split_arguments(list(overrides), max_batch_size=None)[0]
 
 
 def check_job(config_name: str, overrides: list[str]) -> None:
@@ -56,7 +53,8 @@ def check_job(config_name: str, overrides: list[str]) -> None:
 def check_sweep(config: DictConfig, config_name: str) -> None:
     """Every job of a sweep of value lists composed, checked and built once, before the first runs (a search's trials,
     sampled as it goes, are checked as each starts); what the job folders' names leave out; how many jobs there are."""
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists a group's configs
+    overrides = parser.parse_overrides(list(config.hydra.overrides.task))
     swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
     os.environ[FIXED_KEYS_VARIABLE] = json.dumps([o.key_or_group for o in overrides if o.key_or_group not in swept])
     if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher") and shutil.which("sbatch") is None:
@@ -68,7 +66,7 @@ def check_sweep(config: DictConfig, config_name: str) -> None:
             f"{sampled[0].input_line}: a range is sampled by a search; add hparams_search=optuna, or give the values "
             "(key=a,b,c or key=range(start,stop,step))"
         )
-    jobs = job_overrides(overrides)
+    jobs = sweep_jobs(overrides)
     for job in jobs:
         check_job(config_name, job)
     os.environ[SWEEP_JOBS_VARIABLE] = str(len(jobs))

@@ -1,5 +1,7 @@
 """Using a trained model: evaluation and prediction on images, as a user runs them."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ from src.data.datasets import MNIST
 from src.data.images import to_mnist
 from src.eval import evaluate
 from src.predict import predict
-from tests.conftest import REAL_DATA_DIR, one_error_line, run_many, run_module, trained_once, tree
+from tests.conftest import REAL_DATA_DIR, REPO, cli_env, one_error_line, run_many, run_module, trained_once, tree
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +166,22 @@ def test_exit_1_and_one_line_when_the_exported_model_differs(trained, tmp_path) 
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith("error: tolerance=1e-30: the exported model's logits differ") and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "missing", "arguments", "extra"),
+    [("src.export", "onnxruntime", ["format=onnx"], "export"), ("src.serve", "litserve", [], "serve")],
+)
+def test_a_missing_extra_is_one_line_naming_it(trained, tmp_path, module, missing, arguments, extra) -> None:
+    """The command as a user runs it without the extra (``sys.modules[name] = None`` makes ``import name`` fail): one
+    line naming the extra, and nothing written."""
+    run = Path(trained["run_dir"])
+    before = tree(run)
+    argv = [module, f"ckpt_path={trained['best_checkpoint']}", *arguments]
+    script = f"import runpy, sys; sys.modules[{missing!r}] = None; sys.argv = {argv!r}; "
+    script += f"runpy.run_module({module!r}, run_name='__main__')"
+    env = cli_env() | {"PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    setting = arguments[0] if arguments else module
+    assert one_error_line(done) == f"error: {setting}: needs {missing}, which is not installed; pip install -e '.[{extra}]'"
+    assert tree(tmp_path) == {} and tree(run) == before

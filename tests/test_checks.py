@@ -107,7 +107,8 @@ def composition_error(*overrides: str) -> str:
         (["+experiment=slow"], "experiment=slow: no such choice; choose from best, fashion, fast, record, tutorial"),
         (["trainer.max_epoch=3"], "trainer.max_epoch: no such key; did you mean trainer.max_epochs?"),
         # did you mean, from the config of the command line's own choices (scheduler=step has no pct_start)
-        (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size: no such key; scheduler has drops, gamma; +"),
+        (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size: no such key; scheduler has drops, gamma"),
+        (["trainer.min_epochs=2"], "trainer.min_epochs: an argument of lightning.pytorch.Trainer that its config does not"),
         (["ckpt_path=a=b"], "ckpt_path=a=b: Hydra cannot parse this (mismatched input '=' expecting <EOF>)"),
     ],
 )
@@ -125,7 +126,7 @@ def test_hydras_refusals_are_worded_from_its_exceptions(overrides: list[str], ex
     ],
 )
 def test_what_hydra_cannot_add_or_delete_names_the_override(monkeypatch, overrides: list[str], expected: str) -> None:
-    """Hydra's exception names no override here: the command line's own ``+``/``~`` overrides are named."""
+    """Hydra's exception names no override here: the one that Hydra refuses alone is named."""
     monkeypatch.setattr(sys, "argv", ["train.py", *overrides])
     assert composition_error(*overrides).startswith(expected)
 

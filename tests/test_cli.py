@@ -14,8 +14,36 @@ BAD_TRAIN_COMMANDS = [
     (["optimizer=adamm"], "optimizer=adamm: no such choice; choose from adam, adamw, rmsprop, sgd"),  # Hydra: a choice
     (["trainer.max_epoch=3"], "trainer.max_epoch=3: no such key; did you mean trainer.max_epochs?"),  # Hydra: a key
     (["trainer.fast_dev_run=true", "optimzer=adam"], "optimzer=adam: no such key; did you mean optimizer?"),
+    # a real argument of the group's target that its file does not list: added with + (never "did you mean max_epochs")
+    (
+        ["trainer.min_epochs=2"],
+        "trainer.min_epochs=2: an argument of lightning.pytorch.Trainer that its config does not list; "
+        "add it with +trainer.min_epochs=2",
+    ),
+    (
+        ["callbacks.checkpoint.save_last=true"],
+        "callbacks.checkpoint.save_last=true: an argument of src.callbacks.run_checkpoint.RunCheckpoint that its config does "
+        "not list; add it with +callbacks.checkpoint.save_last=true",
+    ),
+    (
+        ["~callbacks.progress_bar", "+experiment=fast"],
+        "+experiment=fast: experiment is in conf/train.yaml's defaults already; choose it without +: experiment=fast",
+    ),  # the override at fault alone, not ~callbacks.progress_bar beside it
+    (["logger=null"], "logger=null: a config group is not set to null; turn it off with logger=none or ~logger"),
+    (
+        ["experiment=null"],
+        "experiment=null: a config group is not set to null; choose one of best, fashion, fast, record, tutorial, or leave it "
+        "out with ~experiment",
+    ),
+    (
+        ["name=日本"],
+        "name=日本: Hydra cannot parse this (LexerNoViableAltException: name=日本); non-ASCII text needs quotes: 'name=\"日本\"'",
+    ),
     (["ckpt_path=runs/3_seed=2/last.ckpt"], "ckpt_path=runs/3_seed=2/last.ckpt: Hydra cannot parse this"),  # Hydra: parse
-    (["optimizer=sgd,adam"], "Ambiguous value for argument 'optimizer=sgd,adam'"),  # Hydra: a sweep without -m
+    (
+        ["optimizer=sgd,adam"],
+        "optimizer=sgd,adam: Ambiguous value for argument 'optimizer=sgd,adam'",
+    ),  # Hydra: a sweep without -m
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra: its flags
     (["data.batch_size=abc"], "data.batch_size=abc: Input should be a valid integer"),  # pydantic: a type
     (["data.shift=14"], "data.shift=14: out of range; use a whole number 0 to 13"),  # a class's range
@@ -32,6 +60,7 @@ BAD_TRAIN_COMMANDS = [
     (["data.sources=[]", "data.data_dir=nodata"], "data.data_dir=nodata: MNIST could not be found or fetched"),  # the data
     (["-m", "data.batch_size=32,abc"], "data.batch_size=abc: Input should be a valid integer"),  # a sweep, before job 1
     (["-m", "optimizer=sgd,adamm"], "optimizer=adamm: no such choice"),
+    (["-m", "optimizer=glob(adam*)", "optimizer.lr=0.1,abc"], "optimizer.lr=abc: Input should be a valid number"),
     (["-m", "optimizer.lr=interval(1e-4,1e-2)"], "optimizer.lr=interval(1e-4,1e-2): a range is sampled by a search"),
 ]
 if not torch.cuda.is_available():

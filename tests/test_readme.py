@@ -18,7 +18,7 @@ from src.cli import ConfigError
 from src.eval import evaluate
 from src.export import export
 from src.predict import predict
-from src.sweeps import job_overrides
+from src.sweeps import sweep_jobs
 from src.train import train
 from tests.conftest import CONF, QUIET, REPO, TinyMNIST, synthetic_digits
 
@@ -57,7 +57,7 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
         overrides = [argument for argument in arguments if not argument.startswith("-")]
         if "--help" in arguments:
             continue  # prints (test_habits.py)
-        jobs = job_overrides(OverridesParser.create().parse_overrides(overrides)) if "-m" in arguments else [overrides]
+        jobs = sweep_jobs(OverridesParser.create().parse_overrides(overrides)) if "-m" in arguments else [overrides]
         for job in jobs:
             cfg = tiny_mnist.use_in(composed("train", [*job, f"log_dir={tmp_path / 'logs'}"]))
             check(cfg)

@@ -5,6 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from PIL import Image
@@ -12,7 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from src.checkpoints import write_result
-from src.sweeps import job_overrides, markdown, read_results
+from src.cli import register_resolvers
+from src.sweeps import markdown, read_results, sweep_jobs
 from tests.conftest import CONF, run_many, scalars, synthetic_digits, tiny_data
 
 SWEPT_RUN = [
@@ -34,14 +37,18 @@ def sweep(tiny, tmp_path: Path, *overrides: str, status: int = 0):
     return done, folder, [row | {"folder": str(tmp_path / row["folder"])} for row in rows]  # printed from tmp_path
 
 
-def test_each_job_of_a_sweep_is_every_combination_of_its_values_in_order() -> None:
-    parsed = OverridesParser.create().parse_overrides(["optimizer=sgd,adam", "+trainer.min_epochs=1", "seed=range(1,3)"])
-    assert job_overrides(parsed) == [
-        ["optimizer=sgd", "+trainer.min_epochs=1", "seed=1"],
-        ["optimizer=sgd", "+trainer.min_epochs=1", "seed=2"],
-        ["optimizer=adam", "+trainer.min_epochs=1", "seed=1"],
-        ["optimizer=adam", "+trainer.min_epochs=1", "seed=2"],
-    ]
+def test_every_sweep_form_of_hydras_basic_sweeper_is_expanded_into_the_jobs_hydra_runs() -> None:
+    """Lists, range, choice, glob over a group's configs, quoted values, several swept keys: each job as Hydra runs it,
+    so that every one is checked before the first (test_cli.py: a bad value in a glob sweep stops before job 1)."""
+    swept = ["optimizer=glob(adam*)", "+trainer.min_epochs=1", "seed=range(1,3)", "loss=choice(mse,nll)", "name='a,b',c"]
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+        jobs = sweep_jobs(parser.parse_overrides(swept))
+    assert len(jobs) == 2 * 2 * 2 * 2
+    assert jobs[0] == ["optimizer=adam", "+trainer.min_epochs=1", "seed=1", "loss=mse", "name='a,b'"]
+    assert jobs[1] == ["optimizer=adam", "+trainer.min_epochs=1", "seed=1", "loss=mse", "name=c"]
+    assert jobs[-1] == ["optimizer=adamw", "+trainer.min_epochs=1", "seed=2", "loss=nll", "name=c"]
+    assert len({" ".join(job) for job in jobs}) == len(jobs)
 
 
 def test_failed_runs_come_last_and_runs_without_val_accuracy_rank_by_test_accuracy(tmp_path: Path) -> None:
@@ -164,16 +171,23 @@ def test_an_optuna_search_of_three_tiny_trials_reports_its_best(tiny_mnist, tmp_
     assert f"best run: {rows[0]['overrides']}" in done.stdout
 
 
-def test_slurm_launcher_config_composes() -> None:
-    from hydra import compose, initialize_config_dir
+@pytest.mark.parametrize(
+    ("overrides", "gpus", "tasks"),
+    [
+        (["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], 4, 4),  # a GPU partition: one task per GPU
+        (["trainer.accelerator=gpu"], 1, 1),
+        (["trainer=ddp_cpu", "trainer.devices=2"], None, 2),  # a CPU partition, which has no GPUs to give
+        (["trainer.accelerator=cpu"], None, 1),
+        ([], None, 1),  # accelerator=auto asks for none
+    ],
+)
+def test_slurm_jobs_ask_for_gpus_only_when_the_run_uses_them(overrides, gpus, tasks) -> None:
+    from hydra import compose
 
+    register_resolvers()  # as every entry point's runner does
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],
-            return_hydra_config=True,
-        )
+        cfg = compose("train", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
-    assert (launcher.nodes, launcher.tasks_per_node, launcher.gpus_per_node) == (2, 4, 4)
-    assert cfg.trainer.strategy == "ddp" and cfg.trainer.num_nodes == 2
+    assert (launcher.gpus_per_node, launcher.tasks_per_node) == (gpus, tasks)
+    assert launcher.nodes == cfg.trainer.get("num_nodes", 1)

@@ -4,13 +4,15 @@ is drawn whole, as TensorBoard shows it), the test's confusion matrix and miscla
 import csv
 import logging
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
+from matplotlib import colormaps, font_manager, rcParams
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure  # figures without pyplot: no backend, no display, nothing global
+from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -55,6 +57,30 @@ def run_folders(folder: Path) -> list[Path]:
     return sorted(events | tables)
 
 
+# Fonts for what users name (runs, sweep jobs): matplotlib's own has no CJK glyphs; the first of these installed draws them.
+CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback")
+
+
+@cache
+def name_fonts() -> tuple[str, ...]:
+    """matplotlib's default font, then the first CJK font installed (Debian: fonts-noto-cjk), each a fallback of the
+    one before for the glyphs it lacks."""
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return (rcParams["font.sans-serif"][0], *[family for family in CJK_FONTS if family in installed][:1])
+
+
+@cache
+def _glyphs(family: str) -> frozenset[int]:
+    return frozenset(FT2Font(font_manager.findfont(family)).get_charmap())
+
+
+def drawable(text: str) -> str:
+    """``text`` with each character that no font here draws written as its code point (``U+65E5``), readable where
+    matplotlib would draw an empty box and warn."""
+    covered = frozenset().union(*map(_glyphs, name_fonts()))
+    return "".join(c if ord(c) in covered or c.isspace() else f"U+{ord(c):04X}" for c in text)
+
+
 # Each series keeps its colour in every picture: train blue, val orange, test red, the tutorial's test batches green.
 COLOURS = {"train": "C0", "val": "C1", "test": "C3", "tutorial": "C2"}
 
@@ -79,10 +105,10 @@ def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], pa
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:  # a run stopped before its first logged step has no lines
-            axis.legend(fontsize="small")
+            axis.legend(prop={"family": name_fonts(), "size": "small"})
     accuracy.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     _loss_scale(loss)
-    figure.suptitle(title)
+    figure.suptitle(drawable(title), fontfamily=name_fonts())
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path
@@ -113,8 +139,8 @@ def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
     figure = Figure(figsize=(12, 4.5))
     accuracy, loss = figure.subplots(1, 2)
     for name, curves in runs.items():
-        _series(accuracy, curves, "acc/val", label=name, marker=".")
-        _series(loss, curves, "loss/val", label=name, marker=".")
+        _series(accuracy, curves, "acc/val", label=drawable(name), marker=".")
+        _series(loss, curves, "loss/val", label=drawable(name), marker=".")
     return _save(figure, accuracy, loss, ("val accuracy", "val loss"), path, title)
 
 

@@ -2,6 +2,7 @@
 and the load benchmark (benchmarks/serve_load.py): ``python -m src.serve`` started as a user starts it, and headless
 Chromium (Debian's chromium and chromium-driver) through Selenium, drawing on the page as a user's pointer would."""
 
+import http.client
 import io
 import json
 import os
@@ -14,7 +15,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,7 @@ class Server:
 
     def __init__(self, cwd: Path, *arguments: str) -> None:
         self.port = free_port()
+        self.left: list[str] = []  # what the command left behind when it returned (stop)
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "src.serve", f"port={self.port}", *arguments]
         env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"} | {"PYTHONPATH": str(REPO)}
@@ -75,6 +78,23 @@ class Server:
         status, answer = self.request("/predict", body, {"Content-Type": content_type})
         return status, json.loads(answer)
 
+    def post_all(self, bodies: list[bytes], connections: int = 8) -> list[tuple[int, dict]]:
+        """Each body posted as an image, in order, over ``connections`` kept-alive connections at once (so that batches
+        fill); the statuses and answers."""
+
+        def post_share(first: int) -> list[tuple[int, dict]]:
+            connection, answers = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60), []
+            for body in bodies[first::connections]:
+                connection.request("POST", "/predict", body, {"Content-Type": "image/png"})
+                answer = connection.getresponse()
+                answers.append((answer.status, json.loads(answer.read())))
+            connection.close()
+            return answers
+
+        with ThreadPoolExecutor(connections) as pool:
+            shares = list(pool.map(post_share, range(connections)))
+        return [shares[index % connections][index // connections] for index in range(len(bodies))]
+
     def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, float]:
         """Ctrl-C as a terminal sends it, to every process of the group; SIGTERM as ``kill`` sends it, to the command's
         own process. The exit status, the output, the seconds it took."""
@@ -85,10 +105,27 @@ class Server:
             self.process.send_signal(signum)
         try:
             output = self.process.communicate(timeout=60)[0]
-        finally:  # a server that did not stop is not left serving
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            self.left = in_session(self.process.pid)
+        finally:  # a server that did not stop is not left serving, nor anything it started
+            if self.process.poll() is None or self.left:
+                with suppress(ProcessLookupError):  # what was left may have ended since
+                    os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.returncode, output, time.monotonic() - started
+
+
+def in_session(session: int) -> list[str]:
+    """Each process of ``session`` in the process table (an ended one not yet reaped too), as ``<pid> <state> <command>``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, _, rest = stat.read_text().partition(" (")[2].rpartition(") ")  # a name may hold spaces
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:100]
+        except OSError:  # it ended meanwhile
+            continue
+        state, _, _, sid = rest.split()[:4]
+        if int(sid) == session:
+            found.append(f"{stat.parent.name} {state} ({name}) {command}")
+    return found
 
 
 def png(pixels: np.ndarray) -> bytes:

@@ -1,13 +1,44 @@
 """src/data/images.py: a picture prepared as MNIST and Fashion-MNIST prepared their own images."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from src.data.datasets import FASHION_MNIST, MNIST
 from src.data.images import ImageError, ImageTooLarge, open_image, to_mnist
+
+
+def save_in_every_mode(pixels: np.ndarray, stem: Path) -> None:
+    """A light-on-dark 8-bit digit as ``<stem>-<mode>.<suffix>`` in each mode Pillow opens, each in a format that keeps it
+    exactly but one (F01: floats in 0..1); thresholded at 128, also as 8-bit (``L1``) beside 1-bit (``1``)."""
+    grey = Image.fromarray(pixels)
+    see_through = Image.frombytes("P", grey.size, (255 - pixels).tobytes())  # dark ink on paper; no digit pixel is 255
+    see_through.putpalette([level for index in range(255) for level in (index,) * 3] + [0, 0, 0])
+    see_through.info["transparency"] = 255  # the paper: black, but transparent
+    modes = {
+        "L.png": grey,
+        "I16.png": Image.fromarray(pixels.astype(np.uint16) * 257),
+        "I.tif": grey.convert("I"),
+        "F.tif": grey.convert("F"),
+        "F01.tif": Image.fromarray(pixels.astype(np.float32) / 255),
+        "P.png": grey.convert("P"),
+        "PT.png": see_through,
+        "LA.png": Image.merge("LA", (Image.new("L", grey.size), grey)),  # black ink, as opaque as the digit is light
+        "CMYK.tif": grey.convert("CMYK"),
+        "L1.png": Image.fromarray(np.where(pixels >= 128, 255, 0).astype(np.uint8)),
+        "1.png": Image.fromarray(pixels >= 128),
+    }
+    for name, image in modes.items():
+        image.save(f"{stem}-{name}")
+
+
+def reference(path: Path) -> Path:
+    """The 8-bit file that ``path``, saved by :func:`save_in_every_mode`, must read as."""
+    stem, _, mode = path.name.rpartition("-")
+    return path.with_name(f"{stem}-{'L1' if mode in ('1.png', 'L1.png') else 'L'}.png")
 
 
 def ink_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
@@ -47,3 +78,13 @@ def test_open_image_refuses_what_is_no_image_and_too_many_pixels() -> None:
         open_image(buffer.getvalue(), max_pixels=59_999)
     with pytest.raises(ImageError, match=r"^not an image PIL can read \(UnidentifiedImageError\)"):
         open_image(b"not an image")
+
+
+def test_every_mode_pillow_opens_reads_as_its_8_bit_grey_image(tmp_path) -> None:
+    page = Image.new("L", (28, 28))
+    ImageDraw.Draw(page).line([(7, 6), (20, 6), (12, 22)], fill=255, width=3)
+    pixels = np.asarray(page.filter(ImageFilter.GaussianBlur(1)))  # a 7 with MNIST's grey edges
+    save_in_every_mode(pixels, tmp_path / "seven")
+    read = {path.name: to_mnist(open_image(path), MNIST).astype(int) for path in tmp_path.iterdir()}
+    differences = {name: np.abs(pixels - read[reference(tmp_path / name).name]).max() for name, pixels in read.items()}
+    assert {name: difference for name, difference in differences.items() if difference} == {}  # the largest, in grey levels

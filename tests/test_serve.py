@@ -5,6 +5,7 @@ import json
 import shutil
 import signal
 import socket
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,6 +19,7 @@ from src.data.datasets import FASHION_MNIST
 from src.predict import predict
 from tests.conftest import REAL_DATA_DIR, one_error_line, run_many, trained_once, tree
 from tests.serving import Server, png
+from tests.test_images import reference, save_in_every_mode
 
 pytestmark = pytest.mark.slow  # real servers, real MNIST and a network trained on it
 
@@ -48,6 +50,7 @@ def served(real_run, tmp_path_factory) -> Iterator[tuple[Server, Path]]:
     yield server, checkpoint
     code, output, _ = server.stop(signal.SIGTERM)  # kill, docker stop: the server and every process it started end
     assert code == 0 and "Traceback" not in output and output.rstrip().endswith("stopped"), output
+    assert server.left == []  # the command returned once every process it started had ended
     assert server.get("/health")[0] == 0  # nothing left serving
     assert tree(cwd) == {}  # LitServe's client.py is not written into the user's folder
 
@@ -76,6 +79,28 @@ def test_answers_match_src_predict_and_the_checkpoints_own_network(served, digit
         assert status == 200 and answer["probabilities"] == pytest.approx(probabilities.tolist(), abs=1e-5)
     body, content_type = multipart("file", "digit.png", png(images[0].numpy()))
     assert server.post(body, content_type)[1]["probabilities"] == answers[0][1]["probabilities"]
+
+
+def test_every_mode_pillow_opens_reads_as_its_8_bit_image_in_src_predict_and_the_server(served, tmp_path) -> None:
+    """60 real test digits in each mode (16-bit, 32-bit, float, palette, see-through, CMYK, 1-bit): src.predict and the
+    server read each as its 8-bit file, to the same 28x28 image the server answers with."""
+    from torchvision.datasets import MNIST
+
+    server, checkpoint = served
+    for index, pixels in enumerate(MNIST(str(REAL_DATA_DIR), train=False).data[:60].numpy()):
+        save_in_every_mode(pixels, tmp_path / f"{index:02d}")
+    files = sorted(tmp_path.iterdir())
+    predicted = {path.name: name for path, name, _ in predict(str(checkpoint), str(tmp_path))}
+    answers = dict(zip([path.name for path in files], server.post_all([path.read_bytes() for path in files]), strict=True))
+    assert {status for status, _ in answers.values()} == {200}
+    wrong = Counter()
+    for path in files:
+        mode, expected = path.name.partition("-")[2], reference(path).name
+        (_, answer), (_, right) = answers[path.name], answers[expected]
+        wrong[f"{mode} src.predict"] += predicted[path.name] != predicted[expected]
+        wrong[f"{mode} server"] += answer["name"] != right["name"]
+        wrong[f"{mode} image"] += answer["image"] != right["image"]
+    assert +wrong == Counter()  # of the 60 digits, how many each mode reads otherwise than its 8-bit file
 
 
 def test_health_info_and_the_page(served, real_run) -> None:
@@ -146,6 +171,7 @@ def test_a_fashion_mnist_checkpoint_answers_with_names_and_ctrl_c_stops_it_clean
     assert json.loads(server.get("/info")[1])["model"]["classes"] == list(FASHION_MNIST.classes)
     code, output, seconds = server.stop()
     assert code == 0 and seconds < 15 and "Traceback" not in output and output.rstrip().endswith("stopped"), output
+    assert server.left == []  # the command returned once every process it started had ended
     assert "Fashion-MNIST, 10 classes (T-shirt/top, Trouser" in output and "test accuracy    0." in output
     socket.create_server(("127.0.0.1", server.port)).close()  # the port is free again
 

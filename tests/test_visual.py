@@ -7,11 +7,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from src.figures import draw_run, draw_sweep, drawable, name_fonts
 from src.plot import main as plot_main
 from tests.conftest import trained_once
 
@@ -126,3 +128,17 @@ def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(two_runs, capsys
     with pytest.raises(SystemExit) as stop:
         plot_main([str(sweep / "empty")])
     assert stop.value.code == 2 and "no TensorBoard or CSV logs" in capsys.readouterr().err
+
+
+def test_runs_named_in_chinese_are_drawn_with_their_names_and_no_missing_glyph(tmp_path) -> None:
+    """With a CJK font installed (.ci/run installs fonts-noto-cjk) the name is drawn as it is; without one, each
+    character shows as its code point: never an empty box, never matplotlib's missing-glyph warning."""
+    curves = {"acc/val": [(10, 0.5), (20, 0.6)], "loss/val": [(10, 1.0), (20, 0.8)]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of each glyph a font lacks
+        draw_run(curves, tmp_path / "run.png", "日本/version_0")
+        draw_sweep({"0_name:日本": curves, "1_name:中文": curves}, tmp_path / "sweep.png", "日本-sweep")
+    assert Image.open(tmp_path / "run.png").size == (1100, 400) and (tmp_path / "sweep.png").is_file()
+    cjk = len(name_fonts()) > 1
+    assert cjk or not Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc").exists()  # a font there is used
+    assert drawable("日本/version_0") == ("日本/version_0" if cjk else "U+65E5U+672C/version_0")

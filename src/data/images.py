@@ -37,15 +37,28 @@ def open_image(source: bytes | Path, max_pixels: int | None = None) -> Image.Ima
     return image
 
 
+def grey(image: Image.Image) -> np.ndarray:
+    """The picture's grey levels on 8-bit's 0..255 scale, as floats (a 16-bit picture keeps its depth), whatever its
+    mode: ``ImageOps.grayscale`` would clip 16-bit, 32-bit and float pixels at 255. 16-bit by its range; ``I`` and
+    ``F``, whose range a file does not state, by the smallest of 1, 255 and 65535 that holds their brightest pixel;
+    colour, palettes and transparency as Pillow converts them, transparent parts as paper."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        pixels = np.asarray(image, dtype=np.float32).clip(0)
+        brightest = float(pixels.max())
+        top = 65535 if image.mode.startswith("I;16") else next((top for top in (1, 255, 65535) if brightest <= top), brightest)
+        return pixels * 255 / top
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+    return np.asarray(ImageOps.grayscale(image), dtype=np.float32)
+
+
 def to_mnist(image: Image.Image, data_set: DataSet) -> np.ndarray:
     """uint8 ``(28, 28)``, light ink on a dark ground as the data set stores it. Any size, colour or polarity: made grey
     (transparent parts are paper), inverted when its border is light, stretched so the ground is 0 and the brightest ink
     255; then the ink's bounding box is scaled into ``data_set.box`` pixels keeping its aspect, and placed by its centre
     of mass (MNIST's digits) or its middle (Fashion-MNIST's items). A digit drawn small in a corner reads as MNIST's do;
     an image of the data set itself comes back nearly unchanged."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
-    pixels = np.asarray(ImageOps.grayscale(image), dtype=np.float32)
+    pixels = grey(image)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if border.mean() > 127:  # dark ink on paper
         pixels, border = 255 - pixels, 255 - border

@@ -25,9 +25,9 @@ from omegaconf import DictConfig
 from src import checkpoints
 from src.callbacks.save_config import SaveConfig
 from src.cli import ConfigError, first_line, resolved, setting
+from src.data.sources import DataUnavailable
 from src.loggers import LogSettings, build_loggers, choose_run_dir, claim, compared_settings
 from src.models.classifier import Classifier
-from src.validate import SettingError
 
 # Lightning's callbacks that refuse to run without a logger: left out with logger=none.
 NEED_A_LOGGER = (LearningRateMonitor, DeviceStatsMonitor)
@@ -41,17 +41,14 @@ TRAINER_SWITCHES = {
 
 @contextmanager
 def building(group: str) -> Iterator[None]:
-    """What building ``group`` raised, as one :class:`ConfigError` line: a :class:`SettingError` of this project's
-    classes gets the group before its argument (``data.shift=14: ...``), torch's or Lightning's message the group and
-    its settings on the command line (``trainer (trainer.accelerator=gpu): ...``)."""
+    """What building ``group`` raised, as one :class:`ConfigError` line: torch's or Lightning's message after the group
+    and its settings on the command line (``trainer (trainer.accelerator=gpu): ...``)."""
     try:
         yield
     except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException, InstantiationException) as error:
         cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
         if isinstance(cause, ConfigError):
             raise cause from None
-        if isinstance(cause, SettingError):
-            raise ConfigError(f"{group}.{cause}") from error
         raise ConfigError(f"{group}{given_settings(group)}: {first_line(str(cause))}") from error
 
 
@@ -159,8 +156,10 @@ def build_run(cfg: DictConfig) -> Run:
         callbacks += [SaveConfig(config, resumed=state is not None), LogSettings(settings, resumed=state is not None)]
         trainer = build_trainer(cfg, callbacks, run_dir)
         if not prepared and trainer.local_rank == 0:  # under DDP, rank 0 fetched the data before it started the others
-            with building("data"):
+            try:
                 datamodule.prepare_data()
+            except DataUnavailable as error:
+                raise ConfigError(f"data.data_dir={cfg.data.data_dir}: {error}") from error
             prepared = True
         if trainer.fast_dev_run:  # as Lightning does for it: loggers that record nothing, and no run folder
             trainer.loggers = [DummyLogger()] if cfg.get("logger") else []

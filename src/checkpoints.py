@@ -9,9 +9,8 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from src.cli import ConfigError, shown_path
+from src.cli import ConfigError, show, shown_path
 from src.data.datasets import DATASETS
-from src.validate import show
 
 CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)started with (src/callbacks/save_config.py)
 # What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
@@ -117,7 +116,7 @@ def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
 def trained_network(state: dict[str, Any], path: Path, key: str = "ckpt_path") -> torch.nn.Module:
     """The trained network alone, built from the checkpoint's own settings (no Lightning: predicting starts fast)."""
     try:
-        model = instantiate(state["hyper_parameters"]["model"])
+        model = instantiate(state["hyper_parameters"]["model"], _convert_="all")
         model.load_state_dict(network_weights(state["state_dict"]))
     except Exception as error:  # no model settings in it, or weights of another shape
         reason = " ".join(str(error).split())[:160]

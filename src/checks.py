@@ -24,10 +24,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
-from src.cli import ConfigError, first_error, require_extra, resolved, typed, validated
+from src.cli import ConfigError, first_error, require_extra, resolved, show, typed, validated
 from src.data.datasets import DATASETS
+from src.data.mnist import TRAIN_IMAGES
 from src.loggers import logger_configs
-from src.validate import show
 
 # The arguments the project passes itself, for each group's target, and what a user sets instead.
 RUN_FOLDER = "runs go to <log_dir>/<name>/version_<N>/: set log_dir or name"
@@ -103,6 +103,7 @@ def check(cfg: DictConfig) -> None:
             check_arguments(f"callbacks.{name}", node)
     validated("trainer", TrainerRanges, settings["trainer"])
     validated("optimizer", OptimizerRanges, settings["optimizer"])
+    check_data(settings["data"])
     check_run_length(settings["trainer"])
     check_machine(settings)
     check_hydra_choices(cfg)
@@ -145,6 +146,30 @@ def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[Sch
     config = ConfigDict(arbitrary_types_allowed=True)  # a hint naming a class (Strategy, Tensor) is an isinstance check
     schema = generate_arguments_schema(function, schema_type="arguments", parameters_callback=leave_out, config=config)
     return SchemaValidator(schema), [argument["name"] for argument in schema["arguments_schema"]]
+
+
+def check_data(data: Mapping[str, Any]) -> None:
+    """The rules that tie the DataModule's arguments together (its signature checks each alone)."""
+    data_set, train = DATASETS[data["dataset"]], TRAIN_IMAGES - data["val_size"]
+    if data["batch_size"] > train:
+        raise ConfigError(
+            f"data.batch_size={data['batch_size']}: out of range; use a whole number 1 to {train} (the training split)"
+        )
+    if data["num_workers"] and data["loader"] == "device":  # else silently unused
+        raise ConfigError(
+            f"data.num_workers={data['num_workers']}: workers feed loader=dataloader only (loader=device, the default, keeps "
+            "each split on the device and needs none); add data.loader=dataloader, or leave num_workers out"
+        )
+    if data["tutorial_order"] and data["loader"] != "device":
+        raise ConfigError("data.tutorial_order=true: the tutorial's batches are served by data.loader=device only")
+    if unserved := [source for source in data["sources"] or () if source not in data_set.sources]:
+        served = show(list(data_set.sources))
+        raise ConfigError(f"data.sources={show(data['sources'])}: {unserved[0]} does not serve {data_set.title}; use {served}")
+    if data["flip"] and not data_set.mirrorable:
+        raise ConfigError(
+            f"data.flip={data['flip']}: a mirrored {data_set.noun} is no longer of its class (a mirrored 7 is no digit); flips "
+            "are for data sets whose classes are mirror images of themselves (data=fashion_mnist): leave data.flip at 0"
+        )
 
 
 def check_run_length(trainer: Mapping[str, Any]) -> None:

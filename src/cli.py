@@ -25,8 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 from pydantic import BaseModel, ValidationError
 
-from src.validate import show
-
 # Config choices that come from optional Hydra plugins: the missing config -> the pyproject extra that installs it.
 PLUGIN_EXTRAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_slurm": "slurm", "hydra/sweeper/optuna": "optuna"}
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -104,6 +102,17 @@ def require_extra(setting: str, extra: str, *modules: str) -> None:
 def exit_with_error(error: Exception | str, status: int = 2) -> NoReturn:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(status)
+
+
+def show(value: Any) -> str:
+    """A value as it is typed on the command line: ``true``, ``null``, ``[512,512]``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(show, value)) + "]"
+    return str(value)
 
 
 def first_line(text: str) -> str:

@@ -19,7 +19,6 @@ from omegaconf import DictConfig
 from src import checkpoints, cli
 from src.cli import ConfigError, exit_with_error, require_extra
 from src.data.mnist import MNISTDataModule
-from src.validate import SettingError, number, whole_number
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -49,11 +48,9 @@ def export(
     images. It goes to a temporary file, moved into place once it passed: a failed export leaves an earlier file."""
     if format not in SUFFIXES:
         raise ConfigError(f"format={format}: unknown; use one of {', '.join(SUFFIXES)}")
-    try:
-        whole_number("check_images", check_images, 1)
-        number("tolerance", tolerance, 0, above_low=True)
-    except SettingError as error:
-        raise ConfigError(str(error)) from error
+    if check_images < 1 or not tolerance > 0:
+        bad = f"check_images={check_images}" if check_images < 1 else f"tolerance={tolerance}"
+        raise ConfigError(f"{bad}: out of range; use check_images >= 1 and tolerance > 0")
     if format == "onnx":  # torch's ONNX exporter and the check's runtime
         require_extra("format=onnx", "export", "onnx", "onnxscript", "onnxruntime")
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))

@@ -94,8 +94,12 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(trained, tmp
         ("src.predict", [], "ckpt_path=???: a checkpoint is needed"),
         ("src.export", [], "ckpt_path=???: a checkpoint is needed"),
         ("src.predict", [f"ckpt_path={ckpt}"], "image=???: an image is needed"),
-        ("src.export", [f"ckpt_path={ckpt}", "check_images=0"], "check_images=0: out of range; use a whole number >= 1"),
-        ("src.export", [f"ckpt_path={ckpt}", "tolerance=-1"], "tolerance=-1: out of range; use a number > 0"),
+        ("src.export", [f"ckpt_path={ckpt}", "check_images=0"], "check_images=0: out of range; use check_images >= 1"),
+        (
+            "src.export",
+            [f"ckpt_path={ckpt}", "tolerance=-1"],
+            "tolerance=-1: out of range; use check_images >= 1 and tolerance > 0",
+        ),
         ("src.eval", ["ckpt_path=last"], "ckpt_path=last: no run under lightning_logs has checkpoints/last.ckpt; give"),
         ("src.export", ["ckpt_path=last", f"log_dir={work}"], f"ckpt_path=last: no run under {work} has"),
         (

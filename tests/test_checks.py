@@ -44,15 +44,17 @@ BAD_SETTINGS = [
     (["+logger.save_dir=elsewhere"], "logger.save_dir=elsewhere: set by the project; runs go to <log_dir>/<name>/version_<N>/"),
     (["data._target_=src.data.nowhere.DataModule"], "data._target_=src.data.nowhere.DataModule: cannot be imported"),
     # ranges: this project's classes name their own argument, the builder adds the group
-    (["model.hidden=[0]"], "model.hidden=[0]: every width must be a whole number >= 1"),
-    (["model.dropout=1.5"], "model.dropout=1.5: out of range; use a number >= 0 and < 1"),
+    (["model.hidden=[0]"], "model.hidden=[0]: Input should be greater than 0"),
+    (["model.dropout=1.5"], "model.dropout=1.5: Input should be less than 1"),
     (["mixup=-1"], "mixup=-1: Input should be greater than or equal to 0"),
-    (["data.shift=14"], "data.shift=14: out of range; use a whole number 0 to 13"),
+    (["data.shift=14"], "data.shift=14: Input should be less than or equal to 13"),
     (["data.batch_size=55001"], "data.batch_size=55001: out of range; use a whole number 1 to 55000"),
-    (["data.dataset=cifar10"], "data.dataset=cifar10: no such choice; use one of mnist, fashion_mnist"),
+    (["data.dataset=cifar10"], "data.dataset=cifar10: Input should be 'mnist' or 'fashion_mnist'"),
+    (["data.flip=0.5"], "data.flip=0.5: a mirrored digit is no longer of its class"),
+    (["data.tutorial_order=true", "data.loader=dataloader"], "data.tutorial_order=true: the tutorial's batches are served by"),
     (["data.num_workers=4"], "data.num_workers=4: workers feed loader=dataloader only"),
-    (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5: out of range"),
-    (["callbacks.progress_bar.every_n_steps=0"], "callbacks.progress_bar.every_n_steps=0: out of range"),
+    (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5: Input should be less than 1"),
+    (["callbacks.progress_bar.every_n_steps=0"], "callbacks.progress_bar.every_n_steps=0: Input should be greater than 0"),
     # ranges torch and Lightning check when their objects are built: the group and the settings given to it
     # (composed here, not from a command line: no settings given to name after the group; test_cli.py has them)
     (["optimizer.weight_decay=-1"], "optimizer: Invalid weight_decay value: -1"),

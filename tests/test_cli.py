@@ -46,7 +46,7 @@ BAD_TRAIN_COMMANDS = [
     ),  # Hydra: a sweep without -m
     (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),  # Hydra: its flags
     (["data.batch_size=abc"], "data.batch_size=abc: Input should be a valid integer"),  # pydantic: a type
-    (["data.shift=14"], "data.shift=14: out of range; use a whole number 0 to 13"),  # a class's range
+    (["data.shift=14"], "data.shift=14: Input should be less than or equal to 13"),  # a range in a class's signature
     (["optimizer.weight_decay=-1"], "optimizer (optimizer.weight_decay=-1): Invalid weight_decay value"),  # torch's
     (["trainer.limit_train_batches=1.5"], "trainer (trainer.limit_train_batches=1.5): You have passed invalid value"),
     (["trainer.val_check_interval=1000"], "trainer (trainer.val_check_interval=1000): `val_check_interval` (1000)"),

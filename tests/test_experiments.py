@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from src.data.mnist import MNISTDataModule
@@ -27,11 +26,6 @@ def test_the_tutorials_batches_are_all_training_images_in_order_whole_batches_on
         assert len(batches) == 9 and all(len(images) == 64 for images in batches)
         assert torch.equal(torch.cat(batches), every[: 9 * 64])  # the last 24 images are never used
     assert len(dm.val_dataloader().sampler) == 100  # validation as always, an extra
-
-
-def test_tutorial_order_needs_the_device_loader() -> None:
-    with pytest.raises(ValueError, match="^tutorial_order=true: the tutorial's batches are served by loader=device only"):
-        MNISTDataModule(tutorial_order=True, loader="dataloader")
 
 
 def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(tiny_config) -> None:

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from src.checks import check
+from src.cli import ConfigError
 from src.data import sources
 from src.data.datasets import FASHION_MNIST
 from src.data.mnist import MNISTDataModule
-from src.validate import SettingError
+from src.data.sources import DataUnavailable
 from tests.conftest import REPO, run_many, synthetic_digits, write_idx
 
 
@@ -55,25 +57,25 @@ def test_fashion_mnist_files_are_pinned_by_their_sha256(tmp_path: Path, monkeypa
 
     monkeypatch.setitem(sources.SOURCES, "debian", debian)
     dm = MNISTDataModule(data_dir=str(tmp_path / "data"), dataset="fashion_mnist", sources=["debian"])
-    with pytest.raises(
-        SettingError, match=r"^data_dir=.*: Fashion-MNIST could not be found or fetched \(.*debian: ValueError: .*sha256"
-    ):
+    with pytest.raises(DataUnavailable, match=r"^Fashion-MNIST could not be found or fetched \(.*debian: ValueError: .*sha256"):
         dm.prepare_data()
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
     assert not raw.exists() or not any(raw.iterdir())  # nothing unverified was kept
 
 
 @pytest.mark.parametrize(
-    ("arguments", "start"),
+    ("overrides", "start"),
     [
-        ({"dataset": "fashion_mnist", "sources": ["npm"]}, "sources=npm: no such choice; use one of torchvision, debian"),
-        ({"dataset": "mnist", "sources": ["debian"]}, "sources=debian: no such choice; use one of torchvision, npm"),
-        ({"dataset": "cifar10"}, "dataset=cifar10: no such choice; use one of mnist, fashion_mnist"),
+        (
+            ["data=fashion_mnist", "data.sources=[npm]"],
+            "data.sources=[npm]: npm does not serve Fashion-MNIST; use [torchvision,debian]",
+        ),
+        (["data.sources=[debian]"], "data.sources=[debian]: debian does not serve MNIST; use [torchvision,npm]"),
     ],
 )
-def test_each_data_set_takes_only_its_own_sources(arguments: dict, start: str) -> None:
-    with pytest.raises(ValueError, match=f"^{re.escape(start)}"):
-        MNISTDataModule(**arguments)
+def test_each_data_set_takes_only_its_own_sources(compose_config, overrides: list[str], start: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(start)}"):
+        check(compose_config(*overrides))
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +83,7 @@ def real_fashion_mnist() -> Path:
     """The real Fashion-MNIST in ./data, fetched by the DataModule's own sources (torchvision, else Debian's package)."""
     try:
         MNISTDataModule(data_dir=str(REPO / "data"), dataset="fashion_mnist").prepare_data()
-    except SettingError as error:
+    except DataUnavailable as error:
         pytest.skip(f"Fashion-MNIST is not available here: {error}")
     return REPO / "data" / "FashionMNIST" / "raw"
 

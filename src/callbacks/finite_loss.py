@@ -4,8 +4,7 @@ from typing import Any
 
 import lightning as L
 import torch
-
-from src.validate import whole_number
+from pydantic import PositiveInt, validate_call
 
 
 class NonFiniteLoss(RuntimeError):
@@ -17,8 +16,9 @@ class StopOnNonFiniteLoss(L.Callback):
     loss was not finite, read every ``check_every_n_steps`` steps and before every checkpoint, so that a run gone bad
     stops, named, and no checkpoint of the broken state replaces the last good one."""
 
-    def __init__(self, check_every_n_steps: int = 50) -> None:
-        self.check_every_n_steps = whole_number("check_every_n_steps", check_every_n_steps, 1)
+    @validate_call
+    def __init__(self, check_every_n_steps: PositiveInt = 50) -> None:
+        self.check_every_n_steps = check_every_n_steps
         self.first_bad_step: torch.Tensor | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -7,11 +7,11 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger  # src.loggers' is a subclass
 from PIL import Image
+from pydantic import NonNegativeInt, validate_call
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from src.figures import draw_confusion, draw_misclassified, draw_run, pixels, read_curves
-from src.validate import whole_number
 
 
 class CurvesPNG(L.Callback):
@@ -31,8 +31,9 @@ class TestFigures(L.Callback):
     ``confusion_matrix``, true (rows) against predicted (columns), counted by torchmetrics, the errors coloured on their
     own scale; ``misclassified``, up to ``max_digits`` wrong test digits labelled true→predicted (under DDP, rank 0's)."""
 
-    def __init__(self, max_digits: int = 24) -> None:
-        self.max_digits = whole_number("max_digits", max_digits, 0)
+    @validate_call
+    def __init__(self, max_digits: NonNegativeInt = 24) -> None:
+        self.max_digits = max_digits
         self.confusion: MulticlassConfusionMatrix | None = None
         self.wrong: list[tuple[Tensor, int, int]] = []
 

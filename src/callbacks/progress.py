@@ -6,8 +6,7 @@ import time
 import lightning as L
 from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
 from lightning.pytorch.trainer.states import TrainerFn
-
-from src.validate import whole_number
+from pydantic import PositiveInt, validate_call
 
 
 class LineProgress(ProgressBar):
@@ -85,10 +84,9 @@ class Bar(TQDMProgressBar):
         return {name: value for name, value in super().get_metrics(trainer, pl_module).items() if name != "v_num"}
 
 
-def progress_bar(refresh_rate: int = 25, every_n_steps: int = 100) -> ProgressBar:
+@validate_call
+def progress_bar(refresh_rate: PositiveInt = 25, every_n_steps: PositiveInt = 100) -> ProgressBar:
     """Lightning's tqdm bar (redrawn every ``refresh_rate`` steps) when stderr is a terminal, else :class:`LineProgress`."""
-    whole_number("refresh_rate", refresh_rate, 1)
-    whole_number("every_n_steps", every_n_steps, 1)
     if sys.stderr.isatty():
         return Bar(refresh_rate=refresh_rate)
     return LineProgress(every_n_steps=every_n_steps)

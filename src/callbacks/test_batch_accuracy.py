@@ -2,8 +2,7 @@
 
 import lightning as L
 import torch
-
-from src.validate import whole_number
+from pydantic import PositiveInt, validate_call
 
 
 class TestBatchAccuracy(L.Callback):
@@ -11,9 +10,9 @@ class TestBatchAccuracy(L.Callback):
     N, 2N, ... (as the tutorial's ``j`` counts). The tutorial takes the test set's halves in turn and records every 50th
     step: always the first half. A picture of learning speed only: nothing is chosen by it."""
 
-    def __init__(self, every_n_steps: int = 50, test_images: int = 5000) -> None:
-        self.every_n_steps = whole_number("every_n_steps", every_n_steps, 1)
-        self.test_images = whole_number("test_images", test_images, 1)
+    @validate_call
+    def __init__(self, every_n_steps: PositiveInt = 50, test_images: PositiveInt = 5000) -> None:
+        self.every_n_steps, self.test_images = every_n_steps, test_images
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.logged_step = -1  # with gradient accumulation several batches end at the same step: measured once
 

@@ -1,40 +1,40 @@
 """Augmentation applied to whole batches on the training device (no per-sample transforms, no worker processes)."""
 
 import math
+from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
 
-from src.validate import number, whole_number
+# The ranges of each setting, declared where the DataModule takes it (src/data/mnist.py).
+Degrees = Annotated[float, Field(ge=0, le=180)]
+Scale = Annotated[float, Field(ge=0, lt=1)]
+Shift = Annotated[int, Field(ge=0, le=13)]  # more than half of 28 pixels moves the digit out of view
+Alpha = Annotated[float, Field(ge=0, le=100)]
+Sigma = Annotated[float, Field(gt=0, le=14)]  # wider: a uniform shift
+Probability = Annotated[float, Field(ge=0, le=1)]
 
 ERASE_AREAS = (0.02, 0.4)  # random erasing's rectangle, a fraction of the image (Zhong et al., 2017's values)
 ERASE_RATIOS = (0.3, 1 / 0.3)  # its height / width, drawn log-uniformly between these
 
 
+@dataclass(frozen=True)
 class Augmentation:
     """Each training image turned by up to ``rotate`` degrees, resized by ``1 +- scale``, distorted elastically
     (``elastic_alpha`` pixels, smoothed over ``elastic_sigma``) in one resampling, mirrored left-right with probability
     ``flip``, moved by up to ``shift`` pixels, then, with probability ``erase``, blacked out in one random rectangle of
     2% to 40% of the image."""
 
-    def __init__(
-        self,
-        rotate: float = 0.0,
-        scale: float = 0.0,
-        shift: int = 0,
-        elastic_alpha: float = 0.0,
-        elastic_sigma: float = 4.0,
-        flip: float = 0.0,
-        erase: float = 0.0,
-    ) -> None:
-        self.rotate = number("rotate", rotate, 0, 180)
-        self.scale = number("scale", scale, 0, 1, below_high=True)
-        self.shift = whole_number("shift", shift, 0, 13)  # more than half of 28 pixels moves the digit out of view
-        self.elastic_alpha = number("elastic_alpha", elastic_alpha, 0, 100)
-        self.elastic_sigma = number("elastic_sigma", elastic_sigma, 0, 14, above_low=True)  # wider: a uniform shift
-        self.flip = number("flip", flip, 0, 1)
-        self.erase = number("erase", erase, 0, 1)
+    rotate: float = 0.0
+    scale: float = 0.0
+    shift: int = 0
+    elastic_alpha: float = 0.0
+    elastic_sigma: float = 4.0
+    flip: float = 0.0
+    erase: float = 0.0
 
     def __call__(self, images: Tensor, background: float) -> Tensor:
         images = random_resample(images, self.rotate, self.scale, self.elastic_alpha, self.elastic_sigma, background)

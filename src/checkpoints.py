@@ -1,28 +1,17 @@
-"""Checkpoints (``<run folder>/checkpoints/``: the best by val accuracy, ``last.ckpt``): found, read, checked against
-the configured run, each refusal naming the file and what to do; and the run's result file. No Lightning here, so that
-``src.predict`` and ``src.serve`` start fast (writing: ``src/checkpoint_io.py``)."""
+"""Checkpoints (``<run folder>/checkpoints/``: the best by val accuracy, ``last.ckpt``): found and read, each refusal
+naming the file and what to do; the trained network they hold. No Lightning here, so that ``src.predict`` and
+``src.serve`` start fast (writing: ``src/checkpoint_io.py``; what a resume may change: ``src/config.py``)."""
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 
-from src.cli import ConfigError, show, shown_path
+from src.cli import ConfigError, shown_path
 from src.data.datasets import DATASETS
 
 CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)started with (src/callbacks/save_config.py)
-# What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
-# change (train longer, on a GPU, ...), and so may where the data comes from.
-KEPT_ON_RESUME = ("seed", "mixup", "model", "loss", "optimizer", "scheduler", "data")
-FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_workers", "data.loader"}
-# The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
-RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches")
-RUN_LENGTH += ("devices", "num_nodes")
-
-
-RESULT_FILE = "result.json"  # in a run folder: what src.train measured (a sweep adds the job's row to it)
 
 
 class CheckpointError(ConfigError):
@@ -95,19 +84,6 @@ def missing_best(state: dict[str, Any], folder: Path) -> str | None:
     return None
 
 
-def write_result(run_dir: Path, row: dict[str, Any]) -> None:
-    """Record ``row`` in the run folder's result file, beside what it holds already (jobs may run in other processes)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / RESULT_FILE
-    path.write_text(json.dumps((json.loads(path.read_text()) if path.is_file() else {}) | row, indent=1))
-
-
-def run_result(checkpoint: Path) -> dict[str, Any]:
-    """What src.train recorded of the checkpoint's run (its test accuracy, which checkpoint it tested); {} if nothing."""
-    path = run_folder(checkpoint) / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:
     """The network's own weights in a classifier's ``state_dict`` (``net.*``, prefix dropped): what ``MLP`` loads."""
     return {name.removeprefix("net."): tensor for name, tensor in state_dict.items() if name.startswith("net.")}
@@ -138,62 +114,3 @@ class PixelClassifier(torch.nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.network(pixels.unsqueeze(1).sub(self.mean).div(self.std)).softmax(dim=1)
-
-
-def check_same_network(state: dict[str, Any], model: torch.nn.Module, path: Path, key: str = "ckpt_path") -> None:
-    """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
-    saved, ours = (
-        {n: list(t.shape) for n, t in weights.items() if n.startswith("net.")}
-        for weights in (state["state_dict"], model.state_dict())
-    )
-    if differs := next((name for name in {**ours, **saved} if saved.get(name) != ours.get(name)), None):
-        there, here = saved.get(differs, "missing"), ours.get(differs, "missing")
-        raise CheckpointError(
-            f"{key}={path}: made by a different network: {differs} is {there} there but {here} with this config; use that "
-            "run's model settings (its config.yaml)"
-        )
-
-
-def _flat(node: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
-
-
-def _differences(then: dict[str, Any], now: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    changed = []
-    for key in keys:
-        before, current = _flat(then.get(key), key), _flat(now.get(key), key)
-        for name in dict.fromkeys([*before, *current]):
-            # A key added to the project after the run started: the run had it off (every such switch is off by default).
-            absent_then = name not in before and not current.get(name)
-            if name not in FREE_ON_RESUME and not absent_then and before.get(name) != current.get(name):
-                changed.append(f"{name}={show(before.get(name))} (now {show(current.get(name))})")
-    return changed
-
-
-def check_resume(state: dict[str, Any], settings: dict[str, Any]) -> None:
-    """A resume continues its run as the run was started (the config its checkpoint holds): ``ckpt_path=last`` after
-    ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
-    not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
-    then = state.get(CONFIG_KEY)
-    if then is None:  # not written by this project's src.train: nothing to hold it to
-        return
-    if changed := _differences(then, settings, KEPT_ON_RESUME):
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        raise CheckpointError(
-            f"ckpt_path={settings['ckpt_path']}: the run was started with {', '.join(changed[:3])}{more}; resume it with its "
-            "own settings (the same experiment= and overrides as its config.yaml), or start a new run from its weights with "
-            "init_from="
-        )
-    steps = state.get("schedule_steps")
-    if steps is None or int(state["global_step"]) >= steps:  # no schedule, or it has run out: a longer run may follow
-        return
-    before, now = then["trainer"], settings["trainer"]
-    for key in RUN_LENGTH:
-        if before.get(key) != now.get(key):
-            raise CheckpointError(
-                f"trainer.{key}={show(now.get(key))}: the run's learning-rate schedule spans {steps} steps and has not "
-                f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
-                "from its last.ckpt"
-            )

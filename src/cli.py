@@ -8,7 +8,6 @@ command line are worded here from their exceptions' attributes. No Lightning her
 import difflib
 import functools
 import gc
-import importlib.util
 import logging
 import os
 import shlex
@@ -23,7 +22,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 # Config choices that come from optional Hydra plugins: the missing config -> the pyproject extra that installs it.
 PLUGIN_EXTRAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_slurm": "slurm", "hydra/sweeper/optuna": "optuna"}
@@ -89,14 +88,6 @@ def refusals_exit() -> Iterator[None]:
         if os.environ.get(TRACEBACK_VARIABLE) == "1":
             raise
         exit_with_error(error)
-
-
-def require_extra(setting: str, extra: str, *modules: str) -> None:
-    """Refuse in one line what needs an optional dependency (a pyproject extra) that is not installed: its import would
-    end in a traceback, and after the work done before it."""
-    for module in modules:
-        if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"{setting}: needs {module}, which is not installed; pip install -e '.[{extra}]'")
 
 
 def exit_with_error(error: Exception | str, status: int = 2) -> NoReturn:
@@ -206,17 +197,12 @@ def unknown_key_hint(key: str, parent: Any) -> str:
 
 def target_arguments(target: str) -> list[str]:
     """The keyword arguments ``target`` takes (pydantic reads its signature); none where it cannot be imported."""
-    from src.checks import arguments_validator  # torch and Lightning: only on this path
+    from src.config import arguments_validator  # torch and Lightning: only on this path
 
     try:
         return arguments_validator(target, ())[1]
     except (ImportError, AttributeError):
         return []
-
-
-def resolved(node: Any) -> Any:
-    """A resolved plain-Python copy of a config node: what is checked, and what goes into checkpoints."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
 def shown_path(path: str | Path) -> str:
@@ -260,14 +246,6 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
     # Lightning 2.6.6 itself calls a pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
-
-
-def validated(key: str, model: type[BaseModel], values: Mapping[str, Any], groups: tuple[str, ...] = ()) -> None:
-    """``values`` against ``model``; an unknown key is told the model's keys and the config ``groups`` beside them."""
-    try:
-        model.model_validate(values)
-    except ValidationError as error:
-        raise ConfigError(first_error(key, error, values, [*model.model_fields, *groups])) from None
 
 
 def first_error(

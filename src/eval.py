@@ -17,9 +17,9 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from src import checkpoints, cli
-from src.builders import building
 from src.callbacks.pictures import TestFigures
 from src.cli import ConfigError, first_line
+from src.config import refused
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
 
@@ -37,7 +37,7 @@ def evaluate(
     except (MisconfigurationException, ValueError, ImportError) as error:
         raise ConfigError(f"accelerator={accelerator}: {first_line(str(error))}") from error
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
-    with building("data"):
+    with refused("data"):
         datamodule = MNISTDataModule(**data_settings)
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)

@@ -17,7 +17,8 @@ import torch
 from omegaconf import DictConfig
 
 from src import checkpoints, cli
-from src.cli import ConfigError, exit_with_error, require_extra
+from src.cli import ConfigError, exit_with_error
+from src.config import require_extra
 from src.data.mnist import MNISTDataModule
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}

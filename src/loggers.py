@@ -1,26 +1,20 @@
-"""The run folder, and the loggers (``conf/logger/``) that write into it.
-
-One folder a run: ``<log_dir>/<name>/version_<N>/`` for a new run (claimed atomically: two runs started at once never
-share one), a sweep job's folder, a resumed run's own. TensorBoard writes into it, the CSV logger
+"""The loggers (``conf/logger/``) that write into the run folder: TensorBoard into it, the CSV logger
 ``csv/version_<K>/metrics.csv`` per start (Lightning's would empty an existing file), MLflow its own store (SQLite under
 ``log_dir``, or a server) with a run named after the folder, which a resume continues (its id is in the checkpoint).
 """
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
 from tensorboard.plugins.hparams.summary_v2 import hparams_pb  # what tensorboard.plugins.hparams.api (TF) exports
 
 from src.cli import command
+from src.runs import next_version
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
@@ -37,8 +31,6 @@ CHARTS = {
     "learning rate": ["^lr"],
 }
 
-# Rank 0 chooses the run folder and leaves it here for the processes it starts (DDP ranks 1..N-1; src/train.py).
-RUN_DIR_VARIABLE = "MNIST_LIGHTNING_RUN_DIR"
 RUN_IDS_KEY = "logger_run_ids"  # in a checkpoint: {"MLFlowLogger": run id}
 
 
@@ -50,33 +42,6 @@ def logger_configs(node: Mapping[str, Any] | None) -> dict[str, Any]:
     if "_target_" in node:
         return {"logger": node}
     return {f"logger.{name}": entry for name, entry in node.items() if entry}
-
-
-def next_version(runs: Path) -> Path:
-    """``runs/version_<N>`` with N one more than the largest there (0 in a new folder), as Lightning's loggers count."""
-    numbers = [int(p.name[8:]) for p in runs.glob("version_*") if p.name[8:].isdigit()] if runs.is_dir() else []
-    return runs / f"version_{max(numbers, default=-1) + 1}"
-
-
-def choose_run_dir(cfg: DictConfig, checkpoint: Path | None) -> tuple[Path, bool]:
-    """The run's folder, and whether it is a new one (for :func:`claim`): a resumed run's own, a sweep job's, rank 0's."""
-    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
-        return checkpoint.parent.parent, False  # resume: the checkpoint's own run folder
-    if os.environ.get("LOCAL_RANK", "0") != "0" and RUN_DIR_VARIABLE in os.environ:
-        return Path(os.environ[RUN_DIR_VARIABLE]), False  # a DDP rank started by rank 0: rank 0's choice
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-        return Path(HydraConfig.get().runtime.output_dir), False
-    return next_version(Path(cfg.log_dir) / cfg.name), True
-
-
-def claim(run_dir: Path) -> list[Path] | None:
-    """Create a new run folder: the folders made (the deepest first), or None if another run created it first."""
-    created = [folder for folder in (run_dir, *run_dir.parents) if not folder.exists()]
-    try:
-        run_dir.mkdir(parents=True)
-    except FileExistsError:
-        return None
-    return created
 
 
 def build_loggers(node: Mapping[str, Any] | None, run_dir: Path, state: dict[str, Any] | None) -> list[Logger]:
@@ -101,42 +66,6 @@ def build_loggers(node: Mapping[str, Any] | None, run_dir: Path, state: dict[str
                 given["run_id"] = resumed_ids[target.__name__]
         loggers.append(instantiate(config, **given))
     return loggers
-
-
-# The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), flat, with their real types, each named
-# by its last part (optimizer.lr: lr); the optimizer, schedule, loss and widths by name, and in a sweep its swept keys.
-COMPARED = (
-    "data.dataset optimizer.lr optimizer.weight_decay model.dropout model.input_dropout data.batch_size trainer.max_epochs "
-    "trainer.accumulate_grad_batches data.rotate data.scale data.shift data.elastic_alpha data.flip data.erase "
-    "mixup trainer.precision seed"
-).split()
-
-
-def _value(cfg: DictConfig, key: str) -> Any:
-    value = OmegaConf.select(cfg, key, default=None)
-    return value if isinstance(value, bool | int | float | str) else str(value)
-
-
-def compared_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The flat set of settings that tells runs apart (a swept ``optimizer.lr`` is the ``lr`` already there)."""
-    choices = HydraConfig.get().runtime.choices if HydraConfig.initialized() else {}
-    settings = {
-        group: str(choices.get(group) or _value(cfg, f"{group}._target_")) for group in ("optimizer", "scheduler", "loss")
-    }
-    settings["hidden"] = "x".join(str(width) for width in cfg.model.hidden)
-    names = {key: key.rpartition(".")[2] for key in COMPARED}
-    settings |= {name: _value(cfg, key) for key, name in names.items()}
-    swept = [override.lstrip("+~").partition("=")[0] for override in swept_overrides()]
-    return settings | {names.get(key, key): str(choices[key]) if key in choices else _value(cfg, key) for key in swept}
-
-
-def swept_overrides() -> list[str]:
-    """In a sweep job, its overrides less those the command line fixes for every job (``src/sweeps.py`` names them),
-    sorted: what tells the runs of a sweep apart, as Hydra's names of their folders (``override_dirname``) do."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return []
-    job, fixed = HydraConfig.get(), HydraConfig.get().job.config.override_dirname.exclude_keys
-    return sorted(override for override in job.overrides.task if override.lstrip("+~").partition("=")[0] not in fixed)
 
 
 class LogSettings(L.Callback):

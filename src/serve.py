@@ -23,8 +23,9 @@ import torch
 from omegaconf import DictConfig
 from pydantic import BaseModel, ConfigDict, Field
 
-from src import checkpoints, cli
-from src.cli import ConfigError, command, require_extra, resolved, shown_path, validated
+from src import checkpoints, cli, runs
+from src.cli import ConfigError, command, shown_path
+from src.config import require_extra, resolved, validated
 
 if TYPE_CHECKING:
     import litserve as ls
@@ -67,7 +68,7 @@ def check(settings: dict[str, Any]) -> None:
 def describe(checkpoint: Path, classifier: checkpoints.PixelClassifier, state: dict[str, Any]) -> dict[str, Any]:
     """What ``GET /info`` tells of the model, and the command prints: the test accuracy src.train recorded for the run,
     and whether it was measured on this checkpoint."""
-    result = checkpoints.run_result(checkpoint)
+    result = runs.run_result(checkpoints.run_folder(checkpoint))
     return {
         "checkpoint": shown_path(checkpoint),
         "data_set": classifier.data_set.title,

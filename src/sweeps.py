@@ -5,31 +5,24 @@ first runs, a run folder per job, ``<log_dir>/<name>-sweep-<time>/<job number>_<
 import csv
 import json
 import math
-import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra import compose
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from src.builders import build_callbacks, build_classifier, build_datamodule, build_trainer
-from src.checkpoints import RESULT_FILE
-from src.checks import check
+from src import config as run_config
 from src.cli import ConfigError, command, hydra_refusal, refusals_exit, shown_path
-
-SWEEP_JOBS_VARIABLE = "MNIST_LIGHTNING_SWEEP_JOBS"  # how many jobs the sweep runs, for each job's header line
-# The keys the command line fixes for every job: conf/train.yaml leaves them out of the job folders' names.
-FIXED_KEYS_VARIABLE = "MNIST_LIGHTNING_SWEEP_FIXED_KEYS"
+from src.runs import RESULT_FILE
 
 
 def sweep_jobs(overrides: Sequence[Override]) -> list[list[str]]:
@@ -39,28 +32,26 @@ def sweep_jobs(overrides: Sequence[Override]) -> list[list[str]]:
 
 
 def check_job(config_name: str, overrides: list[str]) -> None:
-    """One job of a sweep composed, checked and built (in memory), as it will run: a bad value refused in one line."""
+    """One job of a sweep composed and checked, as it will run: a bad value refused in one line. Nothing is built: the
+    check needs no device the job will run on (a GPU sweep submitted from a login node without one)."""
     try:
-        cfg = compose(config_name, overrides=overrides)
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as error:  # Hydra's refusal of a swept value (optimizer=sgd,adamm)
         raise ConfigError(hydra_refusal(error)) from None
-    check(cfg)
-    build_datamodule(cfg)
-    build_classifier(cfg)
-    build_trainer(cfg, build_callbacks(cfg, Path(cfg.log_dir), has_logger=bool(cfg.get("logger"))), Path(cfg.log_dir))
+    with open_dict(cfg):
+        choices = OmegaConf.to_container(cfg.pop("hydra").runtime.choices)
+    run_config.load(cfg, run_config.Context(tuple(overrides), choices, multirun=True))
 
 
-def check_sweep(config: DictConfig, config_name: str) -> None:
-    """Every job of a sweep of value lists composed, checked and built once, before the first runs (a search's trials,
-    sampled as it goes, are checked as each starts); what the job folders' names leave out; how many jobs there are."""
+def check_sweep(config: DictConfig, config_name: str) -> int | None:
+    """Every job of a sweep of value lists composed and checked once, before the first runs (a search's trials, sampled
+    as it goes, are checked as each starts); how many jobs there are."""
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists a group's configs
     overrides = parser.parse_overrides(list(config.hydra.overrides.task))
-    swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
-    os.environ[FIXED_KEYS_VARIABLE] = json.dumps([o.key_or_group for o in overrides if o.key_or_group not in swept])
     if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher") and shutil.which("sbatch") is None:
         raise ConfigError("hydra/launcher=slurm: SLURM is not here (no sbatch); run it on the cluster's login node")
     if not str(config.hydra.sweeper._target_).endswith("BasicSweeper"):
-        return
+        return None
     if sampled := [o for o in overrides if o.is_sweep_override() and not o.is_discrete_sweep()]:
         raise ConfigError(
             f"{sampled[0].input_line}: a range is sampled by a search; add hparams_search=optuna, or give the values "
@@ -69,22 +60,17 @@ def check_sweep(config: DictConfig, config_name: str) -> None:
     jobs = sweep_jobs(overrides)
     for job in jobs:
         check_job(config_name, job)
-    os.environ[SWEEP_JOBS_VARIABLE] = str(len(jobs))
+    return len(jobs)
 
 
-@contextmanager
-def one_job_leaves_nothing_behind() -> Iterator[None]:
-    """A sweep's jobs run one after another in one process: what a DDP job leaves behind, its process group and
-    Lightning's variables (``LOCAL_RANK``, ``MASTER_PORT``, ...), is removed, so that the next job starts its ranks
-    afresh (with them, Lightning would take the old group for the new job's and start no processes)."""
-    environment = dict(os.environ)
-    try:
-        yield
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        os.environ.clear()
-        os.environ.update(environment)
+def leave_fixed_keys_out_of_folder_names(config: DictConfig) -> None:
+    """Job folders named by what is swept only: the keys the command line fixes for every job go into Hydra's
+    ``override_dirname.exclude_keys``, by an override of the jobs' Hydra config (Hydra composes each job anew from it)."""
+    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
+    swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
+    fixed = [override.key_or_group for override in overrides if override.key_or_group not in swept]
+    with open_dict(config):
+        config.hydra.overrides.hydra.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed)}]")
 
 
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]
@@ -127,11 +113,21 @@ def aligned(rows: list[dict[str, Any]]) -> str:
 
 
 class SweepCallbacks(Callback):
-    """Hydra callback: each job checked before the first one starts, and the sweep's summary when the last has ended."""
+    """Hydra callback: each job checked before the first one starts, a header line as each starts, and the sweep's
+    summary when the last has ended."""
+
+    def __init__(self) -> None:
+        self.jobs: int | None = None  # known once checked (a search's trials are sampled as it goes)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with refusals_exit():  # Hydra would turn what a callback raises into a warning, and go on
-            check_sweep(config, kwargs["config_name"])
+            self.jobs = check_sweep(config, kwargs["config_name"])
+        leave_fixed_keys_out_of_folder_names(config)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.mode == RunMode.MULTIRUN:
+            swept = " ".join(run_config.Context.of(config.hydra).swept) or "(nothing swept)"
+            print(f"\njob {config.hydra.job.num + 1}{f'/{self.jobs}' if self.jobs else ''}: {swept}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from src import checkpoints
 from src.checkpoints import CheckpointError
-from src.loggers import choose_run_dir, next_version
+from src.config import Context, run_folder
+from src.runs import next_version
 from src.train import train
 
 
@@ -40,13 +40,14 @@ def test_missing_checkpoints_are_named(tmp_path) -> None:
 
 
 def test_a_resume_reopens_the_checkpoints_own_run_folder(tmp_path) -> None:
-    cfg = OmegaConf.create({"log_dir": str(tmp_path / "logs"), "name": "mnist"})
-    path = touch_checkpoint(tmp_path / "logs" / "mnist" / "version_3", mtime=1_000)
-    assert checkpoints.run_folder(path) == tmp_path / "logs" / "mnist" / "version_3"
-    assert choose_run_dir(cfg, path) == (tmp_path / "logs" / "mnist" / "version_3", False)
-    assert choose_run_dir(cfg, None) == (tmp_path / "logs" / "mnist" / "version_4", True)  # a new run: the next version
+    runs = tmp_path / "logs" / "mnist"
+    path = touch_checkpoint(runs / "version_3", mtime=1_000)
+    assert checkpoints.run_folder(path) == runs / "version_3"
+    assert run_folder(runs, path, Context()) == (runs / "version_3", False)
+    assert run_folder(runs, None, Context()) == (runs / "version_4", True)  # a new run: the next version
     loose = tmp_path / "elsewhere.ckpt"  # outside a run folder: the resumed run starts a new folder
-    assert choose_run_dir(cfg, loose) == (tmp_path / "logs" / "mnist" / "version_4", True)
+    assert run_folder(runs, loose, Context()) == (runs / "version_4", True)
+    assert run_folder(runs, None, Context(job_dir=tmp_path / "job")) == (tmp_path / "job", False)  # a sweep's job
     assert checkpoints.run_folder(loose) == tmp_path
     assert next_version(tmp_path / "nothing-yet") == tmp_path / "nothing-yet" / "version_0"
 

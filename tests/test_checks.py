@@ -11,9 +11,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 
-from src.builders import build_callbacks, build_run
-from src.checks import check
+from src.build import build, build_callbacks
 from src.cli import ConfigError, hydra_refusal
+from src.config import load, resolved
 from src.train import why_no_best_checkpoint
 from tests.conftest import CONF
 
@@ -82,8 +82,7 @@ if not torch.cuda.is_available():
 def test_a_bad_setting_is_named_in_one_line_before_anything_is_written(compose_config, tmp_path, overrides, start) -> None:
     cfg = compose_config(*overrides, f"data.data_dir={tmp_path / 'data'}")
     with pytest.raises(ConfigError) as caught:
-        check(cfg)
-        build_run(cfg)
+        build(load(cfg))
     message = str(caught.value)
     assert message.startswith(start) and "\n" not in message, message
     assert sorted(path.name for path in tmp_path.iterdir()) == []  # no run folder, no data folder
@@ -91,8 +90,8 @@ def test_a_bad_setting_is_named_in_one_line_before_anything_is_written(compose_c
 
 def test_good_values_pass_strict_types(compose_config, tmp_path) -> None:
     """Strict, but as JSON holds values: an int where a float belongs and a list where a tuple belongs pass."""
-    check(compose_config("optimizer.lr=1", "optimizer.betas=[0.9,0.99]", "trainer.deterministic=warn", "trainer=ddp_cpu"))
-    check(compose_config("trainer.precision=bf16-mixed", "trainer.max_time=00:00:01:00", "+trainer.barebones=false"))
+    load(compose_config("optimizer.lr=1", "optimizer.betas=[0.9,0.99]", "trainer.deterministic=warn", "trainer=ddp_cpu"))
+    load(compose_config("trainer.precision=bf16-mixed", "trainer.max_time=00:00:01:00", "+trainer.barebones=false"))
 
 
 def composition_error(*overrides: str) -> str:
@@ -174,7 +173,7 @@ def test_callbacks_a_switch_turns_off_are_left_out(compose_config, tmp_path) -> 
     a logger: such callbacks are left out, so that each switch works alone."""
 
     def kinds(*overrides: str, has_logger: bool = True) -> set[type]:
-        callbacks = build_callbacks(compose_config(*overrides), tmp_path, has_logger)
+        callbacks = build_callbacks(resolved(compose_config(*overrides, *([] if has_logger else ["logger=none"]))), tmp_path)
         return {
             kind for kind in (ProgressBar, ModelCheckpoint, LearningRateMonitor) if any(isinstance(c, kind) for c in callbacks)
         }
@@ -183,14 +182,14 @@ def test_callbacks_a_switch_turns_off_are_left_out(compose_config, tmp_path) -> 
     assert kinds("trainer.enable_progress_bar=false") == {ModelCheckpoint, LearningRateMonitor}
     assert kinds("trainer.enable_checkpointing=false") == {ProgressBar, LearningRateMonitor}
     assert kinds(has_logger=False) == {ProgressBar, ModelCheckpoint}
-    checkpoints = [c for c in build_callbacks(compose_config(), tmp_path / "run", True) if isinstance(c, ModelCheckpoint)]
+    checkpoints = [c for c in build_callbacks(resolved(compose_config()), tmp_path / "run") if isinstance(c, ModelCheckpoint)]
     assert {Path(c.dirpath) for c in checkpoints} == {tmp_path / "run" / "checkpoints"}
 
 
 def test_the_summary_says_why_there_is_no_best_checkpoint(tiny_config) -> None:
     def why(*overrides: str) -> str:
         cfg = tiny_config(*overrides)
-        run = build_run(cfg)
+        run = build(load(cfg))
         return why_no_best_checkpoint(run.trainer, next((c for c in run.trainer.checkpoint_callbacks if c.monitor), None))
 
     assert why("trainer.fast_dev_run=true") == "fast_dev_run keeps none"

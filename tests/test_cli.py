@@ -49,7 +49,7 @@ BAD_TRAIN_COMMANDS = [
     (["data.shift=14"], "data.shift=14: Input should be less than or equal to 13"),  # a range in a class's signature
     (["optimizer.weight_decay=-1"], "optimizer (optimizer.weight_decay=-1): Invalid weight_decay value"),  # torch's
     (["trainer.limit_train_batches=1.5"], "trainer (trainer.limit_train_batches=1.5): You have passed invalid value"),
-    (["trainer.val_check_interval=1000"], "trainer (trainer.val_check_interval=1000): `val_check_interval` (1000)"),
+    (["trainer.val_check_interval=1000"], "trainer.val_check_interval=1000: longer than an epoch of 4 training batches"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1: a run needs a length"),  # a rule across keys
     (["hparams_search=optuna"], "hparams_search=optuna: a search runs many trials and needs multirun"),
     (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time"),

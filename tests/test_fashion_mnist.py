@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from src.checks import check
 from src.cli import ConfigError
+from src.config import load
 from src.data import sources
 from src.data.datasets import FASHION_MNIST
 from src.data.mnist import MNISTDataModule
@@ -75,7 +75,7 @@ def test_fashion_mnist_files_are_pinned_by_their_sha256(tmp_path: Path, monkeypa
 )
 def test_each_data_set_takes_only_its_own_sources(compose_config, overrides: list[str], start: str) -> None:
     with pytest.raises(ConfigError, match=f"^{re.escape(start)}"):
-        check(compose_config(*overrides))
+        load(compose_config(*overrides))
 
 
 @pytest.fixture(scope="session")

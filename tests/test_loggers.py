@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from src.checks import check_mlflow
 from src.cli import ConfigError
+from src.config import check_mlflow
 from src.figures import read_csv_curves
 from src.train import train
 from tests.conftest import TINY_RUN, TinyMNIST, run_many, scalars, tiny_data

@@ -8,7 +8,8 @@ from hydra.utils import instantiate
 from pydantic import ValidationError
 from torch import nn
 
-from src.builders import build_classifier
+from src.build import build_classifier
+from src.config import resolved
 from src.models import losses
 from src.models.classifier import accumulation_scales
 from src.models.mlp import MLP
@@ -85,7 +86,7 @@ def test_losses_give_one_value_per_sample() -> None:
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_every_loss_and_optimizer_config_trains_a_step(compose_config, loss: str, optimizer: str) -> None:
     cfg = compose_config(f"loss={loss}", f"optimizer={optimizer}", "scheduler=none", "model.hidden=[32]")
-    model = build_classifier(cfg)
+    model = build_classifier(resolved(cfg))
     opt = instantiate(cfg.optimizer, params=model.parameters())
     images, targets = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     before = [p.detach().clone() for p in model.parameters()]
@@ -119,7 +120,7 @@ def test_accumulation_scales_divide_by_the_samples_of_each_window() -> None:
 
 
 def test_mixup_loss_is_cross_entropy_against_the_blended_labels(compose_config) -> None:
-    model = build_classifier(compose_config("mixup=0.4", "model.hidden=[32]"))
+    model = build_classifier(resolved(compose_config("mixup=0.4", "model.hidden=[32]")))
     images, targets = torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))
     random.seed(3)
     torch.manual_seed(3)

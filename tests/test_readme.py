@@ -12,9 +12,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from src.builders import build_run
-from src.checks import check
+from src.build import build
 from src.cli import ConfigError
+from src.config import load
 from src.eval import evaluate
 from src.export import export
 from src.predict import predict
@@ -60,16 +60,16 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
         jobs = sweep_jobs(OverridesParser.create().parse_overrides(overrides)) if "-m" in arguments else [overrides]
         for job in jobs:
             cfg = tiny_mnist.use_in(composed("train", [*job, f"log_dir={tmp_path / 'logs'}"]))
-            check(cfg)
+            spec = load(cfg)
             if "-m" in arguments:
                 continue  # a sweep's jobs are single runs like the others
             if "trainer.accelerator=gpu" in job and not torch.cuda.is_available():
                 with pytest.raises(ConfigError, match="^trainer: No supported gpu backend found"):
-                    build_run(cfg)
+                    build(spec)
                 continue
-            run = build_run(cfg)
+            run = build(spec)
             assert run.trainer.max_epochs == (1 if run.trainer.fast_dev_run else cfg.trainer.max_epochs)  # Lightning's rule
-            assert (run.checkpoint is not None) == ("ckpt_path=last" in job)
+            assert (spec.checkpoint is not None) == ("ckpt_path=last" in job)
             assert bool(run.trainer.fast_dev_run) == ("trainer.fast_dev_run=true" in job)
             assert run.run_dir.parent == Path(cfg.log_dir) / cfg.name
 

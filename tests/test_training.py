@@ -9,9 +9,10 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from src.builders import build_classifier
+from src.build import build_classifier
 from src.checkpoints import CheckpointError
 from src.cli import ConfigError
+from src.config import resolved
 from src.eval import evaluate
 from src.figures import read_curves
 from src.models import classifier
@@ -23,7 +24,7 @@ from tests.conftest import NO_PICTURES, last_state, scalars, tree
 def fit_weights(cfg) -> dict[str, torch.Tensor]:
     """Fit with the config's model, data and Trainer settings (no logger, no checkpoints); return the weights."""
     L.seed_everything(cfg.seed, verbose=False)
-    model = build_classifier(cfg)
+    model = build_classifier(resolved(cfg))
     trainer = L.Trainer(
         max_epochs=cfg.trainer.max_epochs,
         accumulate_grad_batches=cfg.trainer.accumulate_grad_batches,
@@ -252,17 +253,19 @@ def test_an_unfinished_schedule_keeps_its_length(tiny_config) -> None:
     assert tree(run) == before  # no config.resumed.yaml, no event file, no hparams.yaml rewritten
 
 
-def test_a_run_refused_during_lightnings_set_up_leaves_nothing(tiny_config) -> None:
-    """Lightning checks val_check_interval only as it sets the run up, after it made its event file: a new run's folder
-    is removed again, and a resumed run's folder is left as it was, byte for byte."""
+def test_what_lightning_refuses_only_as_it_sets_a_run_up_is_refused_before(tiny_config) -> None:
+    """Lightning checks val_check_interval and a limit's share only as it sets the run up, after it has written its event
+    file: decided before, from the data's size, a new run leaves no folder and a resume leaves its run as it was."""
     refused = ("trainer.val_check_interval=1000", "scheduler=none")
     cfg = tiny_config("trainer.max_epochs=1", *refused)
-    with pytest.raises(ConfigError, match=r"^trainer: `val_check_interval` \(1000\) must be less than or equal"):
+    with pytest.raises(ConfigError, match=r"^trainer.val_check_interval=1000: longer than an epoch of 16 training batches"):
         train(cfg)
+    with pytest.raises(ConfigError, match=r"^trainer.limit_val_batches=0.1: 0.1 of 2 val batches is none; use at least 0.5"):
+        train(tiny_config("trainer.limit_val_batches=0.1"))
     assert not Path(cfg.log_dir).exists()
     first = train(tiny_config("trainer.max_epochs=1", "scheduler=none"))
     before = tree(Path(first["run_dir"]))
-    with pytest.raises(ConfigError, match=r"^trainer: `val_check_interval` \(1000\)"):
+    with pytest.raises(ConfigError, match=r"^trainer.val_check_interval=1000: longer than an epoch"):
         train(tiny_config("trainer.max_epochs=2", *refused, "ckpt_path=last"))
     assert tree(Path(first["run_dir"])) == before
 
@@ -284,9 +287,9 @@ def test_what_fails_after_the_first_step_is_no_refusal_and_keeps_the_run(tiny_co
 
 def test_two_runs_started_at_once_never_share_a_folder(tiny_config, monkeypatch) -> None:
     """Another run claims version_0 between this run's choice of it and its claim: this run takes version_1."""
-    from src import loggers
+    from src import runs
 
-    next_version = loggers.next_version
+    next_version = runs.next_version
 
     def chosen_then_taken(runs: Path) -> Path:
         chosen = next_version(runs)
@@ -294,7 +297,7 @@ def test_two_runs_started_at_once_never_share_a_folder(tiny_config, monkeypatch)
             chosen.mkdir(parents=True)  # the other run's claim, a moment before this one's
         return chosen
 
-    monkeypatch.setattr(loggers, "next_version", chosen_then_taken)
+    monkeypatch.setattr(runs, "next_version", chosen_then_taken)
     cfg = tiny_config("trainer.max_epochs=1", "logger=none")
     assert Path(train(cfg)["run_dir"]).name == "version_1"
     assert not any((Path(cfg.log_dir) / "mnist" / "version_0").iterdir())  # the other run's folder, untouched

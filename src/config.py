@@ -1,0 +1,504 @@
+"""A run's settings, read, checked and decided in one place: :func:`load` turns the composed config and its context
+(Hydra's runtime, the DDP ranks' environment) into a frozen :class:`RunSpec`, or raises one :class:`ConfigError` line.
+Nothing below it looks the context up again.
+
+Types, unknown keys and ranges: pydantic, once, against the signature of what each ``_target_`` names (this project's
+classes declare their ranges there), strict on the values as JSON holds them. Here too: the rules no single class
+knows (run length, the batch against the split, what Lightning refuses only as it sets a run up), what torch checks
+only in its constructors, this machine (devices, folders, a logger's server), and what a checkpoint allows.
+"""
+
+import importlib.util
+import json
+import math
+import os
+import tempfile
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from hydra.utils import get_object, instantiate
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig, OmegaConf
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic.experimental.arguments_schema import generate_arguments_schema
+from pydantic_core import SchemaValidator
+
+from src import checkpoints, ranks, runs
+from src.cli import ConfigError, first_error, first_line, show, typed
+from src.data.datasets import DATASETS
+from src.loggers import logger_configs
+from src.models.classifier import bound_function
+
+GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
+# The arguments the project passes itself, for each group's target, and what a user sets instead.
+RUN_FOLDER = "runs go to <log_dir>/<name>/version_<N>/: set log_dir or name"
+GIVEN_BY_CODE = {
+    "loss": {"logits": "the classifier passes the network's output", "targets": "the classifier passes the labels"},
+    "optimizer": {"params": "the classifier passes the network's parameters"},
+    "scheduler": {"optimizer": "the classifier passes the optimizer", "total_steps": "the run's length decides it"},
+    "trainer": {
+        "logger": "choose logger=tensorboard | csv | mlflow | many | none",
+        "callbacks": "choose callbacks=default | minimal | none, or drop one with ~callbacks.<name>",
+        "default_root_dir": RUN_FOLDER,
+    },
+    "logger": {"save_dir": RUN_FOLDER, "name": RUN_FOLDER, "version": RUN_FOLDER},
+}
+# What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
+# change (train longer, on a GPU, ...), and so may where the data comes from.
+KEPT_ON_RESUME = ("seed", "mixup", "model", "loss", "optimizer", "scheduler", "data")
+FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_workers", "data.loader"}
+# The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
+RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches", "devices")
+# The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), each named by its last part.
+COMPARED = (
+    "data.dataset optimizer.lr optimizer.weight_decay model.dropout model.input_dropout data.batch_size trainer.max_epochs "
+    "trainer.accumulate_grad_batches data.rotate data.scale data.shift data.elastic_alpha data.flip data.erase "
+    "mixup trainer.precision seed"
+).split()
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # both data sets' official files
+
+
+def folder_name(name: str) -> str:
+    if name in ("", ".", "..") or "/" in name:
+        raise ValueError("not a folder name; use text without /")
+    return name
+
+
+class TrainSettings(BaseModel):
+    """conf/train.yaml's own keys (its groups are checked each by its target); an unknown one (``+foo=1``) is refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: Annotated[str, AfterValidator(folder_name)]
+    log_dir: str = Field(min_length=1)
+    seed: int = Field(ge=0)
+    mixup: float = Field(ge=0)
+    ckpt_path: str | None
+    init_from: str | None
+    print_config: bool
+
+
+class TrainerRanges(BaseModel):
+    """The ranges of Trainer settings that Lightning looks at only in the middle of a run (or never)."""
+
+    model_config = ConfigDict(extra="allow")
+    accumulate_grad_batches: int = Field(1, ge=1)
+    log_every_n_steps: int | None = Field(None, ge=1)
+    check_val_every_n_epoch: int | None = Field(1, ge=1)
+    val_check_interval: float | None = Field(None, gt=0)
+    gradient_clip_val: float | None = Field(None, ge=0)
+
+
+class OptimizerRanges(BaseModel):
+    """torch takes a learning rate of 0 (and then trains nothing)."""
+
+    model_config = ConfigDict(extra="allow")
+    lr: float = Field(gt=0)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the composed config does not hold: the command line's overrides, the groups' choices, and for a sweep's job
+    its folder and swept overrides (Hydra's runtime); for a DDP rank started by rank 0, rank 0's run folder."""
+
+    overrides: tuple[str, ...] = ()
+    choices: Mapping[str, Any] = field(default_factory=dict)
+    multirun: bool = False
+    job_dir: Path | None = None
+    swept: tuple[str, ...] = ()
+    rank_zero_dir: Path | None = None
+
+    @classmethod
+    def of(cls, hydra: DictConfig | None) -> "Context":
+        """Read from Hydra's config (``HydraConfig.get()``, or a composed config's ``hydra`` node); none: composed by hand
+        (tests, notebooks)."""
+        rank_zero_dir = ranks.rank_zero_run_dir()
+        if hydra is None:
+            return cls(rank_zero_dir=rank_zero_dir)
+        multirun = hydra.mode == RunMode.MULTIRUN
+        fixed = hydra.job.config.override_dirname.exclude_keys
+        overrides = tuple(hydra.overrides.task)
+        swept = sorted(o for o in overrides if o.lstrip("+~").partition("=")[0] not in fixed) if multirun else []
+        job_dir = Path(hydra.runtime.output_dir) if multirun and hydra.runtime.output_dir else None
+        return cls(overrides, OmegaConf.to_container(hydra.runtime.choices), multirun, job_dir, tuple(swept), rank_zero_dir)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """A checked run, as :func:`src.build.build` builds it."""
+
+    config: dict[str, Any]  # the composed config, resolved: each group's settings, what checkpoints keep
+    run_dir: Path
+    new_folder: bool  # to be claimed (not a resume's, a sweep job's or rank 0's)
+    checkpoint: Path | None  # resume from it
+    state: dict[str, Any] | None  # its contents
+    init_weights: dict[str, Any] | None  # a new run's starting weights (init_from=), the network's own
+    settings: dict[str, Any]  # what tells this run apart from others, for the loggers
+    notes: tuple[str, ...]  # said before training
+    context: Context
+
+
+def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
+    """Check the composed training config against its targets and this machine, and decide where the run goes and what
+    it starts from; a :class:`ConfigError` for the first thing that would fail later."""
+    # The thread count set to what it is, before torch's first operation here: torch then also turns MKL's dynamic
+    # threading off, under which one matrix product may run on fewer threads than another and round its sums otherwise
+    # (a resume would not match a straight run).
+    torch.set_num_threads(torch.get_num_threads())
+    context = context or Context.of(HydraConfig.get() if HydraConfig.initialized() else None)
+    config = resolved(cfg)
+    check(config, context)
+    log_dir = Path(config["log_dir"])
+    checkpoint = checkpoints.resolve(config["ckpt_path"], log_dir / config["name"])
+    state = checkpoints.read(checkpoint) if checkpoint else None
+    start = checkpoints.resolve(config["init_from"], log_dir, key="init_from")  # last: the newest of any name
+    init = checkpoints.read(start, key="init_from") if start else None
+    with torch.device("meta"):  # the configured network's shapes, no weights
+        shapes = {f"net.{name}": list(t.shape) for name, t in instantiate(config["model"], _convert_="all").state_dict().items()}
+    if state is not None:
+        check_resume(state, config)
+        check_same_network(state, shapes, checkpoint)
+    if init is not None:
+        check_same_network(init, shapes, start, key="init_from")
+    run_dir, new = run_folder(log_dir / config["name"], checkpoint, context)
+    note = checkpoints.missing_best(state, run_dir / "checkpoints") if state is not None else None
+    weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
+    settings = compared_settings(config, context)
+    return RunSpec(config, run_dir, new, checkpoint, state, weights, settings, (note,) if note else (), context)
+
+
+def run_folder(runs_dir: Path, checkpoint: Path | None, context: Context) -> tuple[Path, bool]:
+    """The run's folder, and whether it is a new one (to be claimed): rank 0's for the ranks it starts, a resumed run's
+    own, a sweep job's, else the next ``version_<N>`` of ``runs_dir``."""
+    if context.rank_zero_dir is not None:
+        return context.rank_zero_dir, False
+    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent, False
+    if context.job_dir is not None:
+        return context.job_dir, False
+    return runs.next_version(runs_dir), True
+
+
+def resolved(node: Any) -> Any:
+    """A resolved plain-Python copy of a config node: what is checked, and what goes into checkpoints."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def check(config: dict[str, Any], context: Context) -> None:
+    validated("", TrainSettings, {key: value for key, value in config.items() if key not in GROUPS}, GROUPS)
+    if config["ckpt_path"] is not None and config["init_from"] is not None:
+        raise ConfigError(
+            f"init_from={config['init_from']}: give ckpt_path (resume a run as it was) or init_from (a new run from its "
+            "weights), not both"
+        )
+    check_hydra_choices(config, context)
+    for group in ("model", "loss", "optimizer", "scheduler", "data", "trainer"):
+        if config[group]:  # scheduler=none is empty
+            check_arguments(group, config[group], GIVEN_BY_CODE.get(group, {}))
+    for key, node in logger_configs(config.get("logger")).items():
+        check_arguments(key, node, GIVEN_BY_CODE["logger"])
+    for name, node in (config.get("callbacks") or {}).items():
+        if node is not None:  # callbacks.<name>: null leaves it out (src/build.py)
+            check_arguments(f"callbacks.{name}", node)
+    validated("trainer", TrainerRanges, config["trainer"])
+    validated("optimizer", OptimizerRanges, config["optimizer"])
+    check_torch(config, context.overrides)
+    check_data(config["data"])
+    check_run_length(config["trainer"])
+    check_epoch(config["data"], config["trainer"])
+    check_machine(config)
+
+
+def validated(key: str, model: type[BaseModel], values: Mapping[str, Any], groups: tuple[str, ...] = ()) -> None:
+    """``values`` against ``model``; an unknown key is told the model's keys and the config ``groups`` beside them."""
+    try:
+        model.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(first_error(key, error, values, [*model.model_fields, *groups])) from None
+
+
+def check_arguments(key: str, node: Mapping[str, Any], given_by_code: Mapping[str, str] | None = None) -> None:
+    """The arguments in ``node`` (a config with a ``_target_``) against the signature of that target, by pydantic: types
+    and the ranges declared there; a nested config with a ``_target_`` of its own (a Trainer's ``plugins``) against its
+    own target."""
+    given_by_code = given_by_code or {}
+    arguments = {name: value for name, value in node.items() if not name.startswith("_")}
+    for name, value in list(arguments.items()):
+        nested = value if isinstance(value, list) else [value]
+        if nested and all(isinstance(item, dict) and "_target_" in item for item in nested):
+            for index, item in enumerate(nested):
+                check_arguments(f"{key}.{name}" + (f"[{index}]" if isinstance(value, list) else ""), item)
+            del arguments[name]
+        elif name in given_by_code:
+            raise ConfigError(f"{key}.{name}={show(value)}: set by the project; {given_by_code[name]}")
+    try:
+        validator, names = arguments_validator(node["_target_"], tuple(given_by_code))
+    except (ImportError, AttributeError) as error:
+        reason = error.__cause__ or error  # Hydra's wrapper of the import's own error
+        raise ConfigError(f"{key}._target_={node['_target_']}: cannot be imported ({reason}); check its spelling") from None
+    try:
+        validator.validate_json(json.dumps(arguments), strict=True)
+    except ValidationError as error:
+        raise ConfigError(first_error(key, error, arguments, names, node["_target_"])) from None
+
+
+@cache
+def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[SchemaValidator, list[str]]:
+    """pydantic's validator of the keyword arguments of ``target_path`` (a class: its ``__init__``), and their names;
+    the arguments the project passes itself are left out."""
+    target = get_object(target_path)
+    function = target.__init__ if isinstance(target, type) else target
+
+    def leave_out(index: int, name: str, annotation: Any) -> str | None:
+        return "skip" if name in skipped or name == "self" else None
+
+    config = ConfigDict(arbitrary_types_allowed=True)  # a hint naming a class (Strategy, Tensor) is an isinstance check
+    schema = generate_arguments_schema(function, schema_type="arguments", parameters_callback=leave_out, config=config)
+    return SchemaValidator(schema), [argument["name"] for argument in schema["arguments_schema"]]
+
+
+@contextmanager
+def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
+    """What torch's or Lightning's constructors raise for ``group``, as one line: their message after the group and the
+    settings the command line gave it (``trainer (trainer.accelerator=gpu): ...``)."""
+    try:
+        yield
+    except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException, InstantiationException) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        given = " ".join(o for o in overrides if f"{o.lstrip('+~').partition('=')[0]}.".startswith(f"{group}."))
+        raise ConfigError(f"{group}{f' ({given})' if given else ''}: {first_line(str(cause))}") from error
+
+
+def check_torch(config: dict[str, Any], overrides: tuple[str, ...]) -> None:
+    """What torch checks only as it builds the optimizer and the schedule or calls the loss (``weight_decay=-1``,
+    ``label_smoothing=1.5``): declared nowhere pydantic could read, so torch is asked, on a throwaway parameter."""
+    with refused("loss", overrides):
+        bound_function(config["loss"])(torch.zeros(2, 2), torch.tensor([0, 1]))
+    with refused("optimizer", overrides):
+        optimizer = instantiate(config["optimizer"], params=[torch.nn.Parameter(torch.zeros(1))])
+    if config["scheduler"]:
+        with refused("scheduler", overrides):
+            instantiate(config["scheduler"], optimizer=optimizer, total_steps=100)
+
+
+def check_hydra_choices(config: dict[str, Any], context: Context) -> None:
+    """What only Hydra's record of the command line tells: a search without ``-m``, a list of one-object configs."""
+    if not context.choices:  # composed by hand (tests, notebooks)
+        return
+    if not context.multirun and context.choices.get("hparams_search"):
+        choice = f"hparams_search={context.choices['hparams_search']}"
+        raise ConfigError(f"{choice}: a search runs many trials and needs multirun; python -m src.train -m {choice}")
+    for group in GROUPS[:-1]:  # each builds one object (callbacks files add their entries up: a list of them is fine)
+        if group in config and group not in context.choices:  # composed, but from a list of the group's files
+            use = "logger=many for tensorboard and csv" if group == "logger" else "one file of the group"
+            raise ConfigError(f"{typed(group)}: one {group} config at a time (Hydra merges a list of them into one); {use}")
+
+
+def check_data(data: Mapping[str, Any]) -> None:
+    """The rules that tie the DataModule's arguments together (its signature checks each alone)."""
+    data_set, train = DATASETS[data["dataset"]], TRAIN_IMAGES - data["val_size"]
+    if data["batch_size"] > train:
+        raise ConfigError(f"data.batch_size={data['batch_size']}: out of range; use a whole number 1 to {train} (its split)")
+    if data["num_workers"] and data["loader"] == "device":  # else silently unused
+        raise ConfigError(
+            f"data.num_workers={data['num_workers']}: workers feed loader=dataloader only (loader=device, the default, keeps "
+            "each split on the device and needs none); add data.loader=dataloader, or leave num_workers out"
+        )
+    if data["tutorial_order"] and data["loader"] != "device":
+        raise ConfigError("data.tutorial_order=true: the tutorial's batches are served by data.loader=device only")
+    if unserved := [source for source in data["sources"] or () if source not in data_set.sources]:
+        served = show(list(data_set.sources))
+        raise ConfigError(f"data.sources={show(data['sources'])}: {unserved[0]} does not serve {data_set.title}; use {served}")
+    if data["flip"] and not data_set.mirrorable:
+        raise ConfigError(
+            f"data.flip={data['flip']}: a mirrored {data_set.noun} is no longer of its class (a mirrored 7 is no digit); flips "
+            "are for data sets whose classes are mirror images of themselves (data=fashion_mnist): leave data.flip at 0"
+        )
+
+
+def images(data: Mapping[str, Any], train: bool) -> int:
+    """How many images a split's IDX file holds: its header where the file is there (its own checksums: any data set in
+    MNIST's format), else the data set's official count."""
+    name = "train-images-idx3-ubyte" if train else "t10k-images-idx3-ubyte"
+    path = Path(data["data_dir"]) / DATASETS[data["dataset"]].folder / "raw" / name
+    if path.is_file():
+        with path.open("rb") as file:
+            return int.from_bytes(file.read(8)[4:], "big")
+    return TRAIN_IMAGES if train else TEST_IMAGES
+
+
+def check_run_length(trainer: Mapping[str, Any]) -> None:
+    max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps", -1)
+    if max_steps == 0:
+        raise ConfigError("trainer.max_steps=0: use -1 (no limit) or a whole number >= 1")
+    if not (isinstance(max_epochs, int) and max_epochs >= 1 or max_epochs in (-1, None) and max_steps > 0):
+        raise ConfigError(
+            f"trainer.max_epochs={show(max_epochs)}: a run needs a length; use a whole number >= 1, or -1 with "
+            "trainer.max_steps > 0"
+        )
+
+
+def check_epoch(data: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
+    """What Lightning checks only as it sets a run up, after it has written into the run folder, decided here from the
+    data's size: a ``val_check_interval`` longer than an epoch, a ``limit_*_batches`` share that rounds to no batch."""
+    ranks_ = trainer.get("devices") if isinstance(trainer.get("devices"), int) else 1
+    train = images(data, train=True) - (0 if data["tutorial_order"] else data["val_size"])
+    whole = math.floor if data["tutorial_order"] else math.ceil  # the tutorial's order keeps whole batches only
+    batches = {
+        "train": whole(math.ceil(train / ranks_) / data["batch_size"]),
+        "val": math.ceil(math.ceil(data["val_size"] / ranks_) / data["eval_batch_size"]),
+        "test": math.ceil(math.ceil(images(data, train=False) / ranks_) / data["eval_batch_size"]),
+    }
+    for split, count in batches.items():
+        limit = trainer.get(f"limit_{split}_batches")
+        if isinstance(limit, float) and 0 < limit < 1 and int(count * limit) == 0:
+            raise ConfigError(
+                f"trainer.limit_{split}_batches={limit}: {limit} of {count} {split} batches is none; use at least {1 / count:.3g}"
+            )
+        if isinstance(limit, int) and not isinstance(limit, bool) or isinstance(limit, float) and limit < 1:
+            batches[split] = min(count, limit) if isinstance(limit, int) else int(count * limit)
+    interval = trainer.get("val_check_interval")
+    if isinstance(interval, int) and trainer.get("check_val_every_n_epoch") is not None and interval > batches["train"]:
+        raise ConfigError(
+            f"trainer.val_check_interval={interval}: longer than an epoch of {batches['train']} training batches; use at most "
+            f"{batches['train']}, a share of an epoch (0.5), or trainer.check_val_every_n_epoch=null to count across epochs"
+        )
+
+
+def writable(folder: Path) -> bool:
+    """Could ``folder`` be created and written? Tried for real on its nearest existing parent (permission bits do not
+    stop root), leaving nothing behind."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing):
+            return existing.is_dir()
+    except OSError:
+        return False
+
+
+def check_machine(config: Mapping[str, Any]) -> None:
+    """What this machine must offer: enough devices, writable data and log folders, a logger's package and server."""
+    trainer, data = config["trainer"], config["data"]
+    accelerator, devices = trainer.get("accelerator"), trainer.get("devices")
+    gpu = accelerator in ("gpu", "cuda") or accelerator == "auto" and torch.cuda.is_available()
+    available, unit = (torch.cuda.device_count(), "GPU(s)") if gpu else (os.cpu_count() or 1, "CPU core(s)")
+    if isinstance(devices, int) and not isinstance(devices, bool) and 0 < available < devices:  # that many processes
+        raise ConfigError(f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
+    if not gpu:
+        # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import (asking for CUDA then starts nothing before a fork); on
+        # a machine without a GPU, torch's optimizers would then look for NVML's library at every step (docs/speed.md).
+        os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+    if not writable(raw := Path(data["data_dir"]) / DATASETS[data["dataset"]].folder):
+        raise ConfigError(f"data.data_dir={data['data_dir']}: cannot write to {raw}; point data.data_dir at a writable folder")
+    if not writable(Path(log_dir := config["log_dir"])):
+        raise ConfigError(f"log_dir={log_dir}: cannot write to {log_dir}; point log_dir at a writable folder")
+    for key, node in logger_configs(config.get("logger")).items():
+        if node["_target_"].endswith("MLFlowLogger"):
+            check_mlflow(key, node)
+
+
+def require_extra(setting: str, extra: str, *modules: str) -> None:
+    """Refuse in one line what needs an optional dependency (a pyproject extra) that is not installed: its import would
+    end in a traceback, and after the work done before it."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{setting}: needs {module}, which is not installed; pip install -e '.[{extra}]'")
+
+
+def check_mlflow(key: str, node: Mapping[str, Any]) -> None:
+    """MLflow is installed, and its tracking server (if one is named) answers within seconds: MLflow's own client
+    retries for minutes before it gives up, silently."""
+    require_extra(f"{key}=mlflow", "mlflow", "mlflow")
+    uri = str(node.get("tracking_uri") or "")
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+                pass
+        except OSError as error:
+            raise ConfigError(
+                f"{key}.tracking_uri={uri}: no MLflow server answers there ({getattr(error, 'reason', error)}); start one "
+                f"(mlflow server --host ... --port ...) or leave {key}.tracking_uri out for the local store under log_dir"
+            ) from None
+
+
+def check_same_network(state: dict[str, Any], shapes: dict[str, list[int]], path: Path, key: str = "ckpt_path") -> None:
+    """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
+    saved = {name: list(tensor.shape) for name, tensor in state["state_dict"].items() if name.startswith("net.")}
+    if differs := next((name for name in {**shapes, **saved} if saved.get(name) != shapes.get(name)), None):
+        there, here = saved.get(differs, "missing"), shapes.get(differs, "missing")
+        raise checkpoints.CheckpointError(
+            f"{key}={path}: made by a different network: {differs} is {there} there but {here} with this config; use that "
+            "run's model settings (its config.yaml)"
+        )
+
+
+def _flat(node: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
+
+
+def check_resume(state: dict[str, Any], config: dict[str, Any]) -> None:
+    """A resume continues its run as the run was started (the config its checkpoint holds): ``ckpt_path=last`` after
+    ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
+    not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
+    then = state.get(checkpoints.CONFIG_KEY)
+    if then is None:  # not written by this project's src.train: nothing to hold it to
+        return
+    changed = []
+    for key in KEPT_ON_RESUME:
+        before, current = _flat(then.get(key), key), _flat(config.get(key), key)
+        for name in dict.fromkeys([*before, *current]):
+            # A key added to the project after the run started: the run had it off (every such switch is off by default).
+            absent_then = name not in before and not current.get(name)
+            if name not in FREE_ON_RESUME and not absent_then and before.get(name) != current.get(name):
+                changed.append(f"{name}={show(before.get(name))} (now {show(current.get(name))})")
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise checkpoints.CheckpointError(
+            f"ckpt_path={config['ckpt_path']}: the run was started with {', '.join(changed[:3])}{more}; resume it with its "
+            "own settings (the same experiment= and overrides as its config.yaml), or start a new run from its weights with "
+            "init_from="
+        )
+    steps = state.get("schedule_steps")
+    if steps is None or int(state["global_step"]) >= steps:  # no schedule, or it has run out: a longer run may follow
+        return
+    before, now = then["trainer"], config["trainer"]
+    for key in (*RUN_LENGTH, "num_nodes"):
+        if before.get(key) != now.get(key):
+            raise checkpoints.CheckpointError(
+                f"trainer.{key}={show(now.get(key))}: the run's learning-rate schedule spans {steps} steps and has not "
+                f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
+                "from its last.ckpt"
+            )
+
+
+def compared_settings(config: dict[str, Any], context: Context) -> dict[str, Any]:
+    """The flat set of settings that tells runs apart (a swept ``optimizer.lr`` is the ``lr`` already there), with
+    their real types; the optimizer, schedule, loss and widths by name."""
+
+    composed = OmegaConf.create(config)
+
+    def value(key: str) -> Any:
+        found = OmegaConf.select(composed, key, default=None)
+        return found if isinstance(found, bool | int | float | str) else str(found)
+
+    groups = ("optimizer", "scheduler", "loss")
+    settings = {group: str(context.choices.get(group) or value(f"{group}._target_")) for group in groups}
+    settings["hidden"] = "x".join(str(width) for width in config["model"]["hidden"])
+    names = {key: key.rpartition(".")[2] for key in COMPARED}
+    settings |= {name: value(key) for key, name in names.items()}
+    swept = [override.lstrip("+~").partition("=")[0] for override in context.swept]
+    return settings | {names.get(key, key): str(context.choices[key]) if key in context.choices else value(key) for key in swept}

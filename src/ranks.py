@@ -1,0 +1,40 @@
+"""What DDP ranks share through the process: Lightning starts ranks 1..N-1 by running this process's command line again
+(its Hydra support), with ``LOCAL_RANK`` set. They learn rank 0's run folder from :data:`RUN_DIR`; a sweep's job hands
+them its own overrides as the command line, and leaves nothing of its ranks behind for the next job."""
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+RUN_DIR = "MNIST_LIGHTNING_RUN_DIR"  # rank 0's run folder, for the ranks it starts
+
+
+def rank_zero_run_dir() -> Path | None:
+    """In a rank that rank 0 started, rank 0's run folder; else None."""
+    started = os.environ.get("LOCAL_RANK", "0") != "0" and RUN_DIR in os.environ
+    return Path(os.environ[RUN_DIR]) if started else None
+
+
+def share_run_dir(run_dir: Path) -> None:
+    os.environ[RUN_DIR] = str(run_dir)
+
+
+@contextmanager
+def sweep_job(overrides: Sequence[str]) -> Iterator[None]:
+    """One job of a sweep, run in the sweep's process: the ranks it starts run this job (its overrides as the command
+    line), not a sweep of their own; afterwards its process group and Lightning's variables (``LOCAL_RANK``,
+    ``MASTER_PORT``, ...) are gone, so that the next job starts its ranks afresh."""
+    environment, argv = dict(os.environ), list(sys.argv)
+    sys.argv[1:] = [override for override in overrides if not override.startswith("hparams_search=")]
+    try:
+        yield
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environment)
+        sys.argv[:] = argv

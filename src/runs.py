@@ -1,0 +1,36 @@
+"""Run folders: ``<log_dir>/<name>/version_<N>/`` for a new run, claimed atomically (two runs started at once never share
+one), and the result file each run leaves in its folder."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULT_FILE = "result.json"  # what src.train measured (a sweep adds the job's row to it)
+
+
+def next_version(runs: Path) -> Path:
+    """``runs/version_<N>`` with N one more than the largest there (0 in a new folder), as Lightning's loggers count."""
+    numbers = [int(p.name[8:]) for p in runs.glob("version_*") if p.name[8:].isdigit()] if runs.is_dir() else []
+    return runs / f"version_{max(numbers, default=-1) + 1}"
+
+
+def claim(run_dir: Path) -> bool:
+    """Create a new run folder; False if another run created it first."""
+    try:
+        run_dir.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    return True
+
+
+def write_result(run_dir: Path, row: dict[str, Any]) -> None:
+    """Record ``row`` in the run folder's result file, beside what it holds already (jobs may run in other processes)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / RESULT_FILE
+    path.write_text(json.dumps((json.loads(path.read_text()) if path.is_file() else {}) | row, indent=1))
+
+
+def run_result(run_dir: Path) -> dict[str, Any]:
+    """What src.train recorded of a run (its test accuracy, which checkpoint it tested); {} if nothing."""
+    path = run_dir / RESULT_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -80,7 +80,8 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(tin
     Image.fromarray(synthetic_digits(1, seed=3)[0][0].numpy()).save(tmp_path / "digit.png")
     done, folder, rows = sweep(tiny_mnist, tmp_path, "optimizer.lr=0.001,1e30", "trainer.gradient_clip_val=0.5,1.0", status=1)
     assert done.stderr.strip().splitlines()[-1] == "error: 2 of 4 runs failed; their errors are in the table's error column"
-    job_overrides = [f"optimizer.lr={lr} trainer.gradient_clip_val={clip}" for lr in ("0.001", "1e+30") for clip in ("0.5", "1.0")]
+    values = [(lr, clip) for lr in ("0.001", "1e+30") for clip in ("0.5", "1.0")]
+    job_overrides = [f"optimizer.lr={lr} trainer.gradient_clip_val={clip}" for lr, clip in values]
     runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
     assert runs == [
         "0_optimizer.lr:0.001+trainer.gradient_clip_val:0.5",

@@ -46,7 +46,7 @@ from omegaconf import DictConfig, open_dict
 
 from benchmarks.cuda_graph import plain_graphed, synchronize
 from src.build import build_callbacks, build_classifier, build_trainer
-from src.config import resolved
+from src.config import logger_configs, resolved
 from src.data.mnist import MNISTDataModule
 from src.loggers import build_loggers
 
@@ -142,7 +142,7 @@ def timed_fit(cfg: DictConfig, model: L.LightningModule, datamodule: L.Lightning
     timer = StepTimer(warmup, steps)
     with tempfile.TemporaryDirectory() as logs:
         trainer = build_trainer(resolved(cfg), [*build_callbacks(resolved(cfg), Path(logs)), timer], Path(logs))
-        trainer.loggers = build_loggers(cfg.get("logger"), Path(logs), None)
+        trainer.loggers = build_loggers(logger_configs(resolved(cfg).get("logger")).values(), Path(logs), None)
         trainer.fit(model, datamodule=datamodule)
     return timer
 

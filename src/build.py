@@ -63,7 +63,7 @@ def build(spec: RunSpec) -> Run:
             trainer.loggers = [DummyLogger()] if config.get("logger") else []
             return Run(spec, run_dir, datamodule, model, trainer)
         with refused("logger", overrides):
-            trainer.loggers = build_loggers(config.get("logger"), run_dir, spec.state)  # MLflow creates its store here
+            trainer.loggers = build_loggers(spec.loggers.values(), run_dir, spec.state)  # MLflow creates its store here
         if not spec.new_folder or runs.claim(run_dir):
             return Run(spec, run_dir, datamodule, model, trainer)
         run_dir = runs.next_version(run_dir.parent)  # another run claimed this folder since it was chosen

@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,7 +22,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
-from pydantic import ValidationError
 
 # Config choices that come from optional Hydra plugins: the missing config -> the pyproject extra that installs it.
 PLUGIN_EXTRAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_slurm": "slurm", "hydra/sweeper/optuna": "optuna"}
@@ -93,17 +92,6 @@ def refusals_exit() -> Iterator[None]:
 def exit_with_error(error: Exception | str, status: int = 2) -> NoReturn:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(status)
-
-
-def show(value: Any) -> str:
-    """A value as it is typed on the command line: ``true``, ``null``, ``[512,512]``."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(map(show, value)) + "]"
-    return str(value)
 
 
 def first_line(text: str) -> str:
@@ -246,24 +234,3 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
     # Lightning 2.6.6 itself calls a pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
-
-
-def first_error(
-    key: str, error: ValidationError, given: Mapping[str, Any], names: list[str] | None = None, target: str = ""
-) -> str:
-    """pydantic's first error as one line, ``<key>.<name>=<value>: <what pydantic says>``; where a union was tried
-    (``Literal``s, ``int | bool``), what each of its members takes."""
-    errors = [e for e in error.errors(include_url=False) if e["type"] != "needs_python_object"]  # Tensor, in a union
-    first = errors[0]
-    name = str(first["loc"][0])
-    setting = f"{key}.{name}" if key else name
-    value = show(given.get(name, first["input"]))
-    if first["type"] == "extra_forbidden":  # a model of this project: the top-level keys
-        return f"{setting}={value}: no such setting; the top-level keys are {', '.join(names or [])}"
-    if first["type"] == "unexpected_keyword_argument":
-        close = difflib.get_close_matches(name, names or [], n=1)
-        takes = f"it takes {', '.join(names or [])}" if len(names or []) <= 12 else "see its documentation for what it takes"
-        return f"{setting}={value}: {target} has no such argument; " + (f"did you mean {key}.{close[0]}?" if close else takes)
-    messages = [e["msg"].removeprefix("Value error, ") for e in errors if str(e["loc"][0]) == name]
-    alternatives = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in messages))
-    return f"{setting}={value}: {'Input should be ' if messages[0].startswith('Input should be ') else ''}{alternatives}"

@@ -8,6 +8,7 @@ knows (run length, the batch against the split, what Lightning refuses only as i
 only in its constructors, this machine (devices, folders, a logger's server), and what a checkpoint allows.
 """
 
+import difflib
 import importlib.util
 import json
 import math
@@ -33,9 +34,8 @@ from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
 from src import checkpoints, ranks, runs
-from src.cli import ConfigError, first_error, first_line, show, typed
+from src.cli import ConfigError, first_line
 from src.data.datasets import DATASETS
-from src.loggers import logger_configs
 from src.models.classifier import bound_function
 
 GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
@@ -141,6 +141,7 @@ class RunSpec:
     checkpoint: Path | None  # resume from it
     state: dict[str, Any] | None  # its contents
     init_weights: dict[str, Any] | None  # a new run's starting weights (init_from=), the network's own
+    loggers: dict[str, dict[str, Any]]  # each configured logger by its key (logger, logger.csv, ...)
     settings: dict[str, Any]  # what tells this run apart from others, for the loggers
     notes: tuple[str, ...]  # said before training
     context: Context
@@ -172,7 +173,10 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     note = checkpoints.missing_best(state, run_dir / "checkpoints") if state is not None else None
     weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
     settings = compared_settings(config, context)
-    return RunSpec(config, run_dir, new, checkpoint, state, weights, settings, (note,) if note else (), context)
+    notes = (note,) if note else ()
+    return RunSpec(
+        config, run_dir, new, checkpoint, state, weights, logger_configs(config.get("logger")), settings, notes, context
+    )
 
 
 def run_folder(runs_dir: Path, checkpoint: Path | None, context: Context) -> tuple[Path, bool]:
@@ -223,6 +227,16 @@ def validated(key: str, model: type[BaseModel], values: Mapping[str, Any], group
         model.model_validate(values)
     except ValidationError as error:
         raise ConfigError(first_error(key, error, values, [*model.model_fields, *groups])) from None
+
+
+def logger_configs(node: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The configured loggers by their key: ``logger=tensorboard`` is one (``logger``), ``logger=many`` several
+    (``logger.tensorboard``, ``logger.csv``, ...), ``logger=none`` none."""
+    if not node:
+        return {}
+    if "_target_" in node:
+        return {"logger": node}
+    return {f"logger.{name}": entry for name, entry in node.items() if entry}
 
 
 def check_arguments(key: str, node: Mapping[str, Any], given_by_code: Mapping[str, str] | None = None) -> None:
@@ -301,7 +315,8 @@ def check_hydra_choices(config: dict[str, Any], context: Context) -> None:
     for group in GROUPS[:-1]:  # each builds one object (callbacks files add their entries up: a list of them is fine)
         if group in config and group not in context.choices:  # composed, but from a list of the group's files
             use = "logger=many for tensorboard and csv" if group == "logger" else "one file of the group"
-            raise ConfigError(f"{typed(group)}: one {group} config at a time (Hydra merges a list of them into one); {use}")
+            typed = next((o for o in context.overrides if o.partition("=")[0] == group), group)
+            raise ConfigError(f"{typed}: one {group} config at a time (Hydra merges a list of them into one); {use}")
 
 
 def check_data(data: Mapping[str, Any]) -> None:
@@ -502,3 +517,35 @@ def compared_settings(config: dict[str, Any], context: Context) -> dict[str, Any
     settings |= {name: value(key) for key, name in names.items()}
     swept = [override.lstrip("+~").partition("=")[0] for override in context.swept]
     return settings | {names.get(key, key): str(context.choices[key]) if key in context.choices else value(key) for key in swept}
+
+
+def show(value: Any) -> str:
+    """A value as it is typed on the command line: ``true``, ``null``, ``[512,512]``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(show, value)) + "]"
+    return str(value)
+
+
+def first_error(
+    key: str, error: ValidationError, given: Mapping[str, Any], names: list[str] | None = None, target: str = ""
+) -> str:
+    """pydantic's first error as one line, ``<key>.<name>=<value>: <what pydantic says>``; where a union was tried
+    (``Literal``s, ``int | bool``), what each of its members takes."""
+    errors = [e for e in error.errors(include_url=False) if e["type"] != "needs_python_object"]  # Tensor, in a union
+    first = errors[0]
+    name = str(first["loc"][0])
+    setting = f"{key}.{name}" if key else name
+    value = show(given.get(name, first["input"]))
+    if first["type"] == "extra_forbidden":  # a model of this project: the top-level keys
+        return f"{setting}={value}: no such setting; the top-level keys are {', '.join(names or [])}"
+    if first["type"] == "unexpected_keyword_argument":
+        close = difflib.get_close_matches(name, names or [], n=1)
+        takes = f"it takes {', '.join(names or [])}" if len(names or []) <= 12 else "see its documentation for what it takes"
+        return f"{setting}={value}: {target} has no such argument; " + (f"did you mean {key}.{close[0]}?" if close else takes)
+    messages = [e["msg"].removeprefix("Value error, ") for e in errors if str(e["loc"][0]) == name]
+    alternatives = " or ".join(dict.fromkeys(message.removeprefix("Input should be ") for message in messages))
+    return f"{setting}={value}: {'Input should be ' if messages[0].startswith('Input should be ') else ''}{alternatives}"

@@ -3,7 +3,7 @@
 ``log_dir``, or a server) with a run named after the folder, which a resume continues (its id is in the checkpoint).
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +34,11 @@ CHARTS = {
 RUN_IDS_KEY = "logger_run_ids"  # in a checkpoint: {"MLFlowLogger": run id}
 
 
-def logger_configs(node: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The configured loggers by their key: ``logger=tensorboard`` is one (``logger``), ``logger=many`` several
-    (``logger.tensorboard``, ``logger.csv``, ...), ``logger=none`` none."""
-    if not node:
-        return {}
-    if "_target_" in node:
-        return {"logger": node}
-    return {f"logger.{name}": entry for name, entry in node.items() if entry}
-
-
-def build_loggers(node: Mapping[str, Any] | None, run_dir: Path, state: dict[str, Any] | None) -> list[Logger]:
+def build_loggers(configs: Iterable[Mapping[str, Any]], run_dir: Path, state: dict[str, Any] | None) -> list[Logger]:
     """Each configured logger, told the run folder (and, resuming from ``state``, where to continue)."""
     loggers = []
     resumed_ids = state.get(RUN_IDS_KEY, {}) if state else {}
-    for config in logger_configs(node).values():
+    for config in configs:
         target = get_object(config["_target_"])
         given: dict[str, Any] = {}
         if issubclass(target, CSVLogger):  # the next file of this run folder

@@ -47,7 +47,8 @@ class Interrupted(Exception):
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Load, build, fit and test one run; return its summary (metrics as plain floats, paths as strings)."""
-    run = build(config.load(cfg))
+    spec = config.load(cfg)
+    run = build(spec)
     trainer = run.trainer
     if trainer.is_global_zero:
         said = OmegaConf.to_yaml(run.spec.config) if run.spec.config["print_config"] else ""

@@ -36,7 +36,7 @@ def test_default_network_is_the_tutorials() -> None:
         ({"dropout": -0.1}, "dropout\n  Input should be greater than or equal to 0"),
         ({"input_dropout": 1.0}, "input_dropout\n  Input should be less than 1"),
         ({"num_classes": 1}, "num_classes\n  Input should be greater than or equal to 2"),
-        ({"in_features": "784"}, "in_features\n  Input should be a valid integer"),  # strict: text is not a number
+        ({"in_features": "seven"}, "in_features\n  Input should be a valid integer"),
     ],
 )
 def test_network_checks_its_arguments_from_its_signature(arguments: dict, error: str) -> None:

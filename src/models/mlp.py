@@ -14,7 +14,7 @@ class MLP(nn.Module):
     tutorial's network exactly. ``dropout`` > 0 adds a Dropout after each ReLU, ``input_dropout`` > 0 one on the pixels
     (Hinton et al. 2012's input dropout); ``compile=True`` compiles the forward."""
 
-    @validate_call(config={"strict": True})  # 1.5 or "784" where a whole number belongs: refused, not converted
+    @validate_call  # the config's own check is strict (src/config.py); from Python, Hydra's ListConfig is a list too
     def __init__(
         self,
         in_features: PositiveInt = 784,

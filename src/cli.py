@@ -109,7 +109,7 @@ def hydra_refusal(error: Exception) -> str:
         return f"{group}={choice}: no such choice; choose from {', '.join(error.options or [])}"
     if isinstance(error, OverrideParseException):
         key, _, value = error.override.partition("=")
-        quotes = "a value holding = , [ ] ( ) or spaces needs quotes, e.g. key='a=b'"
+        quotes = "a value holding = , [ ] { } ( ) or spaces needs quotes, e.g. key='a=b'"
         if not value.isascii():
             quotes = f"non-ASCII text needs quotes: '{key}=\"{value}\"'"
         return f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); {quotes}"

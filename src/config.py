@@ -130,6 +130,11 @@ class Context:
         job_dir = Path(hydra.runtime.output_dir) if multirun and hydra.runtime.output_dir else None
         return cls(overrides, OmegaConf.to_container(hydra.runtime.choices), multirun, job_dir, tuple(swept), rank_zero_dir)
 
+    @classmethod
+    def current(cls) -> "Context":
+        """The context of the command Hydra runs; outside one (a config composed by hand), none."""
+        return cls.of(HydraConfig.get() if HydraConfig.initialized() else None)
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -154,7 +159,7 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     # threading off, under which one matrix product may run on fewer threads than another and round its sums otherwise
     # (a resume would not match a straight run).
     torch.set_num_threads(torch.get_num_threads())
-    context = context or Context.of(HydraConfig.get() if HydraConfig.initialized() else None)
+    context = context or Context.current()
     config = resolved(cfg)
     check(config, context)
     log_dir = Path(config["log_dir"])

@@ -24,17 +24,27 @@ def share_run_dir(run_dir: Path) -> None:
 
 
 @contextmanager
-def sweep_job(overrides: Sequence[str]) -> Iterator[None]:
-    """One job of a sweep, run in the sweep's process: the ranks it starts run this job (its overrides as the command
-    line), not a sweep of their own; afterwards its process group and Lightning's variables (``LOCAL_RANK``,
-    ``MASTER_PORT``, ...) are gone, so that the next job starts its ranks afresh."""
-    environment, argv = dict(os.environ), list(sys.argv)
-    sys.argv[1:] = [override for override in overrides if not override.startswith("hparams_search=")]
+def process_group_ends() -> Iterator[None]:
+    """A run whose strategy joined a process group leaves it, on every rank: gloo's worker threads, still running at
+    interpreter exit, abort the process (``terminate called without an active exception``, exit -6), and Lightning's
+    launcher then kills the other ranks."""
     try:
         yield
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+@contextmanager
+def sweep_job(overrides: Sequence[str]) -> Iterator[None]:
+    """One job of a sweep, run in the sweep's process: the ranks it starts run this job (its overrides as the command
+    line), not a sweep of their own; afterwards Lightning's variables (``LOCAL_RANK``, ``MASTER_PORT``, ...) are gone, so
+    that the next job starts its ranks afresh."""
+    environment, argv = dict(os.environ), list(sys.argv)
+    sys.argv[1:] = [override for override in overrides if not override.startswith("hparams_search=")]
+    try:
+        yield
+    finally:
         os.environ.clear()
         os.environ.update(environment)
         sys.argv[:] = argv

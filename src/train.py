@@ -21,8 +21,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -45,20 +43,21 @@ class Interrupted(Exception):
     aborted: bool = False
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, Any]:
     """Load, build, fit and test one run; return its summary (metrics as plain floats, paths as strings)."""
-    spec = config.load(cfg)
+    spec = config.load(cfg, context)
     run = build(spec)
     trainer = run.trainer
     if trainer.is_global_zero:
         said = OmegaConf.to_yaml(run.spec.config) if run.spec.config["print_config"] else ""
         print(said + "".join(f"note: {note}\n" for note in run.spec.notes), end="", flush=True)
     ranks.share_run_dir(run.run_dir)  # the DDP ranks that fit starts write into the same folder
-    fit_seconds = fit(run)
-    best = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)  # callbacks.checkpoint
-    best_path = best.best_model_path if best is not None else ""
+    with ranks.process_group_ends():
+        fit_seconds = fit(run)
+        best = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)  # callbacks.checkpoint
+        best_path = best.best_model_path if best is not None else ""
+        (test_metrics,) = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
     notes = [] if best_path else [f"tested the final weights: no best checkpoint ({why_no_best_checkpoint(trainer, best)})"]
-    (test_metrics,) = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
     test_acc, test_loss = float(test_metrics["result/test_acc"]), float(test_metrics["result/test_loss"])
     best_val_acc = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
     loader = trainer.test_dataloaders
@@ -160,14 +159,13 @@ def exit_interrupted(stop: Interrupted, overrides: tuple[str, ...], rest: str = 
     sys.exit(130)
 
 
-def sweep_job(cfg: DictConfig) -> float:
+def sweep_job(cfg: DictConfig, context: config.Context) -> float:
     """One job of a multirun: its failure becomes a row of the sweep summary, and the other jobs still run."""
     started = time.perf_counter()
-    context = config.Context.of(HydraConfig.get())
     row: dict[str, Any] = {"overrides": " ".join(context.swept), "folder": shown_path(context.job_dir)}
     try:
         with ranks.sweep_job(context.overrides):
-            summary = train(cfg)
+            summary = train(cfg, context)
     except Interrupted as stop:  # Ctrl-C or SIGTERM stops the whole sweep, not only this job
         runs.write_result(context.job_dir, row | {"error": "stopped by a signal", "wall_s": time.perf_counter() - started})
         exit_interrupted(stop, context.overrides, rest="the sweep's later jobs did not run")
@@ -186,12 +184,13 @@ def sweep_job(cfg: DictConfig) -> float:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @cli.task
 def main(cfg: DictConfig) -> float:
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return sweep_job(cfg)
+    context = config.Context.current()
+    if context.multirun:
+        return sweep_job(cfg, context)
     try:
-        summary = train(cfg)
+        summary = train(cfg, context)
     except Interrupted as stop:
-        exit_interrupted(stop, tuple(HydraConfig.get().overrides.task))
+        exit_interrupted(stop, context.overrides)
     except (NonFiniteLoss, CheckpointWriteError) as error:
         exit_with_error(error, status=1)
     if summary["is_global_zero"]:

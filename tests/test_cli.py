@@ -41,6 +41,11 @@ BAD_TRAIN_COMMANDS = [
     ),
     (["ckpt_path=runs/3_seed=2/last.ckpt"], "ckpt_path=runs/3_seed=2/last.ckpt: Hydra cannot parse this"),  # Hydra: parse
     (
+        ["callbacks.last_checkpoint.filename=last-{step}"],
+        "callbacks.last_checkpoint.filename=last-{step}: Hydra cannot parse this (mismatched input '{' expecting <EOF>); "
+        "a value holding = , [ ] { } ( ) or spaces needs quotes",
+    ),
+    (
         ["optimizer=sgd,adam"],
         "optimizer=sgd,adam: Ambiguous value for argument 'optimizer=sgd,adam'",
     ),  # Hydra: a sweep without -m

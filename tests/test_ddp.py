@@ -1,6 +1,7 @@
 """Lightning's DDP on CPU (gloo), two processes, through the real command line: a sweep of DDP runs, and a resume."""
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,17 @@ def test_a_ddp_sweep_runs_each_job_once_on_every_rank_and_a_resume_continues_on_
     assert last_state(job)["global_step"] == 32 and len(got) == 4
     for name, tensor in expected.items():
         torch.testing.assert_close(got[name], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_a_run_leaves_its_process_group(tiny_config) -> None:
+    """gloo's threads, left running at exit, abort a rank (exit -6) and Lightning's launcher then kills the others: every
+    rank leaves the group when its run ends. One process, so that it can be looked at from here."""
+    from src.train import train
+
+    environment = dict(os.environ)  # Lightning sets MASTER_PORT, WORLD_SIZE, ... in this process
+    try:
+        train(tiny_config("trainer=ddp_cpu", "trainer.devices=1", "trainer.max_epochs=1"))
+        assert not torch.distributed.is_initialized()
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import NO_PICTURES, REPO, last_state, run_many, scalars, tiny_data
+from tests.conftest import NO_PICTURES, REPO, last_state, run_many, run_module, scalars, tiny_data
 
 # Small but real: 2 epochs of 63 batches, dropout (so the RNG state matters), one-cycle (so the schedule does).
 RUN = [
@@ -56,6 +56,9 @@ def straight(tiny_mnist, tmp_path_factory) -> Path:
 
 
 def assert_same_run(resumed: Path, straight: Path) -> None:
+    """Bit for bit, as a user's resume in a new process is. Resumed in a child forked by tests/forked_cli.py instead, the
+    weights differed in the last bits in about one resume of eight (two threads; none single-threaded): such a child is
+    not a new process in every respect that decides a sum's order (docs/resume-and-faults.md)."""
     expected, got = last_state(straight), last_state(resumed)
     assert got["global_step"] == expected["global_step"] == STEPS
     for name, tensor in expected["state_dict"].items():
@@ -72,7 +75,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactl
     resume = shlex.split(err.strip().splitlines()[-1])
     assert resume[:3] == ["python", "-m", "src.train"] and resume[-1] == f"ckpt_path={run_dir}/checkpoints/last.ckpt"
     assert "model.hidden=[64]" in resume  # the original overrides, quoted for a shell
-    (done,) = run_many([("src.train", REPO, resume[3:])])
+    done = run_module("src.train", *resume[3:])  # a process of its own: see assert_same_run
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_run(run_dir, straight)
 
@@ -87,7 +90,7 @@ def test_sigkill_loses_at_most_the_periodic_interval(tiny_mnist, straight, tmp_p
     step = state["global_step"]
     assert step % 10 == 0 and step > last_step_shown(out) - 10  # the newest periodic save: at most 10 steps lost
     assert not list((run_dir / "checkpoints").glob(".*partial*"))
-    (done,) = run_many([("src.train", REPO, arguments(tiny_mnist, tmp_path, "killed", *every, "ckpt_path=last"))])
+    done = run_module("src.train", *arguments(tiny_mnist, tmp_path, "killed", *every, "ckpt_path=last"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_run(run_dir, straight)
 

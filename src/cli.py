@@ -41,8 +41,8 @@ def run(hydra_main: Callable[[], Any]) -> None:
     os.environ.setdefault(TRACEBACK_VARIABLE, os.environ.get("HYDRA_FULL_ERROR", ""))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     quiet_lightning()
-    # What the imports built (torch's, Lightning's: ~10^6 objects) lives as long as the process: frozen, the garbage
-    # collector stops scanning it at every full collection and at exit, where that took ~2 s on the 2-core CPU. The entry
+    # What the imports built (torch's, Lightning's objects) lives as long as the process: frozen, the garbage collector
+    # stops scanning it at every full collection and at exit (docs/speed.md has the seconds this saves). The entry
     # points, run as commands, paused the collector for their imports (src/train.py says why): it resumes here.
     gc.freeze()
     gc.enable()

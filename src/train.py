@@ -7,7 +7,7 @@ is checked and built before anything is written into a run folder.
 import gc
 
 if __name__ == "__main__":  # run as a command, not imported: no garbage collection while the imports below build
-    gc.disable()  # their ~10^6 objects (a full collection each time they grow by a quarter); src/cli.py's run() resumes it
+    gc.disable()  # their many objects (a full collection each time they grow by a quarter); src/cli.py's run() resumes it
 
 import math
 import shlex

@@ -35,6 +35,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             finally:
                 os.close(written)
             os.replace(partial, target)
+            remove_left_by_the_dead(target)
         except BaseException as error:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
@@ -49,6 +50,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"checkpoint needs about {needed / 2**20:.1f} MiB; the previous {target.name} (if any) is unchanged. "
                 "Free disk space (or fix the folder's permissions), then resume from the last checkpoint"
             ) from error
+
+
+def remove_left_by_the_dead(target: Path) -> None:
+    """Remove the partial files of ``target`` that processes no longer running left (a kill -9 in the middle of a save
+    cannot remove its own)."""
+    for partial in target.parent.glob(f".{target.name}.partial-*"):
+        pid = partial.name.rpartition("-")[2]
+        if pid.isdigit() and not running(int(pid)):
+            with contextlib.suppress(OSError):
+                partial.unlink()
+
+
+def running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def tensor_bytes(data: Any) -> int:

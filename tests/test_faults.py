@@ -1,6 +1,7 @@
 """Faults during training: NaN losses, failing disks. (Signals and kill -9 are in test_interrupt.py.)"""
 
 import errno
+import os
 import subprocess
 from pathlib import Path
 
@@ -57,6 +58,15 @@ def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path, monk
     assert target.read_bytes() == before
     assert torch.load(target, weights_only=True)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no partial file left behind
+
+
+def test_a_save_removes_the_partial_files_that_a_killed_process_left(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for pid in (dead.pid, os.getppid()):  # a process killed mid-save; one still writing
+        (tmp_path / f".last.ckpt.partial-{pid}").write_bytes(b"half")
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, tmp_path / "last.ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".last.ckpt.partial-{os.getppid()}", "last.ckpt"]
 
 
 def test_a_checkpoint_folder_that_cannot_be_created(tmp_path) -> None:

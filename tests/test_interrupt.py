@@ -43,22 +43,21 @@ def last_step_shown(out: str) -> int:
 def stop_when(args: list[str], line_start: str, signum: int) -> tuple[int, str, str]:
     """``python -m src.train <args>``, sent ``signum`` when a line of its output starts with ``line_start``: (exit
     status, stdout, stderr)."""
-    (done,) = run_many([("src.train", REPO, args, (signum, line_start))])
+    done = run_module("src.train", *args, signal=(signum, line_start))  # a process of its own: see assert_same_run
     return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture(scope="module")
 def straight(tiny_mnist, tmp_path_factory) -> Path:
     save_dir = tmp_path_factory.mktemp("logs")
-    (done,) = run_many([("src.train", REPO, arguments(tiny_mnist, save_dir, "straight"))])
+    done = run_module("src.train", *arguments(tiny_mnist, save_dir, "straight"))
     assert done.returncode == 0, done.stderr[-2000:]
     return save_dir / "straight" / "version_0"
 
 
 def assert_same_run(resumed: Path, straight: Path) -> None:
-    """Bit for bit, as a user's resume in a new process is. Resumed in a child forked by tests/forked_cli.py instead, the
-    weights differed in the last bits in about one resume of eight (two threads; none single-threaded): such a child is
-    not a new process in every respect that decides a sum's order (docs/resume-and-faults.md)."""
+    """Bit for bit, each run a process of its own as a user's is. A child forked by tests/forked_cli.py instead (straight
+    or resumed) came out otherwise in the last bits about one time in eight, on two threads (docs/resume-and-faults.md)."""
     expected, got = last_state(straight), last_state(resumed)
     assert got["global_step"] == expected["global_step"] == STEPS
     for name, tensor in expected["state_dict"].items():
@@ -75,7 +74,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactl
     resume = shlex.split(err.strip().splitlines()[-1])
     assert resume[:3] == ["python", "-m", "src.train"] and resume[-1] == f"ckpt_path={run_dir}/checkpoints/last.ckpt"
     assert "model.hidden=[64]" in resume  # the original overrides, quoted for a shell
-    done = run_module("src.train", *resume[3:])  # a process of its own: see assert_same_run
+    done = run_module("src.train", *resume[3:])
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_run(run_dir, straight)
 

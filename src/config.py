@@ -35,7 +35,7 @@ from pydantic_core import SchemaValidator
 
 from src import checkpoints, ranks, runs
 from src.cli import ConfigError, first_line
-from src.data.datasets import DATASETS
+from src.data.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
 from src.models.classifier import bound_function
 
 GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
@@ -64,7 +64,6 @@ COMPARED = (
     "trainer.accumulate_grad_batches data.rotate data.scale data.shift data.elastic_alpha data.flip data.erase "
     "mixup trainer.precision seed"
 ).split()
-TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # both data sets' official files
 
 
 def folder_name(name: str) -> str:
@@ -167,13 +166,11 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     state = checkpoints.read(checkpoint) if checkpoint else None
     start = checkpoints.resolve(config["init_from"], log_dir, key="init_from")  # last: the newest of any name
     init = checkpoints.read(start, key="init_from") if start else None
-    with torch.device("meta"):  # the configured network's shapes, no weights
-        shapes = {f"net.{name}": list(t.shape) for name, t in instantiate(config["model"], _convert_="all").state_dict().items()}
     if state is not None:
         check_resume(state, config)
-        check_same_network(state, shapes, checkpoint)
+        check_same_network(state, network_shapes(config["model"]), checkpoint)
     if init is not None:
-        check_same_network(init, shapes, start, key="init_from")
+        check_same_network(init, network_shapes(config["model"]), start, key="init_from")
     run_dir, new = run_folder(log_dir / config["name"], checkpoint, context)
     note = checkpoints.missing_best(state, run_dir / "checkpoints") if state is not None else None
     weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
@@ -451,6 +448,12 @@ def check_mlflow(key: str, node: Mapping[str, Any]) -> None:
                 f"{key}.tracking_uri={uri}: no MLflow server answers there ({getattr(error, 'reason', error)}); start one "
                 f"(mlflow server --host ... --port ...) or leave {key}.tracking_uri out for the local store under log_dir"
             ) from None
+
+
+def network_shapes(model: Mapping[str, Any]) -> dict[str, list[int]]:
+    """The configured network's weight shapes, by their names in a checkpoint; built on the meta device: no weights."""
+    with torch.device("meta"):
+        return {f"net.{name}": list(t.shape) for name, t in instantiate(model, _convert_="all").state_dict().items()}
 
 
 def check_same_network(state: dict[str, Any], shapes: dict[str, list[int]], path: Path, key: str = "ckpt_path") -> None:

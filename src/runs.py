@@ -26,8 +26,7 @@ def claim(run_dir: Path) -> bool:
 def write_result(run_dir: Path, row: dict[str, Any]) -> None:
     """Record ``row`` in the run folder's result file, beside what it holds already (jobs may run in other processes)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / RESULT_FILE
-    path.write_text(json.dumps((json.loads(path.read_text()) if path.is_file() else {}) | row, indent=1))
+    (run_dir / RESULT_FILE).write_text(json.dumps(run_result(run_dir) | row, indent=1))
 
 
 def run_result(run_dir: Path) -> dict[str, Any]:

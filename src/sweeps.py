@@ -43,11 +43,15 @@ def check_job(config_name: str, overrides: list[str]) -> None:
     run_config.load(cfg, run_config.Context(tuple(overrides), choices, multirun=True))
 
 
-def check_sweep(config: DictConfig, config_name: str) -> int | None:
+def parsed_overrides(config: DictConfig) -> list[Override]:
+    """The sweep's command-line overrides, parsed as Hydra's sweeper parses them."""
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists a group's configs
+    return parser.parse_overrides(list(config.hydra.overrides.task))
+
+
+def check_sweep(config: DictConfig, overrides: list[Override], config_name: str) -> int | None:
     """Every job of a sweep of value lists composed and checked once, before the first runs (a search's trials, sampled
     as it goes, are checked as each starts); how many jobs there are."""
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists a group's configs
-    overrides = parser.parse_overrides(list(config.hydra.overrides.task))
     if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher") and shutil.which("sbatch") is None:
         raise ConfigError("hydra/launcher=slurm: SLURM is not here (no sbatch); run it on the cluster's login node")
     if not str(config.hydra.sweeper._target_).endswith("BasicSweeper"):
@@ -63,10 +67,9 @@ def check_sweep(config: DictConfig, config_name: str) -> int | None:
     return len(jobs)
 
 
-def leave_fixed_keys_out_of_folder_names(config: DictConfig) -> None:
+def leave_fixed_keys_out_of_folder_names(config: DictConfig, overrides: list[Override]) -> None:
     """Job folders named by what is swept only: the keys the command line fixes for every job go into Hydra's
     ``override_dirname.exclude_keys``, by an override of the jobs' Hydra config (Hydra composes each job anew from it)."""
-    overrides = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
     swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
     fixed = [override.key_or_group for override in overrides if override.key_or_group not in swept]
     with open_dict(config):
@@ -121,8 +124,9 @@ class SweepCallbacks(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with refusals_exit():  # Hydra would turn what a callback raises into a warning, and go on
-            self.jobs = check_sweep(config, kwargs["config_name"])
-        leave_fixed_keys_out_of_folder_names(config)
+            overrides = parsed_overrides(config)
+            self.jobs = check_sweep(config, overrides, kwargs["config_name"])
+        leave_fixed_keys_out_of_folder_names(config, overrides)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:

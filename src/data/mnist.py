@@ -14,12 +14,10 @@ from torchvision import datasets, transforms
 
 from src.data.augment import Alpha, Augmentation, Degrees, Probability, Scale, Shift, Sigma
 from src.data.batches import DeviceBatches, EpochShuffle
-from src.data.datasets import DATASETS
+from src.data.datasets import DATASETS, TRAIN_IMAGES
 from src.data.sources import fetch_raw_files
 
 log = logging.getLogger(__name__)
-
-TRAIN_IMAGES = 60_000  # MNIST's official training file; the train and val splits are carved out of it
 
 
 class MNISTDataModule(L.LightningDataModule):

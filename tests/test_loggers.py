@@ -1,5 +1,7 @@
 """Every logger choice, and MLflow's run, which a resume continues."""
 
+import csv
+import io
 import shlex
 import threading
 import time
@@ -127,3 +129,33 @@ def test_mlflow_run_is_continued_by_a_resume(tiny_mnist: TinyMNIST, tmp_path: Pa
     val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "acc/val")]
     assert val_steps == [3, 7]  # epoch 1 before the resume, epoch 2 after it (4 steps an epoch)
     assert client.get_metric_history(run.info.run_id, "result/best_val_acc")[-1].step == 8
+
+
+def test_a_logged_window_is_with_the_loggers_before_its_step_can_be_checkpointed(tiny_config, tmp_path) -> None:
+    """A periodic checkpoint is saved as its step ends and holds the train metrics' window emptied: that window must be
+    written by then, or a kill -9 between the two loses it for good (the resumed run never logs it again)."""
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import CSVLogger
+
+    from src.build import build_classifier
+    from src.config import resolved
+
+    class Probe(L.Callback):  # where a step checkpoint would be saved
+        def __init__(self) -> None:
+            self.missing: list[int] = []
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            step, written = trainer.global_step - 1, Path(trainer.logger.log_dir) / "metrics.csv"  # the step just done
+            with written.open() if written.is_file() else io.StringIO() as file:
+                logged = {int(row["step"]) for row in csv.DictReader(file) if row.get("loss/train")}
+            if (step + 1) % trainer.log_every_n_steps == 0 and step not in logged:
+                self.missing.append(step)
+
+    config = resolved(tiny_config("trainer.max_epochs=1", "trainer.log_every_n_steps=4"))
+    probe = Probe()
+    trainer = L.Trainer(
+        logger=CSVLogger(tmp_path), callbacks=[probe], max_epochs=1, log_every_n_steps=4, enable_progress_bar=False
+    )
+    trainer.fit(build_classifier(config), datamodule=instantiate(config["data"]))
+    assert trainer.global_step >= 8 and probe.missing == []

@@ -99,11 +99,20 @@ class Classifier(L.LightningModule):
             # Only on the steps the logger writes (Lightning logs step k at k+1 % n == 0): each self.log call walks
             # Lightning's result objects and costs milliseconds, more than a whole step of this network on a CPU.
             self._logged_at = self.global_step
-            self.log("loss/train", self.train_loss.compute(), prog_bar=True)
-            self.log("acc/train", self.train_acc.compute(), prog_bar=True)
+            window = {"loss/train": self.train_loss.compute(), "acc/train": self.train_acc.compute()}
+            self.log_dict(window, prog_bar=True, logger=False)
+            self.write_to_loggers(window)
             self.train_loss.reset()
             self.train_acc.reset()
         return losses.sum() * self._loss_scales[batch_idx]
+
+    def write_to_loggers(self, values: dict[str, Tensor]) -> None:
+        """Written in the step: Lightning writes what ``self.log`` collects only after the step's callbacks, one of which
+        may save a periodic checkpoint holding the window emptied; a kill -9 between the two would lose it for good."""
+        scalars = {name: float(value) for name, value in values.items()}
+        for logger in self.loggers:
+            logger.log_metrics(scalars, step=self.global_step)
+            logger.save()
 
     def mixup_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The logits and per-sample losses of a mixup batch, and the labels that acc/train counts (those with the larger

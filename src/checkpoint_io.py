@@ -29,13 +29,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             # To a path, not a Python file: torch's C++ writer then calls no Python code that a second Ctrl-C's exception
             # could fail inside it (it would report a RuntimeError in its place).
             torch.save(checkpoint, str(partial))
-            written = os.open(partial, os.O_RDONLY)
-            try:
-                os.fsync(written)
-            finally:
-                os.close(written)
+            with partial.open("rb") as written:
+                os.fsync(written.fileno())
             os.replace(partial, target)
-            remove_left_by_the_dead(target)
         except BaseException as error:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
@@ -44,12 +40,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             needed = tensor_bytes(checkpoint)
             free = shutil.disk_usage(target.parent if target.parent.exists() else Path.cwd()).free
             reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
-            reason = os.strerror(errno.ENOSPC) if free < needed else reason
             raise CheckpointWriteError(
-                f"could not write checkpoint {target}: {reason}; {target.parent} has {free / 2**20:.1f} MiB free and a "
-                f"checkpoint needs about {needed / 2**20:.1f} MiB; the previous {target.name} (if any) is unchanged. "
-                "Free disk space (or fix the folder's permissions), then resume from the last checkpoint"
+                f"could not write checkpoint {target}: {os.strerror(errno.ENOSPC) if free < needed else reason}; "
+                f"{target.parent} has {free / 2**20:.1f} MiB free and a checkpoint needs about {needed / 2**20:.1f} MiB; "
+                f"the previous {target.name} (if any) is unchanged. Free disk space (or fix the folder's permissions), "
+                "then resume from the last checkpoint"
             ) from error
+        remove_left_by_the_dead(target)
 
 
 def remove_left_by_the_dead(target: Path) -> None:
@@ -64,17 +61,16 @@ def remove_left_by_the_dead(target: Path) -> None:
 
 def running(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:  # another user's
-        return True
+        pass
     return True
 
 
 def tensor_bytes(data: Any) -> int:
     """The bytes of all tensors in a checkpoint: about what it takes on disk."""
-    data = list(data.values()) if isinstance(data, dict) else data
-    if isinstance(data, list | tuple):
-        return sum(map(tensor_bytes, data))
-    return data.numel() * data.element_size() if isinstance(data, torch.Tensor) else 0
+    if isinstance(data, dict | list | tuple):
+        return sum(map(tensor_bytes, data.values() if isinstance(data, dict) else data))
+    return data.nbytes if isinstance(data, torch.Tensor) else 0

@@ -3,7 +3,6 @@ is drawn whole, as TensorBoard shows it), the test's confusion matrix and miscla
 
 import csv
 import logging
-from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from matplotlib.figure import Figure  # figures without pyplot: no backend, no d
 from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.data.datasets import DataSet
 
 Curves = dict[str, list[tuple[int, float]]]
 
@@ -91,13 +92,6 @@ def _series(axis: Axes, curves: Curves, tag: str, **style: object) -> None:
         axis.plot(steps, values, **style)
 
 
-def _loss_scale(axis: Axes) -> None:
-    """A log scale where the loss spans a factor of 20 or more (a long run), a linear one where it moves little."""
-    values = [value for line in axis.get_lines() for value in line.get_ydata() if value > 0]
-    if values and max(values) / min(values) >= 20:
-        axis.set_yscale("log")
-
-
 def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], path: Path, title: str) -> Path:
     """Label both panels (whole optimizer steps on x, accuracy in %), add legends, title and write the PNG."""
     for axis, name in zip((accuracy, loss), names, strict=True):
@@ -107,7 +101,9 @@ def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], pa
         if axis.get_legend_handles_labels()[0]:  # a run stopped before its first logged step has no lines
             axis.legend(prop={"family": name_fonts(), "size": "small"})
     accuracy.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
-    _loss_scale(loss)
+    losses = [value for line in loss.get_lines() for value in line.get_ydata() if value > 0]
+    if losses and max(losses) / min(losses) >= 20:  # a long run's loss spans decades; one that moves little stays linear
+        loss.set_yscale("log")
     figure.suptitle(drawable(title), fontfamily=name_fonts())
     figure.tight_layout()
     figure.savefig(path, dpi=100)
@@ -120,17 +116,16 @@ def draw_run(curves: Curves, path: Path, title: str) -> Path:
     accuracy, loss = figure.subplots(1, 2)
     train = {"label": "train (mean of each logging window)", "color": COLOURS["train"], "alpha": 0.8, "zorder": 3}
     val = {"label": "val", "color": COLOURS["val"], "marker": "o", "markersize": 4}
-    _series(accuracy, curves, "acc/train", **train)
-    _series(accuracy, curves, "acc/val", **val)
     tutorial = {"label": "test batch (as the tutorial measures)", "color": COLOURS["tutorial"], "marker": "x"}
+    for axis, name in ((accuracy, "acc"), (loss, "loss")):
+        _series(axis, curves, f"{name}/train", **train)
+        _series(axis, curves, f"{name}/val", **val)
     _series(accuracy, curves, "acc/test_batch_tutorial", **tutorial)
     for axis, tag in ((accuracy, "result/test_acc"), (loss, "result/test_loss")):
         if curves.get(tag):
             step, value = curves[tag][-1]
             shown = f"{value:.2%}" if axis is accuracy else f"{value:.4f}"
             axis.plot([step], [value], "*", color=COLOURS["test"], markersize=14, label=f"test {shown}")
-    _series(loss, curves, "loss/train", **train)
-    _series(loss, curves, "loss/val", **val)
     return _save(figure, accuracy, loss, ("accuracy", "loss"), path, title)
 
 
@@ -151,22 +146,23 @@ def pixels(figure: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def draw_confusion(matrix: np.ndarray, classes: Sequence[str] | None = None, noun: str = "digit") -> Figure:
+def draw_confusion(matrix: np.ndarray, data_set: DataSet) -> Figure:
     """Counts of true (rows) against predicted (columns) classes. The colour shows the errors only, on their own scale,
     so that a cell of 5 stands out from one of 0 beside diagonal cells of ~1,000; the diagonal is grey, counts written.
-    ``classes`` names the ticks (Fashion-MNIST's items); digits are their own names."""
+    Named classes (Fashion-MNIST's items) label the ticks; digits are their own names."""
     errors = np.ma.masked_array(matrix, mask=np.eye(len(matrix), dtype=bool))
+    most = max(1, int(errors.max() or 1))
     figure = Figure(figsize=(6.4, 5.6))
     axis = figure.subplots()
-    colours = colormaps["Reds"].with_extremes(bad="0.85")
-    image = axis.imshow(errors, cmap=colours, vmin=0, vmax=max(1, int(errors.max() or 1)))
+    image = axis.imshow(errors, cmap=colormaps["Reds"].with_extremes(bad="0.85"), vmin=0, vmax=most)
     for (row, column), count in np.ndenumerate(matrix):
-        strong = row != column and count > 0.6 * max(1, int(errors.max() or 1))
+        strong = row != column and count > 0.6 * most  # white on the darkest reds
         axis.text(column, row, str(count), ha="center", va="center", fontsize=9, color="white" if strong else "black")
+    noun = data_set.noun
     axis.set(xticks=range(len(matrix)), yticks=range(len(matrix)), xlabel=f"predicted {noun}", ylabel=f"true {noun}")
-    if classes is not None and not all(name.isdigit() for name in classes):
-        axis.set_xticklabels(classes, rotation=45, ha="right", fontsize=8)
-        axis.set_yticklabels(classes, fontsize=8)
+    if data_set.named:
+        axis.set_xticklabels(data_set.classes, rotation=45, ha="right", fontsize=8)
+        axis.set_yticklabels(data_set.classes, fontsize=8)
     figure.colorbar(image, ax=axis, label="wrong predictions")
     total, wrong = int(matrix.sum()), int(errors.sum())
     axis.set_title(f"test set: {wrong} of {total:,} wrong ({wrong / max(total, 1):.2%}); diagonal = right", fontsize=11)
@@ -174,12 +170,10 @@ def draw_confusion(matrix: np.ndarray, classes: Sequence[str] | None = None, nou
     return figure
 
 
-def draw_misclassified(
-    digits: list[tuple[np.ndarray, int, int]], wrong: int, columns: int = 6, classes: Sequence[str] | None = None
-) -> Figure:
+def draw_misclassified(digits: list[tuple[np.ndarray, int, int]], wrong: int, data_set: DataSet, columns: int = 6) -> Figure:
     """The misclassified images (image, predicted, true) tiled into one image, each labelled ``true→predicted`` (class
-    numbers) large enough to read where TensorBoard shows the picture at its card's size; where the classes are not
-    digits, a line under the tiles says which number is which."""
+    numbers) large enough to read where TensorBoard shows the picture at its card's size; where the classes are named,
+    a line under the tiles says which number is which."""
     cell = 40  # a 28-pixel digit under a 12-pixel band for its label
     rows = max(1, -(-len(digits) // columns))
     mosaic = np.zeros((rows * cell, columns * cell))
@@ -194,12 +188,10 @@ def draw_misclassified(
     axis.axis("off")
     if not digits:
         axis.text(columns * cell / 2, cell / 2, "none: every test image is right", color="white", ha="center", va="center")
-    named = classes is not None and not all(name.isdigit() for name in classes)
-    figure.suptitle(
-        f"misclassified test {'images' if named else 'digits'}, true→predicted ({len(digits)} of {wrong})", fontsize=12
-    )
-    if named:
-        legend = "   ".join(f"{index} {name}" for index, name in enumerate(classes))
+    shown = f"{len(digits)} of {wrong}"
+    figure.suptitle(f"misclassified test {'images' if data_set.named else 'digits'}, true→predicted ({shown})", fontsize=12)
+    if data_set.named:
+        legend = "   ".join(f"{index} {name}" for index, name in enumerate(data_set.classes))
         figure.text(0.5, 0.01, legend, ha="center", va="bottom", fontsize=7, wrap=True)
-    figure.tight_layout(rect=(0, 0.08 if named else 0, 1, 1))  # named: room for that line
+    figure.tight_layout(rect=(0, 0.08 if data_set.named else 0, 1, 1))  # named: room for that line
     return figure

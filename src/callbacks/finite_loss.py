@@ -27,8 +27,8 @@ class StopOnNonFiniteLoss(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        loss = outputs["loss"].detach() if isinstance(outputs, dict) else outputs.detach()
-        self.first_bad_step.masked_fill_((self.first_bad_step < 0) & ~torch.isfinite(loss), trainer.global_step)
+        bad = ~torch.isfinite(outputs["loss"].detach())  # Lightning's outputs of an automatically optimized step
+        self.first_bad_step.masked_fill_((self.first_bad_step < 0) & bad, trainer.global_step)
         if trainer.global_step % self.check_every_n_steps == 0:
             self._check(trainer, pl_module)
 

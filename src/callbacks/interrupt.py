@@ -14,13 +14,11 @@ class Aborted(BaseException):
 
 
 class StopOnCtrlC(L.Callback):
-    """Turns the first Ctrl-C into a SIGTERM to this process: Lightning's handler then finishes the batch and raises
-    ``SIGTERMException``, the ``last_checkpoint`` callback (``save_on_exception``) writes that step's ``last.ckpt`` and
-    ``src.train`` prints the command that resumes. Only a signal saves so: a failure leaves the last checkpoint as it
-    was. A second Ctrl-C, also while that step is being saved, raises :class:`Aborted` at once: the save is dropped
-    (checkpoints are written atomically, so the previous ``last.ckpt`` stays whole) and ``src.train`` resumes from that
-    one. Installed when fit starts, before Lightning notes the signal handlers that its teardown puts back: the handler
-    outlives that teardown, until ``src.train`` has reported the stop."""
+    """Turns the first Ctrl-C into a SIGTERM to this process: Lightning finishes the batch and raises
+    ``SIGTERMException``, the ``last_checkpoint`` callback (``save_on_exception``) saves that step and ``src.train`` prints
+    the command that resumes; any other failure saves nothing. A second Ctrl-C, also during that save, raises
+    :class:`Aborted` at once (the atomic writer keeps the previous ``last.ckpt`` whole). Installed when fit starts, before
+    Lightning notes the handlers its teardown puts back: it outlives that teardown until ``src.train`` reports the stop."""
 
     def __init__(self) -> None:
         self.interrupted = False

@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger  # src.loggers' is a subclass
 from PIL import Image
 from pydantic import NonNegativeInt, validate_call
-from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from src.figures import draw_confusion, draw_misclassified, draw_run, pixels, read_curves
@@ -35,7 +35,7 @@ class TestFigures(L.Callback):
     def __init__(self, max_digits: NonNegativeInt = 24) -> None:
         self.max_digits = max_digits
         self.confusion: MulticlassConfusionMatrix | None = None
-        self.wrong: list[tuple[Tensor, int, int]] = []
+        self.wrong: list[tuple[np.ndarray, int, int]] = []  # (image, predicted, true)
 
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.confusion = MulticlassConfusionMatrix(pl_module.net.num_classes).to(pl_module.device)
@@ -46,22 +46,17 @@ class TestFigures(L.Callback):
     ) -> None:
         images, targets = batch
         self.confusion.update(outputs, targets)
-        if len(self.wrong) < self.max_digits:
-            missed = (outputs != targets).nonzero().flatten()[: self.max_digits - len(self.wrong)].tolist()
-            self.wrong += [(images[i].detach().float().cpu().clone(), int(outputs[i]), int(targets[i])) for i in missed]
+        missed = (outputs != targets).nonzero().flatten()[: self.max_digits - len(self.wrong)].tolist()
+        self.wrong += [(images[i, 0].float().cpu().numpy().copy(), int(outputs[i]), int(targets[i])) for i in missed]
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        matrix = self.confusion.compute()  # on every rank: under DDP this gathers all ranks' counts
+        counts = self.confusion.compute().cpu().numpy()  # on every rank: under DDP this gathers all ranks' counts
         if not trainer.is_global_zero or trainer.fast_dev_run:
             return
-        digits = [(image.squeeze(0).numpy(), predicted, true) for image, predicted, true in self.wrong]
-        counts = matrix.cpu().numpy()
-        wrong = int(counts.sum() - counts.trace())
-        data_set = getattr(trainer.datamodule, "data_set", None)  # class names where the DataModule has them
-        classes, noun = (data_set.classes, data_set.noun) if data_set else (None, "digit")
+        data_set = trainer.datamodule.data_set
         figures = {
-            "confusion_matrix": draw_confusion(counts, classes, noun),
-            "misclassified": draw_misclassified(digits, wrong, classes=classes),
+            "confusion_matrix": draw_confusion(counts, data_set),
+            "misclassified": draw_misclassified(self.wrong, int(counts.sum() - counts.trace()), data_set),
         }
         for name, figure in figures.items():
             image = pixels(figure)  # drawn once for the PNG and every logger

@@ -7,11 +7,10 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """Saves as Lightning's ``ModelCheckpoint`` does; on resume, the paths its state names (the best checkpoint, the
-    k-th best, the last) are read in this run's own checkpoints folder, wherever the run now lies. Lightning restores
-    them as they were written: a copied run tests a best checkpoint that is not there, a renamed one forgets the best
-    scores. A best checkpoint that is not in the folder is forgotten with its score (:func:`src.checkpoints.missing_best`
-    says so before training), and the best is chosen among the validations to come."""
+    """Saves as ``ModelCheckpoint`` does; on resume, the paths its state names (the best, the k-th best, the last) are
+    read in this run's own checkpoints folder, wherever the run now lies: Lightning's would test a copied run's best
+    checkpoint where it is not, and forget a renamed run's best scores. A best checkpoint missing from the folder is
+    forgotten with its score (:func:`src.checkpoints.missing_best` says so before training)."""
 
     @property
     def state_key(self) -> str:
@@ -23,13 +22,8 @@ class RunCheckpoint(ModelCheckpoint):
             return str(Path(self.dirpath) / Path(path).name) if path and self.dirpath else ""
 
         best_k = {here(path): score for path, score in state_dict.get("best_k_models", {}).items() if Path(here(path)).is_file()}
-        moved = state_dict | {
-            "dirpath": self.dirpath,
-            "best_k_models": best_k,
-            "kth_best_model_path": here(state_dict.get("kth_best_model_path")),
-            "last_model_path": here(state_dict.get("last_model_path")),
-            "best_model_path": here(state_dict.get("best_model_path")),
-        }
+        paths = {key: here(state_dict.get(key)) for key in ("best_model_path", "kth_best_model_path", "last_model_path")}
+        moved = state_dict | paths | {"dirpath": self.dirpath, "best_k_models": best_k}
         if not Path(moved["best_model_path"]).is_file():
             moved |= {"best_model_path": "", "best_model_score": None}
         super().load_state_dict(moved)

@@ -25,10 +25,9 @@ class TestBatchAccuracy(L.Callback):
             test = zip(*trainer.datamodule.test_dataloader(), strict=True)
             self.batch = tuple(torch.cat(part)[: self.test_images].to(pl_module.device) for part in test)
         images, labels = self.batch
-        was_training = pl_module.training
-        pl_module.eval()
+        pl_module.eval()  # no dropout
         with torch.no_grad():
             accuracy = (pl_module(images).argmax(dim=1) == labels).float().mean().item()
-        pl_module.train(was_training)
+        pl_module.train()
         for logger in trainer.loggers:  # at the step it belongs to, not at the logger's next interval
             logger.log_metrics({"acc/test_batch_tutorial": accuracy}, step=step)

@@ -1,21 +1,13 @@
-"""Augmentation applied to whole batches on the training device (no per-sample transforms, no worker processes)."""
+"""Augmentation applied to whole batches on the training device (no per-sample transforms, no worker processes). Every
+draw comes from torch's seeded generator, whose state the checkpoints keep: a resumed run draws what a straight one
+draws. The ranges of the settings are declared where the DataModule takes them (src/data/mnist.py)."""
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import Tensor
-
-# The ranges of each setting, declared where the DataModule takes it (src/data/mnist.py).
-Degrees = Annotated[float, Field(ge=0, le=180)]
-Scale = Annotated[float, Field(ge=0, lt=1)]
-Shift = Annotated[int, Field(ge=0, le=13)]  # more than half of 28 pixels moves the digit out of view
-Alpha = Annotated[float, Field(ge=0, le=100)]
-Sigma = Annotated[float, Field(gt=0, le=14)]  # wider: a uniform shift
-Probability = Annotated[float, Field(ge=0, le=1)]
 
 ERASE_AREAS = (0.02, 0.4)  # random erasing's rectangle, a fraction of the image (Zhong et al., 2017's values)
 ERASE_RATIOS = (0.3, 1 / 0.3)  # its height / width, drawn log-uniformly between these
@@ -25,8 +17,7 @@ ERASE_RATIOS = (0.3, 1 / 0.3)  # its height / width, drawn log-uniformly between
 class Augmentation:
     """Each training image turned by up to ``rotate`` degrees, resized by ``1 +- scale``, distorted elastically
     (``elastic_alpha`` pixels, smoothed over ``elastic_sigma``) in one resampling, mirrored left-right with probability
-    ``flip``, moved by up to ``shift`` pixels, then, with probability ``erase``, blacked out in one random rectangle of
-    2% to 40% of the image."""
+    ``flip``, moved by up to ``shift`` pixels, then, with probability ``erase``, blacked out in one random rectangle."""
 
     rotate: float = 0.0
     scale: float = 0.0
@@ -53,8 +44,8 @@ def random_flip(images: Tensor, probability: float) -> Tensor:
 
 def random_erase(images: Tensor, probability: float, background: float) -> Tensor:
     """Zhong et al. (2017)'s random erasing for a whole batch ``(B, C, H, W)``: with ``probability``, each image gets
-    one rectangle set to ``background``, its area uniform in [2%, 40%] of the image and its height/width ratio
-    log-uniform in [0.3, 3.3], placed uniformly where it fits (a side longer than the image is cut to the image)."""
+    one rectangle set to ``background``, its area uniform in ``ERASE_AREAS`` of the image and its height/width ratio
+    log-uniform in ``ERASE_RATIOS``, placed uniformly where it fits (a side longer than the image is cut to the image)."""
     if probability <= 0:
         return images
     batch, _, height, width = images.shape
@@ -68,8 +59,7 @@ def random_erase(images: Tensor, probability: float, background: float) -> Tenso
     top = (torch.rand(batch, device=device) * (height - tall + 1)).floor()
     left = (torch.rand(batch, device=device) * (width - wide + 1)).floor()
     chosen = torch.rand(batch, device=device) < probability
-    rows = torch.arange(height, device=device)[None, :]
-    cols = torch.arange(width, device=device)[None, :]
+    rows, cols = torch.arange(height, device=device), torch.arange(width, device=device)
     in_rows = (rows >= top[:, None]) & (rows < (top + tall)[:, None])  # (B, H)
     in_cols = (cols >= left[:, None]) & (cols < (left + wide)[:, None])  # (B, W)
     inside = in_rows[:, None, :, None] & in_cols[:, None, None, :] & chosen[:, None, None, None]
@@ -78,18 +68,17 @@ def random_erase(images: Tensor, probability: float, background: float) -> Tenso
 
 def random_shift(images: Tensor, max_shift: int, background: float) -> Tensor:
     """Each image of a normalized batch ``(B, C, H, W)`` moved by its own whole-pixel offset in ``[-max_shift,
-    max_shift]`` per axis, in one gather; what comes in is ``background`` (black, normalized). Drawn from torch's seeded
-    generator, whose state the checkpoints keep: a resumed run draws what a straight one draws."""
+    max_shift]`` per axis, in one gather; what comes in is ``background`` (black, normalized)."""
     if max_shift <= 0:
         return images
-    batch, _, height, width = images.shape
+    batch, channels, height, width = images.shape
+    device = images.device
     padded = F.pad(images, (max_shift,) * 4, value=background)
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, batch, 1), device=images.device)
-    rows = (offsets[0] + torch.arange(height, device=images.device))[:, None, :, None]  # (B, 1, H, 1)
-    cols = (offsets[1] + torch.arange(width, device=images.device))[:, None, None, :]  # (B, 1, 1, W)
-    samples = torch.arange(batch, device=images.device)[:, None, None, None]
-    channels = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
-    return padded[samples, channels, rows, cols]
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, batch, 1), device=device)
+    rows = (offsets[0] + torch.arange(height, device=device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (offsets[1] + torch.arange(width, device=device))[:, None, None, :]  # (B, 1, 1, W)
+    samples = torch.arange(batch, device=device)[:, None, None, None]
+    return padded[samples, torch.arange(channels, device=device)[None, :, None, None], rows, cols]
 
 
 def random_resample(
@@ -97,8 +86,7 @@ def random_resample(
 ) -> Tensor:
     """One bilinear resampling (``grid_sample``) of each image through its own random turn (up to ``max_degrees``),
     resize (by ``1 +- max_scale``) and Simard et al. (2003)'s elastic field: a displacement uniform in [-1, 1] per pixel
-    and axis, smoothed by a Gaussian of ``sigma`` pixels, times ``alpha`` pixels. What comes in is ``background``; the
-    draws come from torch's seeded generator, as in :func:`random_shift`."""
+    and axis, smoothed by a Gaussian of ``sigma`` pixels, times ``alpha`` pixels. What comes in is ``background``."""
     turn = max_degrees > 0 or max_scale > 0
     if not turn and alpha <= 0:
         return images
@@ -127,12 +115,10 @@ def gaussian_smooth(fields: Tensor, sigma: float) -> Tensor:
     radius = max(1, math.ceil(3 * sigma))
     taps = torch.arange(-radius, radius + 1, dtype=fields.dtype, device=fields.device)
     total = torch.exp(-0.5 * (taps / sigma) ** 2).sum()
-    return _blur_matrix(fields.shape[-2], sigma, radius, total) @ fields @ _blur_matrix(fields.shape[-1], sigma, radius, total)
 
+    def blur(size: int) -> Tensor:  # a zero-padded 1-D blur as a matrix: entry (i, j) weighs pixel j in output i
+        positions = torch.arange(size, dtype=fields.dtype, device=fields.device)
+        distances = positions[:, None] - positions[None, :]
+        return (torch.exp(-0.5 * (distances / sigma) ** 2) / total).masked_fill(distances.abs() > radius, 0)
 
-def _blur_matrix(size: int, sigma: float, radius: int, total: Tensor) -> Tensor:
-    """The ``size`` x ``size`` matrix of a zero-padded 1-D Gaussian blur: entry (i, j) weighs pixel j in output i."""
-    positions = torch.arange(size, dtype=total.dtype, device=total.device)
-    distances = positions.view(-1, 1) - positions.view(1, -1)
-    weights = torch.exp(-0.5 * (distances / sigma) ** 2) / total
-    return torch.where(distances.abs() <= radius, weights, torch.zeros_like(weights))
+    return blur(fields.shape[-2]) @ fields @ blur(fields.shape[-1])

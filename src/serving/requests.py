@@ -13,7 +13,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,12 +33,6 @@ class Pixels(BaseModel):
     pixels: Annotated[list[Row], Field(min_length=SIDE, max_length=SIDE)]
 
 
-class BadRequest(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.detail = status, detail
-
-
 class PredictRequests:
     """The middleware (``LitServer(middlewares=[(PredictRequests, {...})])``): other routes pass through untouched."""
 
@@ -49,30 +44,28 @@ class PredictRequests:
         if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         try:
-            body = await self.read_body(receive)
+            body = await self.read_body(scope, receive)
             pixels = await self.pixels(scope, body, receive)
-        except BadRequest as error:
-            return await JSONResponse({"detail": error.detail}, status_code=error.status)(scope, receive, send)
+        except HTTPException as error:
+            return await JSONResponse({"detail": error.detail}, status_code=error.status_code)(scope, receive, send)
         checked = json.dumps({"pixels": pixels.tolist()}).encode()
         headers = [(name, value) for name, value in scope["headers"] if name not in (b"content-type", b"content-length")]
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(checked)).encode())]
         await self.app(scope | {"headers": headers}, replaying(checked, receive), send)
 
-    async def read_body(self, receive: Receive) -> bytes:
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise BadRequest(400, "the client went away before the body arrived")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise BadRequest(413, f"the body is over {self.max_bytes:,} bytes; send a smaller image (max_bytes= sets it)")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        if not size:
-            raise BadRequest(400, f"the body is empty; {WHAT_TO_SEND}")
-        return b"".join(chunks)
+    async def read_body(self, scope: Scope, receive: Receive) -> bytes:
+        """The body, refused as soon as it grows over ``max_bytes``."""
+        body, too_large = bytearray(), f"the body is over {self.max_bytes:,} bytes; send a smaller image (max_bytes= sets it)"
+        try:
+            async for chunk in Request(scope, receive).stream():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise HTTPException(413, too_large)
+        except ClientDisconnect:
+            raise HTTPException(400, "the client went away before the body arrived") from None
+        if not body:
+            raise HTTPException(400, f"the body is empty; {WHAT_TO_SEND}")
+        return bytes(body)
 
     async def pixels(self, scope: Scope, body: bytes, receive: Receive) -> np.ndarray:
         """The pixels in ``[0, 1]``, ``(28, 28)``: JSON's as given, an image's prepared as its data set's were."""
@@ -83,13 +76,13 @@ class PredictRequests:
             except ValidationError as error:
                 first = error.errors(include_url=False)[0]
                 where = ".".join(map(str, first["loc"])) or "body"
-                raise BadRequest(422, f"{where}: {first['msg']}; {WHAT_TO_SEND}") from None
+                raise HTTPException(422, f"{where}: {first['msg']}; {WHAT_TO_SEND}") from None
         if media == "multipart/form-data":
             body = await self.uploaded_file(scope, body, receive)
         try:
             image = await run_in_threadpool(lambda: to_mnist(open_image(body, self.max_pixels), self.data_set))
         except ImageError as error:
-            raise BadRequest(413 if isinstance(error, ImageTooLarge) else 415, str(error)) from None
+            raise HTTPException(413 if isinstance(error, ImageTooLarge) else 415, str(error)) from None
         return image.astype(np.float32) / 255
 
     @staticmethod
@@ -97,10 +90,10 @@ class PredictRequests:
         try:
             form = await Request(scope, replaying(body, receive)).form(max_files=1, max_fields=10)
         except Exception as error:  # python-multipart's parse errors, and Starlette's own limits
-            raise BadRequest(400, f"a broken multipart body ({' '.join(str(error).split())}); {WHAT_TO_SEND}") from None
+            raise HTTPException(400, f"a broken multipart body ({' '.join(str(error).split())}); {WHAT_TO_SEND}") from None
         files = [value for value in form.values() if isinstance(value, UploadFile)]
         if not files:
-            raise BadRequest(422, f"the multipart body holds no file; {WHAT_TO_SEND}")
+            raise HTTPException(422, f"the multipart body holds no file; {WHAT_TO_SEND}")
         return await files[0].read()
 
 

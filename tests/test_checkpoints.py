@@ -23,20 +23,18 @@ def touch_checkpoint(run: Path, mtime: float) -> Path:
     return path
 
 
-def test_last_means_the_most_recently_written_run(tmp_path) -> None:
-    runs = tmp_path / "mnist"
+def test_last_means_the_most_recently_written_run_and_a_command_that_needs_one_says_how_to_give_it(tmp_path) -> None:
+    runs = tmp_path / "logs" / "mnist"
     older = touch_checkpoint(runs / "version_1", mtime=1_000)
     newer = touch_checkpoint(runs / "version_0", mtime=2_000)  # the newest file wins, not the highest version number
     assert checkpoints.resolve("last", runs) == newer != older
-    assert checkpoints.resolve(None, runs) is None
-    assert checkpoints.resolve(str(older), runs) == older
-
-
-def test_missing_checkpoints_are_named(tmp_path) -> None:
-    with pytest.raises(CheckpointError, match=r"^ckpt_path=last: no run under .*mnist has checkpoints/last.ckpt"):
-        checkpoints.resolve("last", tmp_path / "mnist")
-    with pytest.raises(CheckpointError, match=r"^ckpt_path=nowhere.ckpt: no such file"):
-        checkpoints.resolve("nowhere.ckpt", tmp_path)
+    assert checkpoints.resolve(None, runs) is None and checkpoints.resolve(str(older), runs) == older
+    with pytest.raises(CheckpointError, match=r"^ckpt_path=\?\?\?: a checkpoint is needed; give ckpt_path=<path to a .ckpt>"):
+        checkpoints.needed(None, tmp_path)
+    with pytest.raises(CheckpointError, match=r"^ckpt_path=last: no run under .* has checkpoints/last.ckpt; give .*log_dir="):
+        checkpoints.needed("last", tmp_path / "elsewhere")
+    last = touch_checkpoint(tmp_path / "logs" / "fashion_mnist" / "version_2", mtime=3_000)
+    assert checkpoints.needed("last", tmp_path / "logs") == last  # any run's name under log_dir
 
 
 def test_a_resume_reopens_the_checkpoints_own_run_folder(tmp_path) -> None:
@@ -52,16 +50,10 @@ def test_a_resume_reopens_the_checkpoints_own_run_folder(tmp_path) -> None:
     assert next_version(tmp_path / "nothing-yet") == tmp_path / "nothing-yet" / "version_0"
 
 
-def test_a_checkpoint_holding_python_objects_is_refused_as_damaged(tmp_path) -> None:
-    path = tmp_path / "pickled.ckpt"
-    torch.save({"state_dict": {}, "callback": object()}, path)  # not loadable with weights_only=True
-    with pytest.raises(CheckpointError, match=r"the file is damaged and cannot be read \(UnpicklingError\)"):
-        checkpoints.read(path)
-
-
 def test_a_file_that_is_not_a_checkpoint_says_so_and_names_the_runs_checkpoints(tmp_path) -> None:
     """A file of the run folder itself (config.yaml, a picture) is named as no checkpoint at all, and what to give
-    instead are the checkpoints in the run's checkpoints/ folder."""
+    instead are the checkpoints in the run's checkpoints/ folder; a truncated one, or one holding Python objects, is
+    damaged."""
     run = tmp_path / "version_0"
     last = touch_checkpoint(run, mtime=1_000)
     best = last.with_name("epoch03-val_acc0.9800.ckpt")
@@ -70,9 +62,8 @@ def test_a_file_that_is_not_a_checkpoint_says_so_and_names_the_runs_checkpoints(
     (run / "curves.png").write_bytes(b"\x89PNG\r\n\x1a\n not a checkpoint")
     others = re.escape(f"checkpoints of this run: {best}, {last}") + "$"
     for name in ("config.yaml", "curves.png"):
-        with pytest.raises(
-            CheckpointError, match=rf"^ckpt_path={re.escape(str(run / name))}: not a Lightning checkpoint; {others}"
-        ):
+        no_checkpoint = rf"^ckpt_path={re.escape(str(run / name))}: not a Lightning checkpoint; {others}"
+        with pytest.raises(CheckpointError, match=no_checkpoint):
             checkpoints.read(run / name)
     with pytest.raises(CheckpointError, match=r"^ckpt_path=.*last.ckpt: not a Lightning checkpoint \(no state_dict in it\)"):
         checkpoints.read(last)  # a file torch.save wrote, but not a Lightning checkpoint
@@ -84,29 +75,15 @@ def test_a_file_that_is_not_a_checkpoint_says_so_and_names_the_runs_checkpoints(
     alone.write_text("not a checkpoint")
     with pytest.raises(CheckpointError, match="not a Lightning checkpoint; give a .ckpt written by python -m src.train$"):
         checkpoints.read(alone)
+    torch.save({"state_dict": {}, "callback": object()}, tmp_path / "pickled.ckpt")  # not loadable with weights_only=True
+    with pytest.raises(CheckpointError, match=r"the file is damaged and cannot be read \(UnpicklingError\)"):
+        checkpoints.read(tmp_path / "pickled.ckpt")
 
 
-def test_a_command_that_needs_a_checkpoint_says_how_to_give_one(tmp_path) -> None:
-    with pytest.raises(CheckpointError, match=r"^ckpt_path=\?\?\?: a checkpoint is needed; give ckpt_path=<path to a .ckpt>"):
-        checkpoints.needed(None, tmp_path)
-    with pytest.raises(CheckpointError, match=r"^ckpt_path=last: no run under .* has checkpoints/last.ckpt; give .*log_dir="):
-        checkpoints.needed("last", tmp_path)
-    last = touch_checkpoint(tmp_path / "logs" / "fashion_mnist" / "version_2", mtime=1_000)
-    assert checkpoints.needed("last", tmp_path / "logs") == last  # any run's name under log_dir
-
-
-def test_a_checkpoint_of_another_network_names_the_layer_and_a_damaged_one_the_others(tiny_config) -> None:
-    first = train(tiny_config("trainer.max_epochs=1", "scheduler=none"))
-    ckpt = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
-    with pytest.raises(
-        CheckpointError, match=r"made by a different network: net.layers.1.weight is \[64, 784\] there but \[32, 784\]"
-    ):
-        train(tiny_config("model.hidden=[32,64]", "scheduler=none", "init_from=last"))
-    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])  # what a crash mid-write would leave
-    with pytest.raises(CheckpointError) as caught:
-        train(tiny_config("scheduler=none", "ckpt_path=last"))
-    message = str(caught.value)
-    assert "the file is damaged" in message and str(first["best_checkpoint"]) in message
+def test_a_checkpoint_of_another_network_names_the_layer(tiny_config, tiny_run) -> None:
+    """(A damaged one names the run's other checkpoints: above, and through the command line in conftest.py's table.)"""
+    with pytest.raises(CheckpointError, match=r"different network: net.layers.1.weight is \[64, 784\] there but \[32, 784\]"):
+        train(tiny_config("model.hidden=[32,64]", f"init_from={tiny_run['best_checkpoint']}"))
 
 
 def test_a_run_resumed_from_a_copied_last_checkpoint_tests_a_checkpoint_that_exists(tiny_config, tmp_path, monkeypatch, capsys):

@@ -4,19 +4,13 @@ from pathlib import Path
 
 import torch
 
-from src.data.mnist import MNISTDataModule
 from src.train import train
-from tests.conftest import run_many, scalars, tiny_data
+from tests.conftest import datamodule, run_many, scalars, tiny_data
 
 
 def test_the_tutorials_batches_are_all_training_images_in_order_whole_batches_only(tiny_mnist) -> None:
     """Its generator: batch k is images [k*b:(k+1)*b] of the file, and it starts over before a short last batch."""
-    dm = MNISTDataModule(
-        data_dir=str(tiny_mnist.root), sources=[], checksums=tiny_mnist.checksums, val_size=100, batch_size=64,
-        tutorial_order=True,
-    )  # fmt: skip
-    dm.prepare_data()
-    dm.setup("fit")
+    dm = datamodule(tiny_mnist, batch_size=64, tutorial_order=True)
     every = dm._normalize(dm._dataset(train=True).data)  # the 600 training images in file order, the val ones too
     loader = dm.train_dataloader()
     assert len(loader) == 600 // 64 == 9
@@ -29,14 +23,8 @@ def test_the_tutorials_batches_are_all_training_images_in_order_whole_batches_on
 
 
 def test_tutorial_experiment_records_test_batch_accuracy_as_a_curve(tiny_config) -> None:
-    short = [
-        "experiment=tutorial",
-        "data.batch_size=50",
-        "trainer.max_steps=40",
-        "callbacks.test_batch_accuracy.every_n_steps=5",
-        "callbacks.test_batch_accuracy.test_images=100",
-        "trainer.check_val_every_n_epoch=1",
-    ]
+    short = ["experiment=tutorial", "data.batch_size=50", "trainer.max_steps=40", "trainer.check_val_every_n_epoch=1"]
+    short += ["callbacks.test_batch_accuracy.every_n_steps=5", "callbacks.test_batch_accuracy.test_images=100"]
     summary = train(tiny_config(*short))
     assert summary["global_step"] == 40 and summary["epochs"] == 4  # 600 // 50 = 12 steps an epoch, on all 600 images
     curve = scalars(summary["run_dir"])["acc/test_batch_tutorial"]
@@ -62,24 +50,11 @@ def test_every_experiment_trains(tiny_config) -> None:
 
 def test_short_epochs_print_a_line_every_n_steps_not_every_epoch(tiny_mnist, tmp_path) -> None:
     """experiment=tutorial's epochs are 14 steps: lines come every N optimizer steps, with the run's step count."""
-    (done,) = run_many(
-        [
-            (
-                "src.train",
-                tiny_mnist.root.parent,
-                [
-                    "experiment=tutorial",
-                    "trainer.max_steps=40",
-                    "callbacks.progress_bar.every_n_steps=20",  # more than an epoch's 18 steps
-                    "trainer.log_every_n_steps=25",  # also more
-                    "~callbacks.test_figures",
-                    "~callbacks.curves_png",
-                    *tiny_data(tiny_mnist),  # batches of 32: 18 an epoch on all 600 images
-                    f"log_dir={tmp_path / 'logs'}",
-                ],
-            )
-        ]
-    )
+    # Batches of 32: 18 an epoch on all 600 images; a line every 20 steps and a log every 25, both more than an epoch.
+    every = ["callbacks.progress_bar.every_n_steps=20", "trainer.log_every_n_steps=25"]
+    every += ["~callbacks.test_figures", "~callbacks.curves_png"]
+    arguments = ["experiment=tutorial", "trainer.max_steps=40", *every, *tiny_data(tiny_mnist), f"log_dir={tmp_path / 'logs'}"]
+    (done,) = run_many([("src.train", tiny_mnist.root.parent, arguments)])
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ") and " batch " in line]
     assert [line.split(" step ")[1].split()[0] for line in lines] == ["20/40", "40/40"]

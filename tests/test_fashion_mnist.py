@@ -1,5 +1,6 @@
 """Fashion-MNIST through the same DataModule and configs: its folder, checksums, sources and statistics, and its class
-names in what the commands print."""
+names in what the commands print. (Each data set takes only its own sources: conftest.py's table of refused commands; a
+resume stays on its data set: test_training.py.)"""
 
 import re
 from pathlib import Path
@@ -7,34 +8,25 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from src.cli import ConfigError
-from src.config import load
 from src.data import sources
 from src.data.datasets import FASHION_MNIST
 from src.data.mnist import MNISTDataModule
 from src.data.sources import DataUnavailable
-from tests.conftest import REPO, run_many, synthetic_digits, write_idx
+from tests.conftest import REPO, delivering, run_many, synthetic_digits, write_idx
 
 
-def tiny_fashion(root: Path) -> dict[str, bytes]:
-    """A tiny data set in Fashion-MNIST's file names, as a source would deliver it."""
-    folder = root / "delivered"
-    write_idx(folder, "train", *synthetic_digits(600, seed=1))
-    write_idx(folder, "t10k", *synthetic_digits(200, seed=2))
-    return {path.name: path.read_bytes() for path in folder.iterdir()}
+def debian_delivers_tiny_files(tmp_path: Path, monkeypatch) -> tuple[dict[str, bytes], list[str]]:
+    """A tiny data set in Fashion-MNIST's file names, as a stand-in of the Debian source delivers it; the data sets it
+    was asked for."""
+    write_idx(tmp_path / "delivered", "train", *synthetic_digits(600, seed=1))
+    write_idx(tmp_path / "delivered", "t10k", *synthetic_digits(200, seed=2))
+    files, asked = {path.name: path.read_bytes() for path in (tmp_path / "delivered").iterdir()}, []
+    monkeypatch.setitem(sources.SOURCES, "debian", delivering(files, asked))
+    return files, asked
 
 
 def test_fashion_mnist_has_its_own_folder_sources_and_statistics(tmp_path: Path, monkeypatch) -> None:
-    files = tiny_fashion(tmp_path)
-    asked = []
-
-    def debian(workdir: Path, dataset: str) -> Path:
-        asked.append(dataset)
-        for name, data in files.items():
-            (workdir / name).write_bytes(data)
-        return workdir
-
-    monkeypatch.setitem(sources.SOURCES, "debian", debian)
+    files, asked = debian_delivers_tiny_files(tmp_path, monkeypatch)
     checksums = {name: sources.hashlib.sha256(data).hexdigest() for name, data in files.items()}
     dm = MNISTDataModule(data_dir=str(tmp_path / "data"), dataset="fashion_mnist", checksums=checksums, val_size=100)
     assert dm.hparams.sources is None  # the data set's own order: torchvision, then Debian
@@ -48,34 +40,12 @@ def test_fashion_mnist_has_its_own_folder_sources_and_statistics(tmp_path: Path,
 
 
 def test_fashion_mnist_files_are_pinned_by_their_sha256(tmp_path: Path, monkeypatch) -> None:
-    files = tiny_fashion(tmp_path)
-
-    def debian(workdir: Path, dataset: str) -> Path:  # delivers files that are not the real Fashion-MNIST
-        for name, data in files.items():
-            (workdir / name).write_bytes(data)
-        return workdir
-
-    monkeypatch.setitem(sources.SOURCES, "debian", debian)
+    debian_delivers_tiny_files(tmp_path, monkeypatch)  # files that are not the real Fashion-MNIST
     dm = MNISTDataModule(data_dir=str(tmp_path / "data"), dataset="fashion_mnist", sources=["debian"])
     with pytest.raises(DataUnavailable, match=r"^Fashion-MNIST could not be found or fetched \(.*debian: ValueError: .*sha256"):
         dm.prepare_data()
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
     assert not raw.exists() or not any(raw.iterdir())  # nothing unverified was kept
-
-
-@pytest.mark.parametrize(
-    ("overrides", "start"),
-    [
-        (
-            ["data=fashion_mnist", "data.sources=[npm]"],
-            "data.sources=[npm]: npm does not serve Fashion-MNIST; use [torchvision,debian]",
-        ),
-        (["data.sources=[debian]"], "data.sources=[debian]: debian does not serve MNIST; use [torchvision,npm]"),
-    ],
-)
-def test_each_data_set_takes_only_its_own_sources(compose_config, overrides: list[str], start: str) -> None:
-    with pytest.raises(ConfigError, match=f"^{re.escape(start)}"):
-        load(compose_config(*overrides))
 
 
 @pytest.fixture(scope="session")
@@ -102,9 +72,8 @@ def test_a_short_real_fashion_mnist_run_names_its_classes(real_fashion_mnist, tm
     test = FashionMNIST(str(REPO / "data"), train=False)
     for index in range(3):
         Image.fromarray(test.data[index].numpy()).save(tmp_path / f"{index}.png")
-    evaluated, predicted = run_many(
-        [("src.eval", REPO, [f"ckpt_path={checkpoint}"]), ("src.predict", REPO, [f"ckpt_path={checkpoint}", f"image={tmp_path}"])]
-    )
+    predict = ("src.predict", REPO, [f"ckpt_path={checkpoint}", f"image={tmp_path}"])
+    evaluated, predicted = run_many([("src.eval", REPO, [f"ckpt_path={checkpoint}"]), predict])
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert "  Ankle boot: 0." in evaluated.stdout and "  Shirt: 0." in evaluated.stdout
     assert predicted.returncode == 0, predicted.stderr[-2000:]
@@ -118,13 +87,3 @@ def test_data_dataset_alone_switches_the_data_set(compose_config) -> None:
     assert cfg.data.sources is None and cfg.name == "fashion_mnist"
     dm = MNISTDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
     assert dm.raw_dir.parts[-2:] == ("FashionMNIST", "raw") and dm.mean == FASHION_MNIST.mean
-
-
-def test_a_resume_stays_on_its_data_set(tiny_config) -> None:
-    from src.checkpoints import CheckpointError
-    from src.train import train
-
-    first = train(tiny_config("trainer.max_epochs=1", "name=shared"))
-    checkpoint = Path(first["run_dir"]) / "checkpoints" / "last.ckpt"
-    with pytest.raises(CheckpointError, match=r"the run was started with data.dataset=mnist \(now fashion_mnist\); resume it"):
-        train(tiny_config("data.dataset=fashion_mnist", "name=shared", "trainer.max_epochs=2", f"ckpt_path={checkpoint}"))

@@ -15,28 +15,18 @@ from src.train import train
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_config) -> None:
-    cfg = tiny_config(
-        "optimizer=sgd",
-        "optimizer.lr=3",
-        "optimizer.momentum=0",
-        "optimizer.nesterov=false",
-        "scheduler=none",
-        "trainer.max_epochs=3",
-        "callbacks.step_checkpoint.every_n_train_steps=1",
-        "callbacks.finite_loss.check_every_n_steps=1000",
-    )
-    with pytest.raises(
-        NonFiniteLoss, match=r"became NaN or infinite at optimizer step \d+: the learning rate \(SGD, lr 1e\+30\)"
-    ) as caught:
-        cfg.optimizer.lr = 1e30  # huge: the weights overflow to inf within a few steps, then the loss is NaN
+    sgd = ("optimizer=sgd", "optimizer.momentum=0", "optimizer.nesterov=false", "scheduler=none", "trainer.max_epochs=3")
+    every = ("callbacks.step_checkpoint.every_n_train_steps=1", "callbacks.finite_loss.check_every_n_steps=1000")
+    cfg = tiny_config(*sgd, *every)
+    cfg.optimizer.lr = 1e30  # huge: the weights overflow to inf within a few steps, then the loss is NaN
+    stopped = r"became NaN or infinite at optimizer step \d+: the learning rate \(SGD, lr 1e\+30\)"
+    with pytest.raises(NonFiniteLoss, match=stopped) as caught:
         train(cfg)
-    message = str(caught.value)
-    run = sorted((Path(cfg.log_dir) / "mnist").iterdir())[-1]
-    last = run / "checkpoints" / "last.ckpt"
+    last = Path(cfg.log_dir) / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
     # Step 0's loss is finite, so its checkpoint is written; the first non-finite loss stops the next save.
     state = torch.load(last, weights_only=True)
     assert state["global_step"] == 1 and all(torch.isfinite(t).all() for t in state["state_dict"].values())
-    assert str(last) in message
+    assert str(last) in str(caught.value)
 
 
 def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path, monkeypatch) -> None:
@@ -50,10 +40,8 @@ def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path, monk
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoints.torch, "save", disk_full)
-    with pytest.raises(
-        CheckpointWriteError,
-        match=r"could not write checkpoint .*last.ckpt: No space left on device; .* MiB free .*; the previous last.ckpt",
-    ):
+    disk_is_full = r"could not write checkpoint .*last.ckpt: No space left on device; .* MiB free .*; the previous last.ckpt"
+    with pytest.raises(CheckpointWriteError, match=disk_is_full):
         io.save_checkpoint({"step": 2, "w": torch.zeros(3)}, target)
     assert target.read_bytes() == before
     assert torch.load(target, weights_only=True)["step"] == 1
@@ -89,8 +77,7 @@ def small_disk(tmp_path: Path):
 
 def test_a_real_full_disk_ends_in_one_error_and_leaves_no_partial_file(compose_config, tiny_mnist, small_disk) -> None:
     cfg = tiny_mnist.use_in(compose_config(f"log_dir={small_disk}", "trainer.max_epochs=1", "trainer.log_every_n_steps=2"))
-    with pytest.raises(
-        CheckpointWriteError, match=r"No space left on device; .* MiB free and a checkpoint needs about 10\.\d MiB"
-    ):
+    full = r"No space left on device; .* MiB free and a checkpoint needs about 10\.\d MiB"
+    with pytest.raises(CheckpointWriteError, match=full):
         train(cfg)
     assert not [path for path in small_disk.rglob("*") if "partial" in path.name]

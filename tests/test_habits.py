@@ -1,4 +1,5 @@
-"""Lightning's and Hydra's own switches, typed alone as their docs show them, through the real command line."""
+"""Lightning's and Hydra's own switches and every logger choice, typed alone as their docs show them, through the real
+command line."""
 
 from pathlib import Path
 
@@ -8,6 +9,12 @@ from tests.conftest import TINY_RUN, TinyMNIST, run_many, tiny_data
 
 # (one switch, a line the summary must then hold)
 SWITCHES = [
+    # the loggers, with the curves picture where metrics are kept (mlflow, whose own UI draws them: test_loggers.py)
+    (["logger=tensorboard"], "curves           tensorboard --logdir"),
+    (["logger=csv"], "csv/version_0/metrics.csv"),
+    (["logger=many"], "metrics          "),
+    (["logger=none"], "note: no metrics kept and no curves drawn: logger=none"),
+    (["~logger"], "note: no metrics kept and no curves drawn: logger=none"),
     (["trainer.fast_dev_run=true"], "note: nothing written: fast_dev_run"),
     (["trainer.overfit_batches=2"], "best checkpoint"),
     (["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"], "best checkpoint"),  # their callbacks left out
@@ -16,13 +23,9 @@ SWITCHES = [
     (["trainer.max_steps=3", "trainer.max_epochs=2", "trainer.limit_train_batches=2"], "3 steps"),  # a one-cycle of 3 steps
     (["trainer.val_check_interval=0.5", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=2"], "best checkpoint"),
     (["optimizer.eps=1e-7", "+optimizer.foreach=false", "+trainer.min_epochs=1"], "best checkpoint"),  # listed, and +
-    (["~logger"], "note: no metrics kept and no curves drawn: logger=none"),  # logger=none: test_loggers.py
     (["callbacks=none", "trainer.enable_checkpointing=false"], "no best checkpoint (checkpointing is off)"),
     (["callbacks=minimal"], "best checkpoint"),
-    (
-        ["~callbacks.last_checkpoint", "~callbacks.rng_state", "~callbacks.lr_monitor", "~callbacks.stop_on_ctrl_c"],
-        "best checkpoint",
-    ),
+    ([f"~callbacks.{name}" for name in ("last_checkpoint", "rng_state", "lr_monitor", "stop_on_ctrl_c")], "best checkpoint"),
     (["callbacks=[default,early_stopping]", "trainer.max_epochs=2"], "best checkpoint"),
     (["debug=fdr"], "note: nothing written: fast_dev_run"),
     (["debug=overfit", "trainer.max_epochs=2"], "run folder       lightning_logs/debug/version_"),
@@ -33,9 +36,11 @@ SWITCHES = [
 
 
 def tiny_run(switch: list[str]) -> list[str]:
-    """TINY_RUN, less its removal of callbacks that another choice of the callbacks group does not have."""
+    """TINY_RUN, less its removal of callbacks that another choice of the callbacks group does not have, and with the
+    curves picture for a choice of logger."""
     other_set = any(argument.startswith("callbacks=") for argument in switch)
-    return [argument for argument in TINY_RUN if not (other_set and argument.startswith("~callbacks."))]
+    logger = "logger" in " ".join(switch)
+    return [a for a in TINY_RUN if not (other_set and a.startswith("~callbacks.") or logger and "curves_png" in a)]
 
 
 @pytest.mark.slow
@@ -61,3 +66,5 @@ def test_each_switch_alone_ends_in_a_summary(tiny_mnist: TinyMNIST, tmp_path: Pa
     assert [path.name for path in work.iterdir()] == ["lightning_logs"]  # runs write under lightning_logs/ only
     runs = list((work / "lightning_logs").glob("*/version_*"))
     assert len(runs) == len(SWITCHES) - 2  # one folder a run; fast_dev_run (twice): none
+    folders = [work / line[17:] for done in results[:5] for line in done.stdout.splitlines() if line.startswith("run folder")]
+    assert [(folder / "curves.png").is_file() for folder in folders] == [True, True, True, False, False]  # the loggers

@@ -11,19 +11,9 @@ import torch
 from tests.conftest import NO_PICTURES, REPO, last_state, run_many, run_module, scalars, tiny_data
 
 # Small but real: 2 epochs of 63 batches, dropout (so the RNG state matters), one-cycle (so the schedule does).
-RUN = [
-    *NO_PICTURES,
-    "model.hidden=[64]",
-    "model.dropout=0.2",
-    "data.batch_size=8",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-    "trainer.max_epochs=2",
-    "trainer.deterministic=true",
-    "trainer.log_every_n_steps=10",
-    "callbacks.progress_bar.every_n_steps=10",
-    "~callbacks.model_summary",
-]
+RUN = [*NO_PICTURES, "model.hidden=[64]", "model.dropout=0.2", "data.batch_size=8", "trainer.limit_val_batches=2"]
+RUN += ["trainer.limit_test_batches=2", "trainer.max_epochs=2", "trainer.deterministic=true", "trainer.log_every_n_steps=10"]
+RUN += ["callbacks.progress_bar.every_n_steps=10", "~callbacks.model_summary"]
 EPOCH = 63  # 500 training images in batches of 8: 62 full ones and one of 4
 STEPS = 2 * EPOCH
 
@@ -98,20 +88,16 @@ def test_sigkill_loses_at_most_the_periodic_interval(tiny_mnist, straight, tmp_p
 def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_its_job(tiny_mnist, tmp_path) -> None:
     """Ctrl-C finishes the batch and saves it, as SIGTERM does; and not only the running job stops: the later jobs do
     not start (a user's Ctrl-C means the sweep)."""
-    code, out, err = stop_when(
-        ["-m", *arguments(tiny_mnist, tmp_path, "swept", "seed=0,1")], "epoch 1/2 batch 10/", signal.SIGINT
-    )
+    swept = ["-m", *arguments(tiny_mnist, tmp_path, "swept", "seed=0,1")]
+    code, out, err = stop_when(swept, "epoch 1/2 batch 10/", signal.SIGINT)
     assert code == 130, err[-2000:]
     (sweep,) = tmp_path.glob("swept-sweep-*")
     assert sorted(path.name for path in sweep.iterdir() if path.is_dir()) == ["0_seed:0"]  # job 2 never started
     assert "stopped by a signal (the sweep's later jobs did not run); the current step is saved" in err
     resume = shlex.split(err.strip().splitlines()[-1])
     assert resume[:3] == ["python", "-m", "src.train"] and "seed=0" in resume
-    assert (
-        resume[-1] == f"ckpt_path={sweep}/0_seed:0/checkpoints/last.ckpt"
-        and last_step_shown(out) <= last_state(sweep / "0_seed:0")["global_step"] < EPOCH
-    )
-    assert "job 2/2" not in out
+    assert resume[-1] == f"ckpt_path={sweep}/0_seed:0/checkpoints/last.ckpt" and "job 2/2" not in out
+    assert last_step_shown(out) <= last_state(sweep / "0_seed:0")["global_step"] < EPOCH
 
 
 @pytest.mark.slow
@@ -120,9 +106,8 @@ def test_a_second_ctrl_c_aborts_with_a_whole_checkpoint_and_the_command_that_res
     """The second Ctrl-C comes while the batch finishes, while its step is saved, or after: whichever, the command
     exits 130 with the command that resumes from a complete last.ckpt, and never Lightning's exit 1."""
     every = ["callbacks.step_checkpoint.every_n_train_steps=10"]
-    (done,) = run_many(
-        [("src.train", REPO, arguments(tiny_mnist, tmp_path, "twice", *every), (signal.SIGINT, "epoch 1/2 batch 20/", delay))]
-    )
+    twice = (signal.SIGINT, "epoch 1/2 batch 20/", delay)
+    (done,) = run_many([("src.train", REPO, arguments(tiny_mnist, tmp_path, "twice", *every), twice)])
     assert done.returncode == 130, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stdout + done.stderr
     run_dir = tmp_path / "twice" / "version_0"

@@ -14,10 +14,6 @@ from src.models import losses
 from src.models.classifier import accumulation_scales
 from src.models.mlp import MLP
 
-LOSSES = ["cross_entropy", "label_smoothing", "nll", "mse", "tutorial"]
-OPTIMIZERS = ["sgd", "adam", "adamw", "rmsprop"]
-SCHEDULERS = ["none", "cosine", "one_cycle", "step"]
-
 
 def test_default_network_is_the_tutorials() -> None:
     layers = list(MLP().layers)
@@ -30,9 +26,7 @@ def test_default_network_is_the_tutorials() -> None:
 @pytest.mark.parametrize(
     ("arguments", "error"),
     [
-        ({"hidden": [0]}, "hidden.0\n  Input should be greater than 0"),
         ({"hidden": [64, 1.5]}, "hidden.1\n  Input should be a valid integer"),
-        ({"dropout": 1.0}, "dropout\n  Input should be less than 1"),
         ({"dropout": -0.1}, "dropout\n  Input should be greater than or equal to 0"),
         ({"input_dropout": 1.0}, "input_dropout\n  Input should be less than 1"),
         ({"num_classes": 1}, "num_classes\n  Input should be greater than or equal to 2"),
@@ -40,6 +34,7 @@ def test_default_network_is_the_tutorials() -> None:
     ],
 )
 def test_network_checks_its_arguments_from_its_signature(arguments: dict, error: str) -> None:
+    """Built from Python; the config's check reads the same declarations (conftest.py's table: hidden=[0], dropout=1.5)."""
     with pytest.raises(ValidationError) as caught:
         MLP(**arguments)
     assert error in str(caught.value), str(caught.value)
@@ -65,10 +60,8 @@ def test_tutorial_loss_matches_a_hand_computation() -> None:
     onehot = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     by_hand = (-onehot * torch.log(p)).sum() / 6
     assert losses.tutorial(logits, targets).mean().item() == pytest.approx(by_hand.item(), rel=1e-6)
-    # It is cross-entropy divided by the number of classes.
-    assert losses.tutorial(logits, targets).mean().item() == pytest.approx(
-        nn.functional.cross_entropy(logits, targets).item() / 3, rel=1e-6
-    )
+    cross_entropy = nn.functional.cross_entropy(logits, targets).item()
+    assert losses.tutorial(logits, targets).mean().item() == pytest.approx(cross_entropy / 3, rel=1e-6)  # of 3 classes
 
 
 def test_losses_give_one_value_per_sample() -> None:
@@ -82,8 +75,8 @@ def test_losses_give_one_value_per_sample() -> None:
     assert not torch.allclose(smoothed, losses.cross_entropy(logits, targets))
 
 
-@pytest.mark.parametrize("loss", LOSSES)
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+@pytest.mark.parametrize("loss", ["cross_entropy", "label_smoothing", "nll", "mse", "tutorial"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
 def test_every_loss_and_optimizer_config_trains_a_step(compose_config, loss: str, optimizer: str) -> None:
     cfg = compose_config(f"loss={loss}", f"optimizer={optimizer}", "scheduler=none", "model.hidden=[32]")
     model = build_classifier(resolved(cfg))
@@ -95,14 +88,11 @@ def test_every_loss_and_optimizer_config_trains_a_step(compose_config, loss: str
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
-@pytest.mark.parametrize("scheduler", SCHEDULERS)
+@pytest.mark.parametrize("scheduler", ["cosine", "one_cycle", "step"])
 def test_every_scheduler_config_builds(compose_config, scheduler: str) -> None:
-    cfg = compose_config(f"scheduler={scheduler}")
+    assert not compose_config("scheduler=none").scheduler
     opt = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)
-    if scheduler == "none":
-        assert not cfg.scheduler
-        return
-    sched = instantiate(cfg.scheduler, optimizer=opt, total_steps=100)
+    sched = instantiate(compose_config(f"scheduler={scheduler}").scheduler, optimizer=opt, total_steps=100)
     lrs = []
     for _ in range(100):
         opt.step()

@@ -18,14 +18,8 @@ from src.runs import write_result
 from src.sweeps import markdown, read_results, sweep_jobs
 from tests.conftest import CONF, run_many, scalars, synthetic_digits, tiny_data
 
-SWEPT_RUN = [
-    "trainer.max_epochs=1",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=2",
-    "model.hidden=[64]",
-    "~callbacks.model_summary",
-    "~callbacks.curves_png",
-]
+SWEPT_RUN = ["trainer.max_epochs=1", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "model.hidden=[64]"]
+SWEPT_RUN += ["~callbacks.model_summary", "~callbacks.curves_png"]
 
 
 def sweep(tiny, tmp_path: Path, *overrides: str, status: int = 0):
@@ -37,13 +31,18 @@ def sweep(tiny, tmp_path: Path, *overrides: str, status: int = 0):
     return done, folder, [row | {"folder": str(tmp_path / row["folder"])} for row in rows]  # printed from tmp_path
 
 
+def swept(row: dict) -> dict[str, str]:
+    """A summary row's swept values by key."""
+    return dict(override.split("=", 1) for override in row["overrides"].split())
+
+
 def test_every_sweep_form_of_hydras_basic_sweeper_is_expanded_into_the_jobs_hydra_runs() -> None:
     """Lists, range, choice, glob over a group's configs, quoted values, several swept keys: each job as Hydra runs it,
-    so that every one is checked before the first (test_cli.py: a bad value in a glob sweep stops before job 1)."""
-    swept = ["optimizer=glob(adam*)", "+trainer.min_epochs=1", "seed=range(1,3)", "loss=choice(mse,nll)", "name='a,b',c"]
+    so that every one is checked before the first (conftest.py's table: a bad value in a glob sweep stops before job 1)."""
+    forms = ["optimizer=glob(adam*)", "+trainer.min_epochs=1", "seed=range(1,3)", "loss=choice(mse,nll)", "name='a,b',c"]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-        jobs = sweep_jobs(parser.parse_overrides(swept))
+        jobs = sweep_jobs(parser.parse_overrides(forms))
     assert len(jobs) == 2 * 2 * 2 * 2
     assert jobs[0] == ["optimizer=adam", "+trainer.min_epochs=1", "seed=1", "loss=mse", "name='a,b'"]
     assert jobs[1] == ["optimizer=adam", "+trainer.min_epochs=1", "seed=1", "loss=mse", "name=c"]
@@ -52,14 +51,11 @@ def test_every_sweep_form_of_hydras_basic_sweeper_is_expanded_into_the_jobs_hydr
 
 
 def test_failed_runs_come_last_and_runs_without_val_accuracy_rank_by_test_accuracy(tmp_path: Path) -> None:
-    rows = [
-        {"folder": "a", "best_val_acc": float("nan"), "error": "ValueError: x"},
-        {"folder": "b", "best_val_acc": float("nan"), "test_acc": 0.1},
-        {"folder": "c", "best_val_acc": float("nan"), "test_acc": 0.2},
-        {"folder": "d", "best_val_acc": 0.5, "test_acc": 0.1},
-    ]
-    for row in rows:
-        write_result(tmp_path / row["folder"], row)
+    nan = float("nan")
+    rows = [{"best_val_acc": nan, "error": "ValueError: x"}, {"best_val_acc": nan, "test_acc": 0.1}]
+    rows += [{"best_val_acc": nan, "test_acc": 0.2}, {"best_val_acc": 0.5, "test_acc": 0.1}]
+    for folder, row in zip("abcd", rows, strict=True):
+        write_result(tmp_path / folder, row | {"folder": folder})
     assert [row["folder"] for row in read_results(tmp_path)] == ["d", "c", "b", "a"]
 
 
@@ -82,13 +78,8 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(tin
     assert done.stderr.strip().splitlines()[-1] == "error: 2 of 4 runs failed; their errors are in the table's error column"
     values = [(lr, clip) for lr in ("0.001", "1e+30") for clip in ("0.5", "1.0")]
     job_overrides = [f"optimizer.lr={lr} trainer.gradient_clip_val={clip}" for lr, clip in values]
-    runs = sorted(p.name for p in folder.iterdir() if p.is_dir())
-    assert runs == [
-        "0_optimizer.lr:0.001+trainer.gradient_clip_val:0.5",
-        "1_optimizer.lr:0.001+trainer.gradient_clip_val:1.0",
-        "2_optimizer.lr:1e+30+trainer.gradient_clip_val:0.5",
-        "3_optimizer.lr:1e+30+trainer.gradient_clip_val:1.0",
-    ]
+    runs = [f"{n}_optimizer.lr:{lr}+trainer.gradient_clip_val:{clip}" for n, (lr, clip) in enumerate(values)]
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == runs
     assert len(rows) == 4 and "summary.md" in os.listdir(folder)
     good, failed = rows[:2], rows[2:]  # best first, failed runs last
     assert float(good[0]["best_val_acc"]) >= float(good[1]["best_val_acc"])
@@ -113,11 +104,9 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(tin
     for row in good:
         events = EventAccumulator(row["folder"])
         events.Reload()
-        written = {
-            tag: plugin_data_pb2.HParamsPluginData.FromString(c) for tag, c in events.PluginTagToContent("hparams").items()
-        }
-        settings = written["_hparams_/session_start_info"].session_start_info.hparams
-        values = dict(o.split("=", 1) for o in row["overrides"].split())
+        start = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+        settings = plugin_data_pb2.HParamsPluginData.FromString(start).session_start_info.hparams
+        values = swept(row)
         clip = settings["trainer.gradient_clip_val"].number_value  # a swept key without a name of its own
         assert clip == float(values["trainer.gradient_clip_val"]) and settings["batch_size"].number_value == 32
         assert settings["lr"].number_value == 0.001 and settings["optimizer"].string_value == "adamw"
@@ -126,13 +115,9 @@ def test_a_sweep_gets_a_folder_per_job_and_a_summary_that_matches_their_logs(tin
     assert len(printed) == 2 and all(":" in path and "+" in path for path in printed)
     last = str(Path(printed[0]).parent / "last.ckpt")
     resume = [*tiny_data(tiny_mnist), *SWEPT_RUN, f"ckpt_path={last}", "data.batch_size=32", "trainer.max_epochs=2"]
-    pasted = run_many(
-        [
-            ("src.eval", tmp_path, [f"ckpt_path={printed[0]}", f"data_dir={tiny_mnist.root}"]),
-            ("src.predict", tmp_path, [f"ckpt_path={last}", f"image={tmp_path / 'digit.png'}"]),
-            ("src.train", tmp_path, resume),
-        ]
-    )
+    evaluate = ("src.eval", tmp_path, [f"ckpt_path={printed[0]}", f"data_dir={tiny_mnist.root}"])
+    predict = ("src.predict", tmp_path, [f"ckpt_path={last}", f"image={tmp_path / 'digit.png'}"])
+    pasted = run_many([evaluate, predict, ("src.train", tmp_path, resume)])
     assert [done.returncode for done in pasted] == [0, 0, 0], [done.stderr[-1000:] for done in pasted]
     assert "test accuracy" in pasted[0].stdout and "digit.png: " in pasted[1].stdout and "test accuracy" in pasted[2].stdout
 
@@ -154,7 +139,7 @@ def test_an_optuna_search_of_three_tiny_trials_reports_its_best(tiny_mnist, tmp_
     assert len(rows) == 3 and len([p for p in folder.iterdir() if p.is_dir()]) == 3
     searched = {"optimizer", "optimizer.lr", "optimizer.weight_decay"}  # data.batch_size too, but tiny_data fixes it
     for row in rows:  # each trial trained with the values Optuna proposed, and its folder is named after them
-        values = dict(o.split("=", 1) for o in row["overrides"].split())
+        values = swept(row)
         assert set(values) == searched and not row.get("error")  # no failed trial: no error column
         config = OmegaConf.load(Path(row["folder"]) / "config.yaml")
         assert config.optimizer.lr == float(values["optimizer.lr"]) and config.data.batch_size == 32  # fixed for all
@@ -163,9 +148,7 @@ def test_an_optuna_search_of_three_tiny_trials_reports_its_best(tiny_mnist, tmp_
         assert float(row["best_val_acc"]) == pytest.approx(max(v for _, v in scalars(row["folder"])["acc/val"]), abs=1e-6)
     best = OmegaConf.load(folder / "optimization_results.yaml")  # the sweeper's own record of the study
     assert best.best_value == pytest.approx(float(rows[0]["best_val_acc"]), abs=1e-6)  # the top row is a best trial
-    tied = [
-        dict(o.split("=", 1) for o in row["overrides"].split()) for row in rows if row["best_val_acc"] == rows[0]["best_val_acc"]
-    ]
+    tied = [swept(row) for row in rows if row["best_val_acc"] == rows[0]["best_val_acc"]]
     assert {key: str(value) for key, value in best.best_params.items()} in tied  # tiny data: trials may tie
     assert f"best run: {rows[0]['overrides']}" in done.stdout
 

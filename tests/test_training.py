@@ -1,6 +1,5 @@
-"""Training through Lightning on the tiny data set: gradient accumulation, resume, checkpoints."""
+"""Training through Lightning on the tiny data set: gradient accumulation, resume, checkpoints, refusals before a run."""
 
-import logging
 import time
 from pathlib import Path
 
@@ -10,11 +9,9 @@ import torch
 from hydra.utils import instantiate
 
 from src.build import build_classifier
-from src.checkpoints import CheckpointError
 from src.cli import ConfigError
 from src.config import resolved
 from src.eval import evaluate
-from src.figures import read_curves
 from src.models import classifier
 from src.models.classifier import Classifier
 from src.train import train
@@ -25,69 +22,36 @@ def fit_weights(cfg) -> dict[str, torch.Tensor]:
     """Fit with the config's model, data and Trainer settings (no logger, no checkpoints); return the weights."""
     L.seed_everything(cfg.seed, verbose=False)
     model = build_classifier(resolved(cfg))
-    trainer = L.Trainer(
-        max_epochs=cfg.trainer.max_epochs,
-        accumulate_grad_batches=cfg.trainer.accumulate_grad_batches,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-        use_distributed_sampler=False,
-        num_sanity_val_steps=0,
-    )
+    off = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    length = {key: cfg.trainer[key] for key in ("max_epochs", "accumulate_grad_batches")}
+    trainer = L.Trainer(deterministic=True, use_distributed_sampler=False, num_sanity_val_steps=0, **off, **length)
     trainer.fit(model, datamodule=instantiate(cfg.data, _convert_="all"))
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-def accumulation_case(tiny, batch_size: int, accumulate: int):
-    # 110 training samples: batches of 8 are 13 full + 1 of 6, so with accumulate=3 the last window holds
-    # 2 batches and 14 samples, just like the last batch of 24 does.
-    return tiny(
-        "optimizer=sgd",
-        "optimizer.lr=0.1",
-        "optimizer.momentum=0",
-        "optimizer.nesterov=false",
-        "scheduler=none",
-        f"data.batch_size={batch_size}",
-        f"trainer.accumulate_grad_batches={accumulate}",
-        "trainer.max_epochs=2",
-        val_size=490,
-    )
-
-
-def test_accumulated_small_batches_equal_one_big_batch(tiny_config) -> None:
-    accumulated = fit_weights(accumulation_case(tiny_config, batch_size=8, accumulate=3))
-    big = fit_weights(accumulation_case(tiny_config, batch_size=24, accumulate=1))
+def test_accumulated_small_batches_equal_one_big_batch_and_plain_batch_means_would_not(tiny_config, monkeypatch) -> None:
+    """110 training samples: batches of 8 are 13 full + 1 of 6, so with accumulate=3 the last window holds 2 batches and
+    14 samples, as the last batch of 24 does. With each batch's plain mean (Lightning's default) the weights differ."""
+    sgd = ("optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0", "optimizer.nesterov=false", "scheduler=none")
+    sgd = (*sgd, "trainer.max_epochs=2")
+    big = fit_weights(tiny_config(*sgd, "data.batch_size=24", val_size=490))
+    accumulated = tiny_config(*sgd, "data.batch_size=8", "trainer.accumulate_grad_batches=3", val_size=490)
+    weights = fit_weights(accumulated)
     for name in big:
-        torch.testing.assert_close(accumulated[name], big[name], rtol=1e-5, atol=1e-6)
-
-
-def test_plain_batch_means_would_break_that_equality(tiny_config, monkeypatch) -> None:
-    """The check above can fail: with each batch's plain mean (Lightning's default) the weights differ."""
+        torch.testing.assert_close(weights[name], big[name], rtol=1e-5, atol=1e-6)
     monkeypatch.setattr(classifier, "accumulation_scales", lambda sizes, k: [1 / size for size in sizes])
-    accumulated = fit_weights(accumulation_case(tiny_config, batch_size=8, accumulate=3))
-    big = fit_weights(accumulation_case(tiny_config, batch_size=24, accumulate=1))
-    assert any(not torch.allclose(accumulated[n], big[n], rtol=1e-4, atol=1e-5) for n in big)
+    weights = fit_weights(accumulated)
+    assert any(not torch.allclose(weights[n], big[n], rtol=1e-4, atol=1e-5) for n in big)
 
 
 def resume_case(tiny, *overrides: str):
     """Dropout, random shifts, turns, elastic distortion, erasing and mixup all draw random numbers: a resume must draw
     the same ones."""
-    return tiny(
-        "model.dropout=0.3",
-        "mixup=0.2",
-        "data.shift=2",
-        "data.erase=0.5",
-        "data.elastic_alpha=20",
-        "data.rotate=10",
-        "optimizer=adam",
-        "scheduler=none",
-        *overrides,
-    )
+    randomness = ("model.dropout=0.3", "mixup=0.2", "data.shift=2", "data.erase=0.5", "data.elastic_alpha=20", "data.rotate=10")
+    return tiny(*randomness, "optimizer=adam", "scheduler=none", *overrides)
 
 
-def test_resume_reproduces_the_uninterrupted_run(tiny_config) -> None:
+def test_resume_reproduces_the_uninterrupted_run_with_the_saved_rng_state(tiny_config) -> None:
     straight = train(resume_case(tiny_config, "name=straight", "trainer.max_epochs=4"))
     first = train(resume_case(tiny_config, "name=resumed", "trainer.max_epochs=2"))
     time.sleep(1.1)  # event files sort by their creation second, then a counter: in one process, let the second differ
@@ -101,6 +65,10 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_config) -> None:
     # TensorBoard: the same tags at the same steps with the same values: no gap, no step twice.
     assert scalars(second["run_dir"]) == scalars(straight["run_dir"])
     assert (Path(first["run_dir"]) / "config.yaml").is_file() and (Path(first["run_dir"]) / "config.resumed.yaml").is_file()
+    # Without the RNGState callback, dropout draws other masks after a resume: the check above would fail.
+    train(resume_case(tiny_config, "name=no_rng", "trainer.max_epochs=2", "~callbacks.rng_state"))
+    without = train(resume_case(tiny_config, "name=no_rng", "trainer.max_epochs=4", "ckpt_path=last", "~callbacks.rng_state"))
+    assert any(not torch.equal(expected[name], last_state(without["run_dir"])["state_dict"][name]) for name in expected)
 
 
 def test_weight_averaging_is_validated_tested_evaluated_and_resumed_as_one(tiny_config) -> None:
@@ -120,27 +88,18 @@ def test_weight_averaging_is_validated_tested_evaluated_and_resumed_as_one(tiny_
     assert evaluate(straight["best_checkpoint"])["result/test_acc"] == pytest.approx(straight["test_acc"])
 
 
-def test_resume_needs_the_saved_rng_state(tiny_config) -> None:
-    """Without the RNGState callback, dropout draws other masks after a resume: the check above would fail."""
-    straight = train(resume_case(tiny_config, "name=straight", "trainer.max_epochs=2", "~callbacks.rng_state"))
-    train(resume_case(tiny_config, "name=resumed", "trainer.max_epochs=1", "~callbacks.rng_state"))
-    second = train(resume_case(tiny_config, "name=resumed", "trainer.max_epochs=2", "ckpt_path=last", "~callbacks.rng_state"))
-    expected, resumed = last_state(straight["run_dir"])["state_dict"], last_state(second["run_dir"])["state_dict"]
-    assert any(not torch.equal(expected[name], resumed[name]) for name in expected)
-
-
 def test_a_finished_run_trained_longer_runs_its_schedule_again_over_the_added_steps(tiny_config) -> None:
     """16 steps, then ckpt_path=last with twice the epochs: steps 16-31 follow the same learning rates as 0-15 (a warm
-    restart), in the same run folder, and the weights continue from the checkpoint (the loss does not start over). Each
-    schedule is built afresh for the added steps (test_model.py builds every one)."""
+    restart, each schedule built afresh: test_model.py builds every one), in the same run folder, and the weights
+    continue from the checkpoint (the loss does not start over)."""
     settings = ("scheduler=one_cycle", "trainer.log_every_n_steps=1")
     first = train(tiny_config(*settings, "trainer.max_epochs=1"))
     longer = train(tiny_config(*settings, "trainer.max_epochs=2", "ckpt_path=last"))
     assert longer["run_dir"] == first["run_dir"] and longer["global_step"] == 32
-    (rates,) = (points for tag, points in scalars(longer["run_dir"]).items() if tag.startswith("lr"))
-    rate = dict(rates)
-    assert [rate[step + 16] for step in range(16)] == pytest.approx([rate[step] for step in range(16)], rel=1e-6)
-    losses = dict(scalars(longer["run_dir"])["loss/train"])
+    logged = scalars(longer["run_dir"])
+    ((_, rates),) = ((tag, dict(points)) for tag, points in logged.items() if tag.startswith("lr"))
+    assert [rates[step + 16] for step in range(16)] == pytest.approx([rates[step] for step in range(16)], rel=1e-6)
+    losses = dict(logged["loss/train"])
     assert losses[16] < losses[0] - 0.2  # carried on from the trained weights (2.30 at step 0, 1.9 or less at 16)
 
 
@@ -154,17 +113,8 @@ def test_checkpoints_load_with_weights_only(tiny_config) -> None:
         assert [layer.out_features for layer in model.net.layers if isinstance(layer, torch.nn.Linear)] == [64, 64, 10]
 
 
-def test_ckpt_path_errors_are_clear(tiny_config, tmp_path) -> None:
-    with pytest.raises(CheckpointError, match="ckpt_path=last: no run under"):
-        train(tiny_config("ckpt_path=last"))
-    with pytest.raises(CheckpointError, match="no such file"):
-        train(tiny_config(f"ckpt_path={tmp_path / 'missing.ckpt'}"))
-
-
-def test_tiny_data_is_learned(tiny_config) -> None:
-    summary = train(tiny_config("trainer.max_epochs=3"))
-    assert summary["test_acc"] > 0.9 and summary["best_val_acc"] > 0.9
-    assert summary["test_images"] == 200
+def test_tiny_data_is_learned(tiny_run) -> None:
+    assert tiny_run["test_acc"] > 0.9 and tiny_run["best_val_acc"] > 0.9 and tiny_run["test_images"] == 200
 
 
 @pytest.mark.slow
@@ -177,40 +127,29 @@ def test_bf16_mixed_precision_and_compile_train(tiny_config) -> None:
     assert "net.layers.1.weight" in state  # compiled in place: the checkpoint keys are those of the plain network
 
 
-@pytest.mark.parametrize(("precision", "loader"), [("64-true", "device"), ("bf16-true", "dataloader")])
-def test_true_precisions_train_with_the_model_summary_and_augmentation(compose_config, tiny_mnist, precision, loader) -> None:
+@pytest.mark.parametrize(
+    ("precision", "dtype", "loader"), [("64-true", torch.float64, "device"), ("bf16-true", torch.bfloat16, "dataloader")]
+)
+def test_true_precisions_train_with_the_model_summary_and_augmentation(
+    compose_config, tiny_mnist, precision, dtype, loader
+) -> None:
     """Lightning converts each batch to the precision's dtype, but not the model summary's example input, and the
-    augmentation of training batches works on them after that: both must follow the network's dtype."""
-    cfg = compose_config(
-        *NO_PICTURES,
-        "experiment=best",  # turns, resizes and shifts training images
-        f"trainer.precision={precision}",
-        f"data.loader={loader}",
-        "model.hidden=[64,64]",
-        "data.batch_size=32",
-        "trainer.max_epochs=2",
-        "trainer.log_every_n_steps=5",
-    )
+    augmentation of training batches (experiment=best: turns, resizes, shifts) works on them after that: both must
+    follow the network's dtype."""
+    settings = (f"trainer.precision={precision}", f"data.loader={loader}", "model.hidden=[64,64]", "data.batch_size=32")
+    cfg = compose_config(*NO_PICTURES, "experiment=best", *settings, "trainer.max_epochs=2", "trainer.log_every_n_steps=5")
     summary = train(tiny_mnist.use_in(cfg))
     assert summary["test_acc"] > 0.8 and summary["test_images"] == 200
-    state = torch.load(summary["best_checkpoint"], weights_only=True)
-    assert state["state_dict"]["net.layers.1.weight"].dtype == {"64-true": torch.float64, "bf16-true": torch.bfloat16}[precision]
+    assert torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]["net.layers.1.weight"].dtype == dtype
     model = Classifier.load_from_checkpoint(summary["best_checkpoint"], weights_only=True)
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)  # loads as a float32 network, as src.eval uses it
 
 
 def test_each_validation_prints_a_line_saying_where_in_training_it_ran(compose_config, tiny_mnist, capsys) -> None:
     """Output not a terminal: plain lines. Four validations an epoch, each a line with its batch and optimizer step."""
-    cfg = compose_config(
-        *NO_PICTURES,
-        "model.hidden=[64,64]",
-        "data.batch_size=32",
-        "trainer.max_epochs=2",
-        "trainer.limit_train_batches=8",
-        "trainer.val_check_interval=0.25",
-        "trainer.accumulate_grad_batches=2",
-        "trainer.log_every_n_steps=2",
-    )
+    run = ("model.hidden=[64,64]", "data.batch_size=32", "trainer.max_epochs=2", "trainer.log_every_n_steps=2")
+    four = ("trainer.limit_train_batches=8", "trainer.val_check_interval=0.25", "trainer.accumulate_grad_batches=2")
+    cfg = compose_config(*NO_PICTURES, *run, *four)
     summary = train(tiny_mnist.use_in(cfg))
     lines = [line for line in capsys.readouterr().out.splitlines() if " validation: acc/val=" in line]
     where = [line.split(" validation:")[0] for line in lines]
@@ -232,7 +171,8 @@ def test_a_resume_with_other_settings_than_the_run_started_with_is_refused(tiny_
     before = tree(Path(first["run_dir"]))
     with pytest.raises(ConfigError, match=r"^ckpt_path=last: the run was started with loss.label_smoothing=0.1 \(now 0.0\)"):
         train(tiny_config("trainer.max_epochs=2", "ckpt_path=last"))
-    with pytest.raises(ConfigError, match=r"^ckpt_path=last: the run was started with data.dataset=mnist \(now fashion_mnist\)"):
+    other_data = r"^ckpt_path=last: the run was started with data.dataset=mnist \(now fashion_mnist\); resume it"
+    with pytest.raises(ConfigError, match=other_data):
         train(
             tiny_config("experiment=fast", "data.dataset=fashion_mnist", "name=mnist", "trainer.max_epochs=2", "ckpt_path=last")
         )
@@ -244,8 +184,7 @@ def test_a_resume_with_other_settings_than_the_run_started_with_is_refused(tiny_
 def test_an_unfinished_schedule_keeps_its_length(tiny_config) -> None:
     """A resume of a run that has not finished its one-cycle may not change the run's length (its config in the
     checkpoint says what it was): refused before anything is written."""
-    first = train(tiny_config("scheduler=one_cycle", "trainer.max_epochs=2"))
-    run = Path(first["run_dir"])
+    run = Path(train(tiny_config("scheduler=one_cycle", "trainer.max_epochs=2"))["run_dir"])
     (halfway,) = run.glob("checkpoints/epoch00-*.ckpt")  # 16 of the schedule's 32 steps: the run had not finished there
     before = tree(run)
     with pytest.raises(ConfigError, match=r"^trainer.max_epochs=3: the run's learning-rate schedule spans 32 steps and has not"):
@@ -253,21 +192,20 @@ def test_an_unfinished_schedule_keeps_its_length(tiny_config) -> None:
     assert tree(run) == before  # no config.resumed.yaml, no event file, no hparams.yaml rewritten
 
 
-def test_what_lightning_refuses_only_as_it_sets_a_run_up_is_refused_before(tiny_config) -> None:
+def test_what_lightning_refuses_only_as_it_sets_a_run_up_is_refused_before(tiny_config, tiny_run) -> None:
     """Lightning checks val_check_interval and a limit's share only as it sets the run up, after it has written its event
     file: decided before, from the data's size, a new run leaves no folder and a resume leaves its run as it was."""
-    refused = ("trainer.val_check_interval=1000", "scheduler=none")
-    cfg = tiny_config("trainer.max_epochs=1", *refused)
+    cfg = tiny_config("trainer.max_epochs=1", "trainer.val_check_interval=1000")
     with pytest.raises(ConfigError, match=r"^trainer.val_check_interval=1000: longer than an epoch of 16 training batches"):
         train(cfg)
     with pytest.raises(ConfigError, match=r"^trainer.limit_val_batches=0.1: 0.1 of 2 val batches is none; use at least 0.5"):
         train(tiny_config("trainer.limit_val_batches=0.1"))
     assert not Path(cfg.log_dir).exists()
-    first = train(tiny_config("trainer.max_epochs=1", "scheduler=none"))
-    before = tree(Path(first["run_dir"]))
+    run = Path(tiny_run["run_dir"])
+    before = tree(run)
     with pytest.raises(ConfigError, match=r"^trainer.val_check_interval=1000: longer than an epoch"):
-        train(tiny_config("trainer.max_epochs=2", *refused, "ckpt_path=last"))
-    assert tree(Path(first["run_dir"])) == before
+        train(tiny_config("trainer.max_epochs=4", "trainer.val_check_interval=1000", f"ckpt_path={run}/checkpoints/last.ckpt"))
+    assert tree(run) == before
 
 
 def test_what_fails_after_the_first_step_is_no_refusal_and_keeps_the_run(tiny_config, monkeypatch) -> None:
@@ -301,17 +239,6 @@ def test_two_runs_started_at_once_never_share_a_folder(tiny_config, monkeypatch)
     cfg = tiny_config("trainer.max_epochs=1", "logger=none")
     assert Path(train(cfg)["run_dir"]).name == "version_1"
     assert not any((Path(cfg.log_dir) / "mnist" / "version_0").iterdir())  # the other run's folder, untouched
-
-
-def test_reading_a_resumed_runs_curves_reports_no_purge(tiny_config, caplog) -> None:
-    """A resume tells TensorBoard to drop what the interrupted run logged after its checkpoint (purge_step): by design,
-    so the reader's "out of order event.step" warning, once per resume, is not shown."""
-    first = train(tiny_config("trainer.max_epochs=1", "scheduler=none"))
-    train(tiny_config("trainer.max_epochs=2", "scheduler=none", "ckpt_path=last"))
-    with caplog.at_level(logging.WARNING):
-        curves = read_curves(Path(first["run_dir"]))
-    assert [step for step, _ in curves["acc/val"]] == [15, 31]  # one value an epoch, each logged once
-    assert not [record for record in caplog.records if "out of order" in record.getMessage()]
 
 
 def test_a_cpu_run_does_not_look_for_nvml_at_every_optimizer_step(tiny_config, monkeypatch) -> None:

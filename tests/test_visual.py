@@ -20,12 +20,6 @@ from tests.conftest import trained_once
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def get_json(url: str, body: dict | None = None) -> object:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -36,23 +30,21 @@ def get_json(url: str, body: dict | None = None) -> object:
 @pytest.fixture(scope="module")
 def two_runs(tiny_mnist, tmp_path_factory) -> list[dict]:
     """Two runs that differ in their seed and learning rate, side by side as a sweep's runs are."""
-    logs = tmp_path_factory.mktemp("two")
-    overrides = ["name=pair", "trainer.max_epochs=3", "trainer.log_every_n_steps=4"]
+    logs, overrides = tmp_path_factory.mktemp("two"), ["name=pair", "trainer.max_epochs=3", "trainer.log_every_n_steps=4"]
     return [
-        trained_once(tiny_mnist, logs, *overrides, f"seed={seed}", f"optimizer.lr={lr}", pictures=True)
-        for seed, lr in ((1, 0.001), (2, 0.002))
+        trained_once(tiny_mnist, logs, *overrides, f"seed={s}", f"optimizer.lr={lr}", pictures=True)
+        for s, lr in ((1, 0.001), (2, 0.002))
     ]
 
 
 @pytest.mark.slow
 def test_tensorboard_server_shows_the_runs(two_runs) -> None:
     summary, folder = two_runs[0], Path(two_runs[0]["run_dir"]).parent
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", "127.0.0.1", "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}/data/plugin"
     try:
         deadline = time.monotonic() + 90
@@ -97,27 +89,17 @@ def test_tensorboard_server_shows_the_runs(two_runs) -> None:
         assert {"lr", "optimizer", "scheduler", "loss", "hidden", "batch_size", "max_epochs", "seed"} <= set(hparams)
         assert not any("/" in name or "_target_" in name for name in hparams)  # a curated flat set, not the config tree
         assert {"result/test_acc", "result/best_val_acc", "acc/val"} <= {m["name"]["tag"] for m in experiment["metricInfos"]}
-        sessions = get_json(
-            f"{base}/hparams/session_groups",
-            {
-                "experimentName": "",
-                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"],
-                "colParams": [],
-                "startIndex": 0,
-                "sliceSize": 10,
-            },
-        )
-        assert sessions["totalSize"] == 2  # one session a run
+        query = {"experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS"], "colParams": [], "sliceSize": 10}
+        assert get_json(f"{base}/hparams/session_groups", query | {"startIndex": 0})["totalSize"] == 2  # one session a run
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
 def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(two_runs, capsys) -> None:
-    runs = two_runs
-    for run in runs:
+    for run in two_runs:
         assert (Path(run["run_dir"]) / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
-    sweep = Path(runs[0]["run_dir"]).parent
+    sweep = Path(two_runs[0]["run_dir"]).parent
     plot_main([str(sweep)])
     assert (sweep / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
     assert str(sweep / "curves.png") in capsys.readouterr().out

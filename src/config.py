@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,7 +27,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.experimental.arguments_schema import generate_arguments_schema
@@ -36,7 +35,6 @@ from pydantic_core import SchemaValidator
 from src import checkpoints, ranks, runs
 from src.cli import ConfigError, first_line
 from src.data.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
-from src.models.classifier import bound_function
 
 GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
 # The arguments the project passes itself, for each group's target, and what a user sets instead.
@@ -181,6 +179,19 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     )
 
 
+def call(function: Callable[..., Any], cfg: DictConfig) -> Any:
+    """What an entry point after training runs, called with its composed settings (conf/eval.yaml, ...) once pydantic
+    has checked them against the function's signature, where their ranges are declared. A value left ``???`` arrives
+    as None: the function says what it needs (a checkpoint, an image)."""
+    settings = {key: None if value == "???" else value for key, value in resolved(cfg).items()}
+    validator, names = arguments_validator(function, ())
+    try:
+        validator.validate_json(json.dumps(settings), strict=True)
+    except ValidationError as error:
+        raise ConfigError(first_error("", error, settings, names, function.__name__)) from None
+    return function(**settings)
+
+
 def run_folder(runs_dir: Path, checkpoint: Path | None, context: Context) -> tuple[Path, bool]:
     """The run's folder, and whether it is a new one (to be claimed): rank 0's for the ranks it starts, a resumed run's
     own, a sweep job's, else the next ``version_<N>`` of ``runs_dir``."""
@@ -267,10 +278,10 @@ def check_arguments(key: str, node: Mapping[str, Any], given_by_code: Mapping[st
 
 
 @cache
-def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[SchemaValidator, list[str]]:
-    """pydantic's validator of the keyword arguments of ``target_path`` (a class: its ``__init__``), and their names;
-    the arguments the project passes itself are left out."""
-    target = get_object(target_path)
+def arguments_validator(target: str | Callable[..., Any], skipped: tuple[str, ...]) -> tuple[SchemaValidator, list[str]]:
+    """pydantic's validator of the keyword arguments of ``target`` (a class: its ``__init__``; a path: what it names),
+    and their names; the arguments the project passes itself are left out."""
+    target = get_object(target) if isinstance(target, str) else target
     function = target.__init__ if isinstance(target, type) else target
 
     def leave_out(index: int, name: str, annotation: Any) -> str | None:
@@ -285,6 +296,8 @@ def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[Sch
 def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
     """What torch's or Lightning's constructors raise for ``group``, as one line: their message after the group and the
     settings the command line gave it (``trainer (trainer.accelerator=gpu): ...``)."""
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException  # Lightning: not on src.predict's path
+
     try:
         yield
     except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException, InstantiationException) as error:
@@ -298,6 +311,8 @@ def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
 def check_torch(config: dict[str, Any], overrides: tuple[str, ...]) -> None:
     """What torch checks only as it builds the optimizer and the schedule or calls the loss (``weight_decay=-1``,
     ``label_smoothing=1.5``): declared nowhere pydantic could read, so torch is asked, on a throwaway parameter."""
+    from src.models.classifier import bound_function  # Lightning: not on src.predict's path
+
     with refused("loss", overrides):
         bound_function(config["loss"])(torch.zeros(2, 2), torch.tensor([0, 1]))
     with refused("optimizer", overrides):

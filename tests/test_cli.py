@@ -104,7 +104,7 @@ def test_the_other_entry_points_keep_the_same_contract(tmp_path: Path) -> None:
         ("src.eval", ["ckpt_path=a=b"], "ckpt_path=a=b: Hydra cannot parse this"),
         ("src.predict", ["ckpt_path=notes.txt", "image=notes.txt"], "ckpt_path=notes.txt: not a Lightning checkpoint"),
         ("src.predict", ["ckpt_path=notes.txt", "imgae=x.png"], "imgae=x.png: no such key; did you mean image?"),
-        ("src.export", ["ckpt_path=notes.txt", "format=tflite"], "format=tflite: unknown; use one of onnx, torchscript"),
+        ("src.export", ["ckpt_path=notes.txt", "format=tflite"], "format=tflite: Input should be 'onnx' or 'torchscript'"),
         ("src.plot", ["nowhere"], "nowhere: no such folder"),
     ]
     before = tree(tmp_path)

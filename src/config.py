@@ -33,7 +33,7 @@ from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
 from src import checkpoints, ranks, runs
-from src.cli import ConfigError, first_line
+from src.cli import ConfigError, first_line, shown_path
 from src.data.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
 
 GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
@@ -159,24 +159,22 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     context = context or Context.current()
     config = resolved(cfg)
     check(config, context)
-    log_dir = Path(config["log_dir"])
-    checkpoint = checkpoints.resolve(config["ckpt_path"], log_dir / config["name"])
+    settings = compared_settings(config, context)
+    runs_dir = Path(config["log_dir"]) / config["name"]
+    checkpoint = checkpoints.resolve(config["ckpt_path"], runs_dir)
+    start = checkpoints.resolve(config["init_from"], Path(config["log_dir"]), key="init_from")  # last: newest of any name
     state = checkpoints.read(checkpoint) if checkpoint else None
-    start = checkpoints.resolve(config["init_from"], log_dir, key="init_from")  # last: the newest of any name
     init = checkpoints.read(start, key="init_from") if start else None
+    weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
     if state is not None:
         check_resume(state, config)
         check_same_network(state, network_shapes(config["model"]), checkpoint)
     if init is not None:
         check_same_network(init, network_shapes(config["model"]), start, key="init_from")
-    run_dir, new = run_folder(log_dir / config["name"], checkpoint, context)
-    note = checkpoints.missing_best(state, run_dir / "checkpoints") if state is not None else None
-    weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
-    settings = compared_settings(config, context)
-    notes = (note,) if note else ()
-    return RunSpec(
-        config, run_dir, new, checkpoint, state, weights, logger_configs(config.get("logger")), settings, notes, context
-    )
+    run_dir, new = run_folder(runs_dir, checkpoint, context)
+    notes = (missing_best(state, run_dir / "checkpoints"),) if state is not None else ()
+    loggers = logger_configs(config.get("logger"))
+    return RunSpec(config, run_dir, new, checkpoint, state, weights, loggers, settings, tuple(filter(None, notes)), context)
 
 
 def call(function: Callable[..., Any], cfg: DictConfig) -> Any:
@@ -311,10 +309,8 @@ def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
 def check_torch(config: dict[str, Any], overrides: tuple[str, ...]) -> None:
     """What torch checks only as it builds the optimizer and the schedule or calls the loss (``weight_decay=-1``,
     ``label_smoothing=1.5``): declared nowhere pydantic could read, so torch is asked, on a throwaway parameter."""
-    from src.models.classifier import bound_function  # Lightning: not on src.predict's path
-
     with refused("loss", overrides):
-        bound_function(config["loss"])(torch.zeros(2, 2), torch.tensor([0, 1]))
+        instantiate(config["loss"], _partial_=True)(torch.zeros(2, 2), torch.tensor([0, 1]))
     with refused("optimizer", overrides):
         optimizer = instantiate(config["optimizer"], params=[torch.nn.Parameter(torch.zeros(1))])
     if config["scheduler"]:
@@ -521,6 +517,20 @@ def check_resume(state: dict[str, Any], config: dict[str, Any]) -> None:
                 f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
                 "from its last.ckpt"
             )
+
+
+def missing_best(state: dict[str, Any], folder: Path) -> str | None:
+    """What a resume cannot continue: the best checkpoint its run recorded is not in ``folder`` (a run copied without
+    it), so its score is forgotten (src/callbacks/run_checkpoint.py) and the best is chosen among the validations to
+    come; None when it is there."""
+    for key, saved in state.get("callbacks", {}).items():
+        best = saved.get("best_model_path") if key.startswith("ModelCheckpoint") and saved.get("monitor") else None
+        if best and not (folder / Path(best).name).is_file():
+            return (
+                f"the run's best checkpoint so far, {Path(best).name}, is not in {shown_path(folder)}: the test will use the "
+                "best of the validations from here on"
+            )
+    return None
 
 
 def compared_settings(config: dict[str, Any], context: Context) -> dict[str, Any]:

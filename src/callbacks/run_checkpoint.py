@@ -10,7 +10,7 @@ class RunCheckpoint(ModelCheckpoint):
     """Saves as Lightning's ``ModelCheckpoint`` does; on resume, the paths its state names (the best checkpoint, the
     k-th best, the last) are read in this run's own checkpoints folder, wherever the run now lies. Lightning restores
     them as they were written: a copied run tests a best checkpoint that is not there, a renamed one forgets the best
-    scores. A best checkpoint that is not in the folder is forgotten with its score (:func:`src.checkpoints.missing_best`
+    scores. A best checkpoint that is not in the folder is forgotten with its score (:func:`src.config.missing_best`
     says so before training), and the best is chosen among the validations to come."""
 
     @property

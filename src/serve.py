@@ -74,18 +74,18 @@ def accuracy_line(info: dict[str, Any], checkpoint: Path) -> str:
     return f"test accuracy    {measured}, measured on {tested} of this run (this file: src.eval ckpt_path=<it>)"
 
 
-def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, info: dict[str, Any]) -> "ls.LitServer":
-    """LitServe's server: the classifier API, the request checks in front of it, the page at ``/``."""
+def build(classifier: checkpoints.PixelClassifier, info: dict[str, Any], accelerator: str, **limits: Any) -> "ls.LitServer":
+    """LitServe's server: the classifier API (batching by ``max_batch_size`` and ``batch_timeout``), the request checks
+    in front of it (``max_bytes``, ``max_pixels``), the page at ``/``."""
     import litserve as ls  # the `serve` extra, imported once check() has found it
     from fastapi.responses import HTMLResponse
 
     from src.serving.api import ClassifierAPI
     from src.serving.requests import PredictRequests
 
-    api = ClassifierAPI(classifier, settings["max_batch_size"], settings["batch_timeout"])
-    limits = {key: settings[key] for key in ("max_bytes", "max_pixels")}
+    api = ClassifierAPI(classifier, limits.pop("max_batch_size"), limits.pop("batch_timeout"))
     checks = (PredictRequests, {"path": api.api_path, "data_set": classifier.data_set, **limits})
-    server = ls.LitServer(api, accelerator=settings["accelerator"], devices=1, model_metadata=info, middlewares=[checks])
+    server = ls.LitServer(api, accelerator=accelerator, devices=1, model_metadata=info, middlewares=[checks])
     page = PAGE.read_text()
     # LitServe answers "/" itself ("litserve running"), registered before any route of ours: the page takes its place.
     server.app.router.routes[:] = [route for route in server.app.routes if getattr(route, "path", None) != "/"]
@@ -93,9 +93,9 @@ def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, inf
     return server
 
 
-def report(settings: dict[str, Any], checkpoint: Path, info: dict[str, Any]) -> None:
-    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings["host"], settings["host"])  # where this machine reaches it
-    address = f"http://{host}:{settings['port']}"
+def report(host: str, port: int, checkpoint: Path, info: dict[str, Any]) -> None:
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)  # where this machine reaches it
+    address = f"http://{host}:{port}"
     classes = (" " if info["data_set"] == "MNIST" else ", ").join(info["classes"])
     print(
         f"serving          {shown_path(checkpoint)}: {info['data_set']}, {len(info['classes'])} classes ({classes})\n"
@@ -137,10 +137,9 @@ def serve(
     state = checkpoints.read(checkpoint)
     classifier = checkpoints.PixelClassifier(state, checkpoint)
     info = describe(checkpoint, classifier, state)
-    settings = {"host": host, "port": port, "accelerator": accelerator, "max_batch_size": max_batch_size}
-    settings |= {"batch_timeout": batch_timeout, "max_bytes": max_bytes, "max_pixels": max_pixels}
-    server = build(settings, classifier, info)
-    report(settings, checkpoint, info)
+    batching = {"max_batch_size": max_batch_size, "batch_timeout": batch_timeout}
+    server = build(classifier, info, accelerator, **batching, max_bytes=max_bytes, max_pixels=max_pixels)
+    report(host, port, checkpoint, info)
     stop_on_sigterm()
     server.run(host=host, port=port, log_level="warning", generate_client_file=False)
     # LitServe 0.2.19's worker-monitoring thread outlives run(): waking after run() has shut down the process manager

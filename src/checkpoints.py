@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from src.cli import ConfigError, shown_path
+from src.cli import ConfigError
 from src.data.datasets import DATASETS
 
 CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)started with (src/callbacks/save_config.py)
@@ -68,20 +68,6 @@ def other_checkpoints(path: Path) -> str:
     folders = {path.parent, run_folder(path) / "checkpoints"}
     others = sorted({str(other) for folder in folders for other in folder.glob("*.ckpt") if other.resolve() != path.resolve()})
     return f"checkpoints of this run: {', '.join(others)}" if others else "give a .ckpt written by python -m src.train"
-
-
-def missing_best(state: dict[str, Any], folder: Path) -> str | None:
-    """What a resume cannot continue: the best checkpoint its run recorded is not in ``folder`` (a run copied without
-    it), so its score is forgotten (src/callbacks/run_checkpoint.py) and the best is chosen among the validations to
-    come; None when it is there."""
-    for key, saved in state.get("callbacks", {}).items():
-        best = saved.get("best_model_path") if key.startswith("ModelCheckpoint") and saved.get("monitor") else None
-        if best and not (folder / Path(best).name).is_file():
-            return (
-                f"the run's best checkpoint so far, {Path(best).name}, is not in {shown_path(folder)}: the test will use the "
-                "best of the validations from here on"
-            )
-    return None
 
 
 def network_weights(state_dict: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,16 +27,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
 from src import checkpoints, ranks, runs
-from src.cli import ConfigError, first_line
+from src.cli import ConfigError, first_line, shown_path
 from src.data.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
-from src.models.classifier import bound_function
 
 GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
 # The arguments the project passes itself, for each group's target, and what a user sets instead.
@@ -161,24 +159,35 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     context = context or Context.current()
     config = resolved(cfg)
     check(config, context)
-    log_dir = Path(config["log_dir"])
-    checkpoint = checkpoints.resolve(config["ckpt_path"], log_dir / config["name"])
+    settings = compared_settings(config, context)
+    runs_dir = Path(config["log_dir"]) / config["name"]
+    checkpoint = checkpoints.resolve(config["ckpt_path"], runs_dir)
+    start = checkpoints.resolve(config["init_from"], Path(config["log_dir"]), key="init_from")  # last: newest of any name
     state = checkpoints.read(checkpoint) if checkpoint else None
-    start = checkpoints.resolve(config["init_from"], log_dir, key="init_from")  # last: the newest of any name
     init = checkpoints.read(start, key="init_from") if start else None
+    weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
     if state is not None:
         check_resume(state, config)
         check_same_network(state, network_shapes(config["model"]), checkpoint)
     if init is not None:
         check_same_network(init, network_shapes(config["model"]), start, key="init_from")
-    run_dir, new = run_folder(log_dir / config["name"], checkpoint, context)
-    note = checkpoints.missing_best(state, run_dir / "checkpoints") if state is not None else None
-    weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
-    settings = compared_settings(config, context)
-    notes = (note,) if note else ()
-    return RunSpec(
-        config, run_dir, new, checkpoint, state, weights, logger_configs(config.get("logger")), settings, notes, context
-    )
+    run_dir, new = run_folder(runs_dir, checkpoint, context)
+    notes = (missing_best(state, run_dir / "checkpoints"),) if state is not None else ()
+    loggers = logger_configs(config.get("logger"))
+    return RunSpec(config, run_dir, new, checkpoint, state, weights, loggers, settings, tuple(filter(None, notes)), context)
+
+
+def call(function: Callable[..., Any], cfg: DictConfig) -> Any:
+    """What an entry point after training runs, called with its composed settings (conf/eval.yaml, ...) once pydantic
+    has checked them against the function's signature, where their ranges are declared. A value left ``???`` arrives
+    as None: the function says what it needs (a checkpoint, an image)."""
+    settings = {key: None if value == "???" else value for key, value in resolved(cfg).items()}
+    validator, names = arguments_validator(function, ())
+    try:
+        validator.validate_json(json.dumps(settings), strict=True)
+    except ValidationError as error:
+        raise ConfigError(first_error("", error, settings, names, function.__name__)) from None
+    return function(**settings)
 
 
 def run_folder(runs_dir: Path, checkpoint: Path | None, context: Context) -> tuple[Path, bool]:
@@ -267,10 +276,10 @@ def check_arguments(key: str, node: Mapping[str, Any], given_by_code: Mapping[st
 
 
 @cache
-def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[SchemaValidator, list[str]]:
-    """pydantic's validator of the keyword arguments of ``target_path`` (a class: its ``__init__``), and their names;
-    the arguments the project passes itself are left out."""
-    target = get_object(target_path)
+def arguments_validator(target: str | Callable[..., Any], skipped: tuple[str, ...]) -> tuple[SchemaValidator, list[str]]:
+    """pydantic's validator of the keyword arguments of ``target`` (a class: its ``__init__``; a path: what it names),
+    and their names; the arguments the project passes itself are left out."""
+    target = get_object(target) if isinstance(target, str) else target
     function = target.__init__ if isinstance(target, type) else target
 
     def leave_out(index: int, name: str, annotation: Any) -> str | None:
@@ -285,6 +294,8 @@ def arguments_validator(target_path: str, skipped: tuple[str, ...]) -> tuple[Sch
 def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
     """What torch's or Lightning's constructors raise for ``group``, as one line: their message after the group and the
     settings the command line gave it (``trainer (trainer.accelerator=gpu): ...``)."""
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException  # Lightning: not on src.predict's path
+
     try:
         yield
     except (ValueError, TypeError, RuntimeError, ImportError, MisconfigurationException, InstantiationException) as error:
@@ -299,7 +310,7 @@ def check_torch(config: dict[str, Any], overrides: tuple[str, ...]) -> None:
     """What torch checks only as it builds the optimizer and the schedule or calls the loss (``weight_decay=-1``,
     ``label_smoothing=1.5``): declared nowhere pydantic could read, so torch is asked, on a throwaway parameter."""
     with refused("loss", overrides):
-        bound_function(config["loss"])(torch.zeros(2, 2), torch.tensor([0, 1]))
+        instantiate(config["loss"], _partial_=True)(torch.zeros(2, 2), torch.tensor([0, 1]))
     with refused("optimizer", overrides):
         optimizer = instantiate(config["optimizer"], params=[torch.nn.Parameter(torch.zeros(1))])
     if config["scheduler"]:
@@ -506,6 +517,20 @@ def check_resume(state: dict[str, Any], config: dict[str, Any]) -> None:
                 f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
                 "from its last.ckpt"
             )
+
+
+def missing_best(state: dict[str, Any], folder: Path) -> str | None:
+    """What a resume cannot continue: the best checkpoint its run recorded is not in ``folder`` (a run copied without
+    it), so its score is forgotten (src/callbacks/run_checkpoint.py) and the best is chosen among the validations to
+    come; None when it is there."""
+    for key, saved in state.get("callbacks", {}).items():
+        best = saved.get("best_model_path") if key.startswith("ModelCheckpoint") and saved.get("monitor") else None
+        if best and not (folder / Path(best).name).is_file():
+            return (
+                f"the run's best checkpoint so far, {Path(best).name}, is not in {shown_path(folder)}: the test will use the "
+                "best of the validations from here on"
+            )
+    return None
 
 
 def compared_settings(config: dict[str, Any], context: Context) -> dict[str, Any]:

@@ -13,12 +13,10 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
-from src import checkpoints, cli
+from src import checkpoints, cli, config
 from src.callbacks.pictures import TestFigures
-from src.cli import ConfigError, first_line
 from src.config import refused
 from src.data.mnist import MNISTDataModule
 from src.models.classifier import Classifier
@@ -31,11 +29,9 @@ def evaluate(
     state = checkpoints.read(checkpoint)
     figures = TestFigures()  # draws into the run folder (default_root_dir)
     run_dir = checkpoints.run_folder(checkpoint)
-    try:  # one test pass; Lightning refuses an accelerator this machine lacks
-        quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
+    quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
+    with refused(f"accelerator={accelerator}"):  # Lightning refuses an accelerator this machine lacks
         trainer = L.Trainer(accelerator=accelerator, devices=1, default_root_dir=str(run_dir), callbacks=[figures], **quiet)
-    except (MisconfigurationException, ValueError, ImportError) as error:
-        raise ConfigError(f"accelerator={accelerator}: {first_line(str(error))}") from error
     data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
     with refused("data"):
         datamodule = MNISTDataModule(**data_settings)
@@ -56,7 +52,7 @@ def evaluate(
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 @cli.task
 def main(cfg: DictConfig) -> None:
-    result = evaluate(cfg.get("ckpt_path"), cfg.accelerator, cfg.data_dir, cfg.log_dir)  # get: None for ???
+    result = config.call(evaluate, cfg)
     accuracy, loss = result["result/test_acc"], result["result/test_loss"]
     print(f"test accuracy {accuracy:.4f}, loss {loss:.4f} on {result['test_images']:,} {result['data_title']} test images")
     for label, accuracy in result["per_class_acc"].items():

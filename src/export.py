@@ -10,15 +10,16 @@ if __name__ == "__main__":  # run as a command: no garbage collection during the
 import os
 import warnings
 from pathlib import Path
+from typing import Annotated, Literal
 
 import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from pydantic import Field, validate_call
 
-from src import checkpoints, cli
+from src import checkpoints, cli, config
 from src.cli import ConfigError, exit_with_error
-from src.config import require_extra
 from src.data.mnist import MNISTDataModule
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -37,23 +38,19 @@ def target_file(out: str | None, checkpoint: Path, format: str) -> Path:
     return Path(out) / name if out.endswith(("/", os.sep)) or Path(out).is_dir() else Path(out)
 
 
+@validate_call
 def export(
     ckpt_path: str | None,
-    format: str,
+    format: Literal["onnx", "torchscript"] = "onnx",
     out: str | None = None,
-    check_images: int = 256,
-    tolerance: float = 1e-4,
+    check_images: Annotated[int, Field(ge=1)] = 256,
+    tolerance: Annotated[float, Field(gt=0)] = 1e-4,
     log_dir: str = "lightning_logs",
 ) -> tuple[Path, float, int]:
     """Write the exported model; its path, the largest logit difference from the checkpoint, and on how many test
     images. It goes to a temporary file, moved into place once it passed: a failed export leaves an earlier file."""
-    if format not in SUFFIXES:
-        raise ConfigError(f"format={format}: unknown; use one of {', '.join(SUFFIXES)}")
-    if check_images < 1 or not tolerance > 0:
-        bad = f"check_images={check_images}" if check_images < 1 else f"tolerance={tolerance}"
-        raise ConfigError(f"{bad}: out of range; use check_images >= 1 and tolerance > 0")
     if format == "onnx":  # torch's ONNX exporter and the check's runtime
-        require_extra("format=onnx", "export", "onnx", "onnxscript", "onnxruntime")
+        config.require_extra("format=onnx", "export", "onnx", "onnxscript", "onnxruntime")
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
     target = target_file(out, checkpoint, format)
@@ -117,9 +114,7 @@ def write_and_run(net: torch.nn.Module, images: torch.Tensor, format: str, path:
 @cli.task
 def main(cfg: DictConfig) -> None:
     try:
-        path, difference, checked = export(
-            cfg.get("ckpt_path"), cfg.format, cfg.out, cfg.check_images, cfg.tolerance, cfg.log_dir
-        )
+        path, difference, checked = config.call(export, cfg)
     except ExportMismatch as error:
         exit_with_error(error, status=1)
     print(f"{path}: {cfg.format} model; on {checked} test images its logits match the checkpoint's within {difference:.1e}")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from src import checkpoints, cli
+from src import checkpoints, cli, config
 from src.cli import ConfigError
 from src.data.datasets import DataSet
 from src.data.images import ImageError, open_image, to_mnist
@@ -58,8 +58,7 @@ def read_image(path: Path, data_set: DataSet) -> np.ndarray:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 @cli.task
 def main(cfg: DictConfig) -> None:
-    results = predict(cfg.get("ckpt_path"), cfg.get("image"), cfg.log_dir)  # get: None for ???
-    for path, name, probabilities in results:
+    for path, name, probabilities in config.call(predict, cfg):
         print(f"{path}: {name}   " + " ".join(f"{index}:{p:.3f}" for index, p in enumerate(probabilities)))
 
 

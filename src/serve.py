@@ -16,16 +16,15 @@ import signal
 import socket
 from multiprocessing import resource_tracker
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import hydra
 import torch
 from omegaconf import DictConfig
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from src import checkpoints, cli, runs
+from src import checkpoints, cli, config, runs
 from src.cli import ConfigError, command, shown_path
-from src.config import require_extra, resolved, validated
 
 if TYPE_CHECKING:
     import litserve as ls
@@ -33,35 +32,18 @@ if TYPE_CHECKING:
 PAGE = Path(__file__).with_name("serving") / "page.html"
 
 
-class ServeSettings(BaseModel):
-    """conf/serve.yaml's keys; host and port as LitServe takes them."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    ckpt_path: str | None
-    log_dir: str = Field(min_length=1)
-    host: Literal["127.0.0.1", "0.0.0.0", "::"]
-    port: int = Field(ge=1024, le=65535)
-    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"]
-    max_batch_size: int = Field(ge=1, le=4096)
-    batch_timeout: float = Field(ge=0, le=10)
-    max_bytes: int = Field(ge=1)
-    max_pixels: int = Field(ge=1)
-
-
-def check(settings: dict[str, Any]) -> None:
-    require_extra("src.serve", "serve", "litserve", "python_multipart")  # FastAPI and Starlette come with LitServe
-    validated("", ServeSettings, settings)
-    accelerator = settings["accelerator"]
+def check(host: str, port: int, accelerator: str) -> None:
+    """What this machine must offer: LitServe installed, the accelerator, the port free."""
+    config.require_extra("src.serve", "serve", "litserve", "python_multipart")  # FastAPI and Starlette come with LitServe
     missing = {"gpu": not torch.cuda.is_available(), "cuda": not torch.cuda.is_available()}
     missing["mps"] = not torch.backends.mps.is_available()
     if missing.get(accelerator):
         raise ConfigError(f"accelerator={accelerator}: this machine has none; use accelerator=cpu or accelerator=auto")
     try:  # what uvicorn would say only after the network is loaded, with a line of its own
-        socket.create_server((settings["host"], settings["port"])).close()
+        socket.create_server((host, port)).close()
     except OSError as error:
         raise ConfigError(
-            f"port={settings['port']}: cannot listen on {settings['host']}:{settings['port']} ({error.strerror}); give "
-            "another port= (or stop what uses it)"
+            f"port={port}: cannot listen on {host}:{port} ({error.strerror}); give another port= (or stop what uses it)"
         ) from None
 
 
@@ -92,17 +74,18 @@ def accuracy_line(info: dict[str, Any], checkpoint: Path) -> str:
     return f"test accuracy    {measured}, measured on {tested} of this run (this file: src.eval ckpt_path=<it>)"
 
 
-def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, info: dict[str, Any]) -> "ls.LitServer":
+def build(classifier: checkpoints.PixelClassifier, info: dict[str, Any], accelerator: str, **limits: Any) -> "ls.LitServer":
+    """LitServe's server: the classifier API (batching by ``max_batch_size`` and ``batch_timeout``), the request checks
+    in front of it (``max_bytes``, ``max_pixels``), the page at ``/``."""
     import litserve as ls  # the `serve` extra, imported once check() has found it
     from fastapi.responses import HTMLResponse
 
     from src.serving.api import ClassifierAPI
     from src.serving.requests import PredictRequests
 
-    api = ClassifierAPI(classifier, settings["max_batch_size"], settings["batch_timeout"])
-    limits = {key: settings[key] for key in ("max_bytes", "max_pixels")}
+    api = ClassifierAPI(classifier, limits.pop("max_batch_size"), limits.pop("batch_timeout"))
     checks = (PredictRequests, {"path": api.api_path, "data_set": classifier.data_set, **limits})
-    server = ls.LitServer(api, accelerator=settings["accelerator"], devices=1, model_metadata=info, middlewares=[checks])
+    server = ls.LitServer(api, accelerator=accelerator, devices=1, model_metadata=info, middlewares=[checks])
     page = PAGE.read_text()
     # LitServe answers "/" itself ("litserve running"), registered before any route of ours: the page takes its place.
     server.app.router.routes[:] = [route for route in server.app.routes if getattr(route, "path", None) != "/"]
@@ -110,9 +93,9 @@ def build(settings: dict[str, Any], classifier: checkpoints.PixelClassifier, inf
     return server
 
 
-def report(settings: dict[str, Any], checkpoint: Path, info: dict[str, Any]) -> None:
-    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(settings["host"], settings["host"])  # where this machine reaches it
-    address = f"http://{host}:{settings['port']}"
+def report(host: str, port: int, checkpoint: Path, info: dict[str, Any]) -> None:
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, host)  # where this machine reaches it
+    address = f"http://{host}:{port}"
     classes = (" " if info["data_set"] == "MNIST" else ", ").join(info["classes"])
     print(
         f"serving          {shown_path(checkpoint)}: {info['data_set']}, {len(info['classes'])} classes ({classes})\n"
@@ -137,19 +120,28 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, terminate)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
-@cli.task
-def main(cfg: DictConfig) -> None:
-    settings = resolved(cfg) | {"ckpt_path": cfg.get("ckpt_path")}  # get: None for ???
-    check(settings)
-    checkpoint = checkpoints.needed(settings["ckpt_path"], Path(settings["log_dir"]))
+def serve(
+    ckpt_path: str | None,
+    log_dir: str = "lightning_logs",
+    host: Literal["127.0.0.1", "0.0.0.0", "::"] = "127.0.0.1",
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8000,
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto",
+    max_batch_size: Annotated[int, Field(ge=1, le=4096)] = 32,
+    batch_timeout: Annotated[float, Field(ge=0, le=10)] = 0.005,
+    max_bytes: Annotated[int, Field(ge=1)] = 4_000_000,
+    max_pixels: Annotated[int, Field(ge=1)] = 16_000_000,
+) -> None:
+    """Serve the checkpoint until Ctrl-C or SIGTERM; host, port and batching as LitServe takes them."""
+    check(host, port, accelerator)
+    checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
     classifier = checkpoints.PixelClassifier(state, checkpoint)
     info = describe(checkpoint, classifier, state)
-    server = build(settings, classifier, info)
-    report(settings, checkpoint, info)
+    batching = {"max_batch_size": max_batch_size, "batch_timeout": batch_timeout}
+    server = build(classifier, info, accelerator, **batching, max_bytes=max_bytes, max_pixels=max_pixels)
+    report(host, port, checkpoint, info)
     stop_on_sigterm()
-    server.run(host=settings["host"], port=settings["port"], log_level="warning", generate_client_file=False)
+    server.run(host=host, port=port, log_level="warning", generate_client_file=False)
     # LitServe 0.2.19's worker-monitoring thread outlives run(): waking after run() has shut down the process manager
     # it polls, it logs a BrokenPipeError traceback (seen under load). The server has stopped: nothing more to hear.
     logging.disable()
@@ -157,6 +149,12 @@ def main(cfg: DictConfig) -> None:
     # launched: it would end only after this process (its pipe closed then). The stdlib's own stop closes it and waits.
     resource_tracker._resource_tracker._stop()
     print("stopped")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+@cli.task
+def main(cfg: DictConfig) -> None:
+    config.call(serve, cfg)
 
 
 if __name__ == "__main__":

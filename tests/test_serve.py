@@ -193,7 +193,7 @@ def test_bad_commands_stop_before_the_server_starts(real_run, tmp_path) -> None:
         ([f"ckpt_path={checkpoint}", "host=example.com"], "host=example.com: Input should be '127.0.0.1', '0.0.0.0' or '::'"),
         ([f"ckpt_path={checkpoint}", f"port={busy.getsockname()[1]}"], f"port={busy.getsockname()[1]}: cannot listen on"),
         ([f"ckpt_path={checkpoint}", "max_batch_size=0"], "max_batch_size=0: Input should be greater than or equal to 1"),
-        ([f"ckpt_path={checkpoint}", "+workers=4"], "workers=4: no such setting; the top-level keys are ckpt_path"),
+        ([f"ckpt_path={checkpoint}", "+workers=4"], "workers=4: serve has no such argument; it takes ckpt_path"),
     ]
     if not torch.cuda.is_available():
         cases.append(([f"ckpt_path={checkpoint}", "accelerator=gpu"], "accelerator=gpu: this machine has none"))

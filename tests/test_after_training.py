@@ -14,18 +14,12 @@ from src.data.datasets import MNIST
 from src.data.images import to_mnist
 from src.eval import evaluate
 from src.predict import predict
-from tests.conftest import REAL_DATA_DIR, REPO, cli_env, one_error_line, run_many, run_module, trained_once, tree
+from tests.conftest import REAL_DATA_DIR, REPO, cli_env, one_error_line, run_many, run_module, tree
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_mnist, tmp_path_factory) -> dict:
-    """One tiny run for every test here: they read its checkpoints, and write only into folders of their own."""
-    return trained_once(tiny_mnist, tmp_path_factory.mktemp("trained"), "trainer.max_epochs=3")
-
-
-def test_eval_reports_accuracy_per_class_and_a_confusion_png(trained, tiny_mnist) -> None:
-    result = evaluate(trained["best_checkpoint"], data_dir=str(tiny_mnist.root))
-    assert result["result/test_acc"] == pytest.approx(trained["test_acc"])  # the same checkpoint, the same 200 test images
+def test_eval_reports_accuracy_per_class_and_a_confusion_png(tiny_run, tiny_mnist) -> None:
+    result = evaluate(tiny_run["best_checkpoint"], data_dir=str(tiny_mnist.root))
+    assert result["result/test_acc"] == pytest.approx(tiny_run["test_acc"])  # the same checkpoint, the same 200 test images
     assert result["test_images"] == 200 and list(result["per_class_acc"]) == [f"digit {d}" for d in range(10)]
     assert Path(result["confusion_png"]).read_bytes().startswith(b"\x89PNG")
 
@@ -63,30 +57,30 @@ def test_predict_reads_digits_of_any_size_colour_and_polarity(real_run, tmp_path
 
 
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
-def test_export_round_trip_matches_the_checkpoint(trained, tiny_mnist, format: str) -> None:
+def test_export_round_trip_matches_the_checkpoint(tiny_run, tiny_mnist, format: str) -> None:
     from src.export import export
 
-    path, difference, checked = export(trained["best_checkpoint"], format, check_images=100)
+    path, difference, checked = export(tiny_run["best_checkpoint"], format, check_images=100)
     assert checked == 100
     assert path.is_file() and path.suffix == {"onnx": ".onnx", "torchscript": ".pt"}[format]
     assert difference < 1e-4
 
 
-def test_export_rejects_an_unknown_format_and_predict_a_file_that_is_no_image(trained, tmp_path) -> None:
+def test_export_rejects_an_unknown_format_and_predict_a_file_that_is_no_image(tiny_run, tmp_path) -> None:
     from src.export import export
 
     with pytest.raises(ValidationError, match="Input should be 'onnx' or 'torchscript'"):  # its signature's declaration
-        export(trained["best_checkpoint"], "tflite")
+        export(tiny_run["best_checkpoint"], "tflite")
     fake = tmp_path / "digit.png"
     fake.write_text("not a picture")
     with pytest.raises(ConfigError, match=r"^image=.*digit.png: not an image PIL can read \(UnidentifiedImageError\)"):
-        predict(trained["best_checkpoint"], str(fake))
+        predict(tiny_run["best_checkpoint"], str(fake))
 
 
-def test_bad_commands_after_training_get_one_line_and_write_nothing(trained, tmp_path) -> None:
+def test_bad_commands_after_training_get_one_line_and_write_nothing(tiny_run, tmp_path) -> None:
     """Missing arguments, a GPU that is not there, out-of-range export settings, ckpt_path=last with no runs, a file
     of the run folder given as its checkpoint, a plot of a folder that does not exist."""
-    ckpt, run = trained["best_checkpoint"], Path(trained["run_dir"])
+    ckpt, run = tiny_run["best_checkpoint"], Path(tiny_run["run_dir"])
     work = tmp_path / "work"  # no lightning_logs/ here
     work.mkdir()
     run_before = tree(run)
@@ -117,15 +111,15 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(trained, tmp
     assert tree(tmp_path) == before and tree(run) == run_before
 
 
-def test_the_commands_after_training_run_from_a_folder_of_their_own(trained, tmp_path) -> None:
+def test_the_commands_after_training_run_from_a_folder_of_their_own(tiny_run, tmp_path) -> None:
     """eval with ckpt_path=last under log_dir; exports into a folder, into a new folder, and of more test images than
     there are; none prints TorchScript's deprecation warning."""
     existing = tmp_path / "existing"
     existing.mkdir()
-    ckpt = trained["best_checkpoint"]
+    ckpt = tiny_run["best_checkpoint"]
     last, *results = run_many(
         [
-            ("src.eval", tmp_path, ["ckpt_path=last", f"log_dir={Path(trained['run_dir']).parent.parent}"]),
+            ("src.eval", tmp_path, ["ckpt_path=last", f"log_dir={Path(tiny_run['run_dir']).parent.parent}"]),
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={existing}", "check_images=50"]),
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={tmp_path / 'new'}/", "check_images=50"]),
             ("src.export", tmp_path, [f"ckpt_path={ckpt}", "format=torchscript", f"out={tmp_path}/", "check_images=20000"]),
@@ -139,13 +133,13 @@ def test_the_commands_after_training_run_from_a_folder_of_their_own(trained, tmp
     assert "Warning" not in results[0].stderr, results[0].stderr
 
 
-def test_a_failed_export_check_leaves_the_earlier_file_and_no_other(trained, tmp_path, monkeypatch) -> None:
+def test_a_failed_export_check_leaves_the_earlier_file_and_no_other(tiny_run, tmp_path, monkeypatch) -> None:
     from src import export
 
     folder = tmp_path / "exports"
     folder.mkdir()
     out = folder / "model.pt"
-    export.export(trained["best_checkpoint"], "torchscript", str(out), check_images=20)
+    export.export(tiny_run["best_checkpoint"], "torchscript", str(out), check_images=20)
     good = out.read_bytes()
 
     def wrong(net, images, format: str, path: Path):
@@ -154,16 +148,16 @@ def test_a_failed_export_check_leaves_the_earlier_file_and_no_other(trained, tmp
 
     monkeypatch.setattr(export, "write_and_run", wrong)
     with pytest.raises(export.ExportMismatch, match=r"^tolerance=0.0001: the exported model's logits differ .* by up to 1"):
-        export.export(trained["best_checkpoint"], "torchscript", str(out), check_images=20)
+        export.export(tiny_run["best_checkpoint"], "torchscript", str(out), check_images=20)
     assert out.read_bytes() == good and sorted(folder.iterdir()) == [out]  # no temporary file left
     with pytest.raises(export.ExportMismatch):
-        export.export(trained["best_checkpoint"], "torchscript", str(folder / "a" / "b" / "model.pt"), check_images=20)
+        export.export(tiny_run["best_checkpoint"], "torchscript", str(folder / "a" / "b" / "model.pt"), check_images=20)
     assert sorted(folder.iterdir()) == [out]  # the folders it made are gone again
 
 
-def test_exit_1_and_one_line_when_the_exported_model_differs(trained, tmp_path) -> None:
+def test_exit_1_and_one_line_when_the_exported_model_differs(tiny_run, tmp_path) -> None:
     out = tmp_path / "model.onnx"
-    (done,) = run_many([("src.export", tmp_path, [f"ckpt_path={trained['best_checkpoint']}", f"out={out}", "tolerance=1e-30"])])
+    (done,) = run_many([("src.export", tmp_path, [f"ckpt_path={tiny_run['best_checkpoint']}", f"out={out}", "tolerance=1e-30"])])
     assert "Error executing job" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
@@ -174,12 +168,12 @@ def test_exit_1_and_one_line_when_the_exported_model_differs(trained, tmp_path) 
     ("module", "missing", "arguments", "extra"),
     [("src.export", "onnxruntime", ["format=onnx"], "export"), ("src.serve", "litserve", [], "serve")],
 )
-def test_a_missing_extra_is_one_line_naming_it(trained, tmp_path, module, missing, arguments, extra) -> None:
+def test_a_missing_extra_is_one_line_naming_it(tiny_run, tmp_path, module, missing, arguments, extra) -> None:
     """The command as a user runs it without the extra (``sys.modules[name] = None`` makes ``import name`` fail): one
     line naming the extra, and nothing written."""
-    run = Path(trained["run_dir"])
+    run = Path(tiny_run["run_dir"])
     before = tree(run)
-    argv = [module, f"ckpt_path={trained['best_checkpoint']}", *arguments]
+    argv = [module, f"ckpt_path={tiny_run['best_checkpoint']}", *arguments]
     script = f"import runpy, sys; sys.modules[{missing!r}] = None; sys.argv = {argv!r}; "
     script += f"runpy.run_module({module!r}, run_name='__main__')"
     env = cli_env() | {"PYTHONPATH": str(REPO)}

@@ -1,7 +1,5 @@
-"""``python -m src.eval ckpt_path=<file>``: a trained checkpoint on the official 10k test images of its data set.
-
-Prints test accuracy and loss and each class's accuracy, and writes ``confusion_matrix.png`` and ``misclassified.png``
-into the checkpoint's run folder; the model and data settings are the checkpoint's own."""
+"""``python -m src.eval ckpt_path=<file>``: a checkpoint on its data set's official test images, with its own model and
+data settings: test accuracy and loss, each class's accuracy, and the test pictures in its run folder."""
 
 import gc
 
@@ -32,18 +30,15 @@ def evaluate(
     quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
     with refused(f"accelerator={accelerator}"):  # Lightning refuses an accelerator this machine lacks
         trainer = L.Trainer(accelerator=accelerator, devices=1, default_root_dir=str(run_dir), callbacks=[figures], **quiet)
-    data_settings = dict(state["datamodule_hyper_parameters"]) | ({"data_dir": data_dir} if data_dir else {})
     with refused("data"):
-        datamodule = MNISTDataModule(**data_settings)
+        datamodule = MNISTDataModule(**state["datamodule_hyper_parameters"] | ({"data_dir": data_dir} if data_dir else {}))
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
     matrix = figures.confusion.compute().cpu()
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
-    png = run_dir / "confusion_matrix.png"
-    labels = [datamodule.data_set.label(index) for index in range(len(per_class))]
     return {name: float(value) for name, value in metrics.items()} | {
-        "per_class_acc": dict(zip(labels, per_class, strict=True)),
-        "confusion_png": str(png),
+        "per_class_acc": {datamodule.data_set.label(index): accuracy for index, accuracy in enumerate(per_class)},
+        "confusion_png": str(run_dir / "confusion_matrix.png"),
         "test_images": int(matrix.sum()),
         "data_title": datamodule.data_set.title,
     }

@@ -22,17 +22,14 @@ from src import checkpoints, cli, config
 from src.cli import ConfigError, exit_with_error
 from src.data.mnist import MNISTDataModule
 
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
-
 
 class ExportMismatch(RuntimeError):
     """The exported file does not reproduce the checkpoint's logits; nothing was written."""
 
 
 def target_file(out: str | None, checkpoint: Path, format: str) -> Path:
-    """Where the model goes: ``out``, ``model.onnx`` (or ``.pt``) inside ``out`` when it names a folder (one that
-    exists, or ends in a slash), else in ``exported/`` of the checkpoint's run folder."""
-    name = f"model{SUFFIXES[format]}"
+    """``out``; ``model.onnx`` (or ``.pt``) in it if it is a folder (or ends in a slash), else in the run's ``exported/``."""
+    name = "model.onnx" if format == "onnx" else "model.pt"
     if not out:
         return checkpoints.run_folder(checkpoint) / "exported" / name
     return Path(out) / name if out.endswith(("/", os.sep)) or Path(out).is_dir() else Path(out)
@@ -48,7 +45,7 @@ def export(
     log_dir: str = "lightning_logs",
 ) -> tuple[Path, float, int]:
     """Write the exported model; its path, the largest logit difference from the checkpoint, and on how many test
-    images. It goes to a temporary file, moved into place once it passed: a failed export leaves an earlier file."""
+    images. A temporary file is moved into place once it passed: a failed export leaves an earlier file."""
     if format == "onnx":  # torch's ONNX exporter and the check's runtime
         config.require_extra("format=onnx", "export", "onnx", "onnxscript", "onnxruntime")
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
@@ -91,16 +88,8 @@ def write_and_run(net: torch.nn.Module, images: torch.Tensor, format: str, path:
     if format == "onnx":
         import onnxruntime
 
-        batch = torch.export.Dim("batch")
-        program = torch.onnx.export(
-            net,
-            (images[:2],),
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_shapes={"images": {0: batch}},
-            dynamo=True,
-        )
-        program.save(str(path))
+        batch = {"images": {0: torch.export.Dim("batch")}}
+        torch.onnx.export(net, (images[:2],), str(path), input_names=["images"], output_names=["logits"], dynamic_shapes=batch)
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {"images": images.numpy()})[0]
     with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript; this command still writes it, on purpose

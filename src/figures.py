@@ -1,5 +1,5 @@
-"""The pictures, drawn with matplotlib (headless): curves from what a run's logger wrote (the one source: a resumed run
-is drawn whole, as TensorBoard shows it), the test's confusion matrix and misclassified digits."""
+"""The pictures, drawn with matplotlib without pyplot (headless): curves from what a run's logger wrote, so that a
+resumed run is drawn whole as TensorBoard shows it; the test's confusion matrix and misclassified images."""
 
 import csv
 import logging
@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib import colormaps, font_manager, rcParams
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure  # figures without pyplot: no backend, no display, nothing global
+from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -21,11 +21,9 @@ Curves = dict[str, list[tuple[int, float]]]
 
 
 def read_curves(run_dir: Path) -> Curves:
-    """Every scalar of a run as ``{tag: [(step, value), ...]}`` (plain floats), from its TensorBoard event files or,
-    without those, from the CSV logger's files."""
+    """Every scalar of a run as ``{tag: [(step, value), ...]}``, from its TensorBoard event files, else its CSV files."""
     if any(run_dir.glob("events.out.tfevents.*")):
-        # Its reader reports every event file it opens, and warns of the steps a resume logged again ("out of order
-        # event.step"), which the resumed run's purge_step drops by design: the curves read are the run's history.
+        # Quiet: it warns of the steps a resume logged again ("out of order event.step"), which purge_step drops by design.
         logging.getLogger("tensorboard").setLevel(logging.ERROR)
         events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
         events.Reload()
@@ -34,8 +32,8 @@ def read_curves(run_dir: Path) -> Curves:
 
 
 def read_csv_curves(files: list[Path]) -> Curves:
-    """The CSV logger's files of one run, one per start, as one history: what an earlier start logged at or after the
-    step where the next one began was undone by the resume (as TensorBoard's ``purge_step`` drops it)."""
+    """The CSV logger's files of one run, one per start, as one history: what a start logged at or after the step where
+    the next began was undone by the resume (as TensorBoard's ``purge_step`` drops it)."""
     curves: Curves = {}
     for path in files:
         with path.open(newline="") as file:
@@ -58,32 +56,23 @@ def run_folders(folder: Path) -> list[Path]:
     return sorted(events | tables)
 
 
-# Fonts for what users name (runs, sweep jobs): matplotlib's own has no CJK glyphs; the first of these installed draws them.
-CJK_FONTS = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback")
-
-
 @cache
 def name_fonts() -> tuple[str, ...]:
-    """matplotlib's default font, then the first CJK font installed (Debian: fonts-noto-cjk), each a fallback of the
-    one before for the glyphs it lacks."""
+    """The fonts for what users name (runs, sweep jobs): matplotlib's default, then as its fallback the first CJK font
+    installed (matplotlib's own has no CJK glyphs)."""
+    cjk = ("Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback")
     installed = {font.name for font in font_manager.fontManager.ttflist}
-    return (rcParams["font.sans-serif"][0], *[family for family in CJK_FONTS if family in installed][:1])
+    return (rcParams["font.sans-serif"][0], *[family for family in cjk if family in installed][:1])
 
 
 @cache
-def _glyphs(family: str) -> frozenset[int]:
-    return frozenset(FT2Font(font_manager.findfont(family)).get_charmap())
+def _drawn_code_points() -> frozenset[int]:
+    return frozenset().union(*(FT2Font(font_manager.findfont(family)).get_charmap() for family in name_fonts()))
 
 
 def drawable(text: str) -> str:
-    """``text`` with each character that no font here draws written as its code point (``U+65E5``), readable where
-    matplotlib would draw an empty box and warn."""
-    covered = frozenset().union(*map(_glyphs, name_fonts()))
-    return "".join(c if ord(c) in covered or c.isspace() else f"U+{ord(c):04X}" for c in text)
-
-
-# Each series keeps its colour in every picture: train blue, val orange, test red, the tutorial's test batches green.
-COLOURS = {"train": "C0", "val": "C1", "test": "C3", "tutorial": "C2"}
+    """``text`` with each character no font here draws written as its code point (``U+65E5``), not an empty box."""
+    return "".join(c if ord(c) in _drawn_code_points() or c.isspace() else f"U+{ord(c):04X}" for c in text)
 
 
 def _series(axis: Axes, curves: Curves, tag: str, **style: object) -> None:
@@ -93,7 +82,6 @@ def _series(axis: Axes, curves: Curves, tag: str, **style: object) -> None:
 
 
 def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], path: Path, title: str) -> Path:
-    """Label both panels (whole optimizer steps on x, accuracy in %), add legends, title and write the PNG."""
     for axis, name in zip((accuracy, loss), names, strict=True):
         axis.set(xlabel="optimizer step", ylabel=name)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -114,18 +102,16 @@ def draw_run(curves: Curves, path: Path, title: str) -> Path:
     """Two panels, accuracy and loss: train (the mean over each logging window), val (each validation), the test result."""
     figure = Figure(figsize=(11, 4))
     accuracy, loss = figure.subplots(1, 2)
-    train = {"label": "train (mean of each logging window)", "color": COLOURS["train"], "alpha": 0.8, "zorder": 3}
-    val = {"label": "val", "color": COLOURS["val"], "marker": "o", "markersize": 4}
-    tutorial = {"label": "test batch (as the tutorial measures)", "color": COLOURS["tutorial"], "marker": "x"}
+    # Each series keeps its colour in every picture: train blue, val orange, the tutorial's test batches green, test red.
     for axis, name in ((accuracy, "acc"), (loss, "loss")):
-        _series(axis, curves, f"{name}/train", **train)
-        _series(axis, curves, f"{name}/val", **val)
-    _series(accuracy, curves, "acc/test_batch_tutorial", **tutorial)
+        _series(axis, curves, f"{name}/train", label="train (mean of each logging window)", color="C0", alpha=0.8, zorder=3)
+        _series(axis, curves, f"{name}/val", label="val", color="C1", marker="o", markersize=4)
+    _series(accuracy, curves, "acc/test_batch_tutorial", label="test batch (as the tutorial measures)", color="C2", marker="x")
     for axis, tag in ((accuracy, "result/test_acc"), (loss, "result/test_loss")):
         if curves.get(tag):
             step, value = curves[tag][-1]
             shown = f"{value:.2%}" if axis is accuracy else f"{value:.4f}"
-            axis.plot([step], [value], "*", color=COLOURS["test"], markersize=14, label=f"test {shown}")
+            axis.plot([step], [value], "*", color="C3", markersize=14, label=f"test {shown}")
     return _save(figure, accuracy, loss, ("accuracy", "loss"), path, title)
 
 
@@ -147,9 +133,8 @@ def pixels(figure: Figure) -> np.ndarray:
 
 
 def draw_confusion(matrix: np.ndarray, data_set: DataSet) -> Figure:
-    """Counts of true (rows) against predicted (columns) classes. The colour shows the errors only, on their own scale,
-    so that a cell of 5 stands out from one of 0 beside diagonal cells of ~1,000; the diagonal is grey, counts written.
-    Named classes (Fashion-MNIST's items) label the ticks; digits are their own names."""
+    """True (rows) against predicted (columns) counts. Only the errors are coloured, on their own scale, so that a cell
+    of 5 stands out from one of 0 beside diagonal cells of ~1,000."""
     errors = np.ma.masked_array(matrix, mask=np.eye(len(matrix), dtype=bool))
     most = max(1, int(errors.max() or 1))
     figure = Figure(figsize=(6.4, 5.6))
@@ -160,7 +145,7 @@ def draw_confusion(matrix: np.ndarray, data_set: DataSet) -> Figure:
         axis.text(column, row, str(count), ha="center", va="center", fontsize=9, color="white" if strong else "black")
     noun = data_set.noun
     axis.set(xticks=range(len(matrix)), yticks=range(len(matrix)), xlabel=f"predicted {noun}", ylabel=f"true {noun}")
-    if data_set.named:
+    if data_set.named:  # Fashion-MNIST's items; digits are their own names
         axis.set_xticklabels(data_set.classes, rotation=45, ha="right", fontsize=8)
         axis.set_yticklabels(data_set.classes, fontsize=8)
     figure.colorbar(image, ax=axis, label="wrong predictions")
@@ -171,9 +156,8 @@ def draw_confusion(matrix: np.ndarray, data_set: DataSet) -> Figure:
 
 
 def draw_misclassified(digits: list[tuple[np.ndarray, int, int]], wrong: int, data_set: DataSet, columns: int = 6) -> Figure:
-    """The misclassified images (image, predicted, true) tiled into one image, each labelled ``true→predicted`` (class
-    numbers) large enough to read where TensorBoard shows the picture at its card's size; where the classes are named,
-    a line under the tiles says which number is which."""
+    """The misclassified (image, predicted, true) tiled, each labelled ``true→predicted`` large enough to read at
+    TensorBoard's card size; named classes get a line under the tiles that says which number is which."""
     cell = 40  # a 28-pixel digit under a 12-pixel band for its label
     rows = max(1, -(-len(digits) // columns))
     mosaic = np.zeros((rows * cell, columns * cell))

@@ -24,11 +24,10 @@ def plot(folder: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder", type=Path, help="a run folder, or a folder of runs (a sweep)")
-    args = parser.parse_args(argv)
     try:
-        print(plot(args.folder))
+        print(plot(parser.parse_args(argv).folder))
     except FileNotFoundError as error:
         exit_with_error(error)
 

@@ -1,7 +1,5 @@
-"""``python -m src.predict ckpt_path=<file> image=<file or folder>``: the class and ten probabilities of each image.
-
-Any size, colour or polarity: each image is prepared as the checkpoint's data set prepared its own (src/data/images.py:
-grey, light on dark, the ink scaled and centred as MNIST's digits are) and normalized as its training data was."""
+"""``python -m src.predict ckpt_path=<file> image=<file or folder>``: the class and ten probabilities of each image, of
+any size, colour or polarity: prepared as the checkpoint's data set prepared its own (src/data/images.py)."""
 
 import gc
 
@@ -23,20 +21,15 @@ from src.data.images import ImageError, open_image, to_mnist
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
-def image_files(target: Path) -> list[Path]:
-    if target.is_dir():
-        return sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if target.is_file():
-        return [target]
-    raise ConfigError(f"image={target}: no such file or folder")
-
-
 def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_logs") -> list[tuple[Path, str, list[float]]]:
     """Each image file with its class name ("7", "Trouser") and the ten class probabilities."""
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     if image is None:
         raise ConfigError("image=???: an image is needed; give image=<an image file> or image=<a folder of them>")
-    files = image_files(Path(image))
+    target = Path(image)
+    if not (target.is_dir() or target.is_file()):
+        raise ConfigError(f"image={target}: no such file or folder")
+    files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if target.is_dir() else [target]
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     state = checkpoints.read(checkpoint)

@@ -1,9 +1,6 @@
 """``python -m src.serve ckpt_path=<file>|last``: a trained network behind a LitServe endpoint, and a page to draw on.
-
-compose (Hydra: conf/serve.yaml) -> check (pydantic; the checkpoint read and its network built, no Lightning) -> build
-(LitServe's server: the classifier API, the request checks in front of it, the page at ``/``) -> report -> run until
-Ctrl-C. ``POST /predict`` takes a PNG/JPEG body, a multipart upload or JSON pixels; ``GET /health`` and ``GET /info``
-are LitServe's own, ``/info`` telling the checkpoint, data set, network and test accuracy."""
+``POST /predict`` takes a PNG/JPEG body, a multipart upload or JSON pixels; LitServe's own ``GET /info`` tells the
+checkpoint, data set, network and test accuracy."""
 
 import gc
 
@@ -33,13 +30,12 @@ PAGE = Path(__file__).with_name("serving") / "page.html"
 
 
 def check(host: str, port: int, accelerator: str) -> None:
-    """What this machine must offer: LitServe installed, the accelerator, the port free."""
+    """What this machine must offer: LitServe installed, the accelerator, the port free (before the network loads)."""
     config.require_extra("src.serve", "serve", "litserve", "python_multipart")  # FastAPI and Starlette come with LitServe
-    missing = {"gpu": not torch.cuda.is_available(), "cuda": not torch.cuda.is_available()}
-    missing["mps"] = not torch.backends.mps.is_available()
-    if missing.get(accelerator):
+    present = {"gpu": torch.cuda.is_available, "cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if accelerator in present and not present[accelerator]():
         raise ConfigError(f"accelerator={accelerator}: this machine has none; use accelerator=cpu or accelerator=auto")
-    try:  # what uvicorn would say only after the network is loaded, with a line of its own
+    try:
         socket.create_server((host, port)).close()
     except OSError as error:
         raise ConfigError(
@@ -48,8 +44,7 @@ def check(host: str, port: int, accelerator: str) -> None:
 
 
 def describe(checkpoint: Path, classifier: checkpoints.PixelClassifier, state: dict[str, Any]) -> dict[str, Any]:
-    """What ``GET /info`` tells of the model, and the command prints: the test accuracy src.train recorded for the run,
-    and whether it was measured on this checkpoint."""
+    """What ``GET /info`` tells and the command prints: with the test accuracy src.train recorded for the run."""
     result = runs.run_result(checkpoints.run_folder(checkpoint))
     return {
         "checkpoint": shown_path(checkpoint),
@@ -57,9 +52,7 @@ def describe(checkpoint: Path, classifier: checkpoints.PixelClassifier, state: d
         "classes": list(classifier.data_set.classes),
         "network": state["hyper_parameters"]["model"],
         "parameters": sum(p.numel() for p in classifier.parameters()),
-        "test_acc": result.get("test_acc"),
-        "test_images": result.get("test_images"),
-        "tested_checkpoint": result.get("tested_checkpoint"),
+        **{key: result.get(key) for key in ("test_acc", "test_images", "tested_checkpoint")},
     }
 
 
@@ -75,8 +68,7 @@ def accuracy_line(info: dict[str, Any], checkpoint: Path) -> str:
 
 
 def build(classifier: checkpoints.PixelClassifier, info: dict[str, Any], accelerator: str, **limits: Any) -> "ls.LitServer":
-    """LitServe's server: the classifier API (batching by ``max_batch_size`` and ``batch_timeout``), the request checks
-    in front of it (``max_bytes``, ``max_pixels``), the page at ``/``."""
+    """LitServe's server: the classifier API (batching), the request checks in front of it (sizes), the page at ``/``."""
     import litserve as ls  # the `serve` extra, imported once check() has found it
     from fastapi.responses import HTMLResponse
 
@@ -109,9 +101,8 @@ def report(host: str, port: int, checkpoint: Path, info: dict[str, Any]) -> None
 
 
 def stop_on_sigterm() -> None:
-    """SIGTERM (kill, docker stop) stops the server as Ctrl-C does, with LitServe's shutdown of the processes it
-    started: by default only this process would end, and uvicorn's would go on serving. In those processes (forked
-    with this handler), the signal uvicorn raises again once it has shut down is a quiet exit."""
+    """SIGTERM (kill, docker stop) stops the server as Ctrl-C does, LitServe's processes with it; in those (forked with
+    this handler) the signal uvicorn raises again once it has shut down is a quiet exit."""
     serving = os.getpid()
 
     def terminate(signum: int, frame: Any) -> None:
@@ -142,12 +133,8 @@ def serve(
     report(host, port, checkpoint, info)
     stop_on_sigterm()
     server.run(host=host, port=port, log_level="warning", generate_client_file=False)
-    # LitServe 0.2.19's worker-monitoring thread outlives run(): waking after run() has shut down the process manager
-    # it polls, it logs a BrokenPipeError traceback (seen under load). The server has stopped: nothing more to hear.
-    logging.disable()
-    # LitServe has joined the processes it started, but not the resource tracker that starting its worker by spawn
-    # launched: it would end only after this process (its pipe closed then). The stdlib's own stop closes it and waits.
-    resource_tracker._resource_tracker._stop()
+    logging.disable()  # LitServe's monitoring thread outlives run() and logs a BrokenPipeError once it has shut down
+    resource_tracker._resource_tracker._stop()  # LitServe does not join the tracker its spawned worker launched
     print("stopped")
 
 

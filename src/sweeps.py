@@ -6,7 +6,6 @@ import csv
 import json
 import math
 import shutil
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src import config as run_config
-from src.cli import ConfigError, command, hydra_refusal, refusals_exit, shown_path
+from src.cli import ConfigError, command, exit_with_error, hydra_refusal, refusals_exit, shown_path
 from src.runs import RESULT_FILE
 
 
@@ -43,12 +42,6 @@ def check_job(config_name: str, overrides: list[str]) -> None:
     run_config.load(cfg, run_config.Context(tuple(overrides), choices, multirun=True))
 
 
-def parsed_overrides(config: DictConfig) -> list[Override]:
-    """The sweep's command-line overrides, parsed as Hydra's sweeper parses them."""
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists a group's configs
-    return parser.parse_overrides(list(config.hydra.overrides.task))
-
-
 def check_sweep(config: DictConfig, overrides: list[Override], config_name: str) -> int | None:
     """Every job of a sweep of value lists composed and checked once, before the first runs (a search's trials, sampled
     as it goes, are checked as each starts); how many jobs there are."""
@@ -65,15 +58,6 @@ def check_sweep(config: DictConfig, overrides: list[Override], config_name: str)
     for job in jobs:
         check_job(config_name, job)
     return len(jobs)
-
-
-def leave_fixed_keys_out_of_folder_names(config: DictConfig, overrides: list[Override]) -> None:
-    """Job folders named by what is swept only: the keys the command line fixes for every job go into Hydra's
-    ``override_dirname.exclude_keys``, by an override of the jobs' Hydra config (Hydra composes each job anew from it)."""
-    swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
-    fixed = [override.key_or_group for override in overrides if override.key_or_group not in swept]
-    with open_dict(config):
-        config.hydra.overrides.hydra.append(f"hydra.job.config.override_dirname.exclude_keys=[{','.join(fixed)}]")
 
 
 COLUMNS = ["overrides", "best_val_acc", "test_acc", "epochs", "wall_s", "folder", "error"]
@@ -116,17 +100,21 @@ def aligned(rows: list[dict[str, Any]]) -> str:
 
 
 class SweepCallbacks(Callback):
-    """Hydra callback: each job checked before the first one starts, a header line as each starts, and the sweep's
-    summary when the last has ended."""
+    """Each job checked before the first starts, a header line as each starts, the summary when the last has ended."""
 
     def __init__(self) -> None:
         self.jobs: int | None = None  # known once checked (a search's trials are sampled as it goes)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists a group's configs
         with refusals_exit():  # Hydra would turn what a callback raises into a warning, and go on
-            overrides = parsed_overrides(config)
+            overrides = parser.parse_overrides(list(config.hydra.overrides.task))
             self.jobs = check_sweep(config, overrides, kwargs["config_name"])
-        leave_fixed_keys_out_of_folder_names(config, overrides)
+        # Job folders named by what is swept only: the jobs' Hydra config leaves the keys fixed for every job out of them.
+        swept = {override.key_or_group for override in overrides if override.is_sweep_override()}
+        fixed = ",".join(override.key_or_group for override in overrides if override.key_or_group not in swept)
+        with open_dict(config):
+            config.hydra.overrides.hydra.append(f"hydra.job.config.override_dirname.exclude_keys=[{fixed}]")
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:
@@ -144,7 +132,7 @@ class SweepCallbacks(Callback):
         print(f"\nsweep of {len(rows)} runs, best first (also in {shown_path(sweep_dir)}/summary.md):\n{aligned(rows)}\n")
         best = rows[0].get("best_val_acc") if rows else None
         if isinstance(best, float) and not math.isnan(best):
-            print(f"best run: {rows[0]['overrides'] or rows[0]['folder']}  (best val accuracy {rows[0]['best_val_acc']:.4f})")
+            print(f"best run: {rows[0]['overrides'] or rows[0]['folder']}  (best val accuracy {best:.4f})")
         if (sweep_dir / "optimization_results.yaml").is_file():
             print(f"the Optuna study's best parameters: {shown_path(sweep_dir)}/optimization_results.yaml")
         if any(sweep_dir.rglob("events.out.tfevents.*")):
@@ -152,7 +140,4 @@ class SweepCallbacks(Callback):
         elif any(sweep_dir.rglob("metrics.csv")):  # logger=csv: their val curves overlaid in one picture
             print(f"compare them: {command('python', '-m', 'src.plot', sweep_dir)}")
         if failed := [row for row in rows if row.get("error")]:  # the others ran; the command still failed
-            print(
-                f"error: {len(failed)} of {len(rows)} runs failed; their errors are in the table's error column", file=sys.stderr
-            )
-            sys.exit(1)
+            exit_with_error(f"{len(failed)} of {len(rows)} runs failed; their errors are in the table's error column", status=1)

@@ -1,5 +1,5 @@
-"""A picture as the network's input, prepared as the data set prepared its own images: ``src.predict`` (image files)
-and ``src.serve`` (uploads, the page's canvas) share it. PIL and NumPy only: the server's request processes run it."""
+"""A picture as the network's input, prepared as the data set prepared its own images, for ``src.predict`` and
+``src.serve``. PIL and NumPy only: the server's request processes run it."""
 
 import io
 from pathlib import Path
@@ -22,8 +22,8 @@ class ImageTooLarge(ImageError):
 
 
 def open_image(source: bytes | Path, max_pixels: int | None = None) -> Image.Image:
-    """The decoded picture; an :class:`ImageError` for what PIL cannot read, or more than ``max_pixels`` pixels (checked
-    from the header, before the pixels are decoded)."""
+    """The decoded picture; an :class:`ImageError` for what PIL cannot read or more than ``max_pixels`` pixels (read
+    from the header, before decoding)."""
     try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
         if max_pixels is not None and image.width * image.height > max_pixels:
@@ -38,10 +38,8 @@ def open_image(source: bytes | Path, max_pixels: int | None = None) -> Image.Ima
 
 
 def grey(image: Image.Image) -> np.ndarray:
-    """The picture's grey levels on 8-bit's 0..255 scale, as floats (a 16-bit picture keeps its depth), whatever its
-    mode: ``ImageOps.grayscale`` would clip 16-bit, 32-bit and float pixels at 255. 16-bit by its range; ``I`` and
-    ``F``, whose range a file does not state, by the smallest of 1, 255 and 65535 that holds their brightest pixel;
-    colour, palettes and transparency as Pillow converts them, transparent parts as paper."""
+    """Grey levels on a 0..255 scale, as floats, in any mode: ``ImageOps.grayscale`` would clip 16-bit, 32-bit and float
+    pixels at 255. ``I`` and ``F`` state no range: the smallest of 1, 255 and 65535 that holds the brightest pixel."""
     if image.mode in ("I", "F") or image.mode.startswith("I;16"):
         pixels = np.asarray(image, dtype=np.float32).clip(0)
         brightest = float(pixels.max())
@@ -53,11 +51,9 @@ def grey(image: Image.Image) -> np.ndarray:
 
 
 def to_mnist(image: Image.Image, data_set: DataSet) -> np.ndarray:
-    """uint8 ``(28, 28)``, light ink on a dark ground as the data set stores it. Any size, colour or polarity: made grey
-    (transparent parts are paper), inverted when its border is light, stretched so the ground is 0 and the brightest ink
-    255; then the ink's bounding box is scaled into ``data_set.box`` pixels keeping its aspect, and placed by its centre
-    of mass (MNIST's digits) or its middle (Fashion-MNIST's items). A digit drawn small in a corner reads as MNIST's do;
-    an image of the data set itself comes back nearly unchanged."""
+    """uint8 ``(28, 28)``, light ink on dark as the data set stores it, from any size, colour or polarity: the ink's
+    bounding box scaled into ``data_set.box`` pixels and placed as the data set placed its own (``by_mass``), so that a
+    digit drawn small in a corner reads as MNIST's do and an image of the data set comes back nearly unchanged."""
     pixels = grey(image)
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
     if border.mean() > 127:  # dark ink on paper

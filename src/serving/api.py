@@ -17,8 +17,7 @@ class ClassifierAPI(ls.LitAPI):
     def setup(self, device: str) -> None:
         # Ctrl-C reaches every process of the terminal's group: LitServe's main process stops this worker on its way out.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        self.classifier.to(device)
-        self.on = device
+        self.classifier.to(device)  # LitServe sets self.device once this returns
 
     def decode_request(self, request, context: dict) -> torch.Tensor:  # unannotated: LitServe reads the JSON body itself
         context["image"] = request["pixels"]  # LitServe hands each request's own context to encode_response
@@ -27,14 +26,10 @@ class ClassifierAPI(ls.LitAPI):
     def predict(self, pixels: torch.Tensor) -> torch.Tensor:
         """A batch ``(N, 28, 28)`` (``max_batch_size=1``: one image) -> probabilities ``(N, 10)`` (one row)."""
         with torch.inference_mode():
-            probabilities = self.classifier(pixels.to(self.on).reshape(-1, *pixels.shape[-2:])).cpu()
+            probabilities = self.classifier(pixels.to(self.device).reshape(-1, *pixels.shape[-2:])).cpu()
         return probabilities if pixels.dim() == 3 else probabilities[0]
 
     def encode_response(self, probabilities: torch.Tensor, context: dict) -> dict:
         index = int(probabilities.argmax())
-        return {
-            "class": index,
-            "name": self.classifier.data_set.classes[index],
-            "probabilities": probabilities.tolist(),
-            "image": context["image"],
-        }
+        name = self.classifier.data_set.classes[index]
+        return {"class": index, "name": name, "probabilities": probabilities.tolist(), "image": context["image"]}

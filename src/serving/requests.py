@@ -1,10 +1,7 @@
-"""What ``POST /predict`` accepts, checked where each request arrives: an ASGI middleware in front of LitServe turns a
-PNG/JPEG body, a multipart upload or JSON pixels into the 28x28 pixels the network sees, or answers a 4xx with a
-one-line JSON error (``{"detail": ...}``, as FastAPI's own 404 and 405 do).
-
-Why in front: LitServe 0.2.19 decodes a body with ``request.json()`` (a PNG or broken JSON becomes a 500), and its
-batched loop decodes a whole batch in one ``try`` (one bad request would fail every request batched with it). Only
-checked requests reach it, as JSON ``{"pixels": ...}``."""
+"""What ``POST /predict`` accepts, checked in an ASGI middleware in front of LitServe: a PNG/JPEG body, a multipart
+upload or JSON pixels become the 28x28 pixels the network sees, passed on as JSON ``{"pixels": ...}``, or a 4xx with a
+one-line ``{"detail": ...}`` as FastAPI's own 404 and 405. In front, because LitServe 0.2.19 turns a body that is not
+JSON into a 500, and decodes a batch in one ``try``: one bad request would fail every request batched with it."""
 
 import json
 from typing import Annotated
@@ -12,7 +9,7 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import Headers, MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -49,9 +46,8 @@ class PredictRequests:
         except HTTPException as error:
             return await JSONResponse({"detail": error.detail}, status_code=error.status_code)(scope, receive, send)
         checked = json.dumps({"pixels": pixels.tolist()}).encode()
-        headers = [(name, value) for name, value in scope["headers"] if name not in (b"content-type", b"content-length")]
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(checked)).encode())]
-        await self.app(scope | {"headers": headers}, replaying(checked, receive), send)
+        MutableHeaders(scope=scope).update({"content-type": "application/json", "content-length": str(len(checked))})
+        await self.app(scope, replaying(checked, receive), send)
 
     async def read_body(self, scope: Scope, receive: Receive) -> bytes:
         """The body, refused as soon as it grows over ``max_bytes``."""
@@ -69,7 +65,7 @@ class PredictRequests:
 
     async def pixels(self, scope: Scope, body: bytes, receive: Receive) -> np.ndarray:
         """The pixels in ``[0, 1]``, ``(28, 28)``: JSON's as given, an image's prepared as its data set's were."""
-        media = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+        media = Headers(scope=scope).get("content-type", "").partition(";")[0].strip().lower()
         if media == "application/json":
             try:
                 return np.asarray(Pixels.model_validate_json(body).pixels, dtype=np.float32)
@@ -78,34 +74,25 @@ class PredictRequests:
                 where = ".".join(map(str, first["loc"])) or "body"
                 raise HTTPException(422, f"{where}: {first['msg']}; {WHAT_TO_SEND}") from None
         if media == "multipart/form-data":
-            body = await self.uploaded_file(scope, body, receive)
+            try:
+                form = await Request(scope, replaying(body, receive)).form(max_files=1, max_fields=10)
+            except Exception as error:  # python-multipart's parse errors, and Starlette's own limits
+                raise HTTPException(400, f"a broken multipart body ({' '.join(str(error).split())}); {WHAT_TO_SEND}") from None
+            if not (files := [value for value in form.values() if isinstance(value, UploadFile)]):
+                raise HTTPException(422, f"the multipart body holds no file; {WHAT_TO_SEND}")
+            body = await files[0].read()
         try:
             image = await run_in_threadpool(lambda: to_mnist(open_image(body, self.max_pixels), self.data_set))
         except ImageError as error:
             raise HTTPException(413 if isinstance(error, ImageTooLarge) else 415, str(error)) from None
         return image.astype(np.float32) / 255
 
-    @staticmethod
-    async def uploaded_file(scope: Scope, body: bytes, receive: Receive) -> bytes:
-        try:
-            form = await Request(scope, replaying(body, receive)).form(max_files=1, max_fields=10)
-        except Exception as error:  # python-multipart's parse errors, and Starlette's own limits
-            raise HTTPException(400, f"a broken multipart body ({' '.join(str(error).split())}); {WHAT_TO_SEND}") from None
-        files = [value for value in form.values() if isinstance(value, UploadFile)]
-        if not files:
-            raise HTTPException(422, f"the multipart body holds no file; {WHAT_TO_SEND}")
-        return await files[0].read()
-
 
 def replaying(body: bytes, receive: Receive) -> Receive:
     """An ASGI ``receive`` that gives ``body`` whole, then the client's own messages (a disconnect)."""
-    sent = False
+    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return messages.pop() if messages else await receive()
 
     return replay

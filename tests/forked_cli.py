@@ -1,13 +1,10 @@
 """Run command lines, each in a process of its own, paying Python's start-up and the imports once per test session.
 
-``python -m tests.forked_cli`` imports every entry point once, then reads one JSON line at a time from stdin:
-``[[module, cwd, [arg, ...], signal?], ...]``. For each command it forks a child that runs the module as ``__main__``
-with that ``sys.argv`` in that working folder, its stdout and stderr going to files, exactly as ``python -m <module>
-arg ...`` would run after its imports; ``signal``, ``[signum, line start, delay...]``, is sent to the child when a
-line of its stdout starts so (a user's Ctrl-C, a scheduler's SIGTERM, a kill -9), and again after each delay in
-seconds (a user's second Ctrl-C). It answers with one JSON line, ``[[exit status,
-stdout, stderr], ...]``. The parent does no torch work, so no thread pool is inherited half-started.
-"""
+``python -m tests.forked_cli`` imports every entry point, then reads JSON lines ``[[module, cwd, [arg, ...], signal?],
+...]`` from stdin and forks, for each command, a child that runs the module as ``__main__`` there, as ``python -m``
+would after its imports; ``signal``, ``[signum, line start, delay...]``, is sent when a line of the child's stdout
+starts so, and again after each delay (a second Ctrl-C). It answers one JSON line, ``[[exit status, stdout, stderr],
+...]``. The parent does no torch work, so no thread pool is inherited half-started."""
 
 import importlib
 import json

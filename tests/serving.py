@@ -1,6 +1,5 @@
-"""The real server and a real browser, for tests/test_serve.py, the README's screenshot (scripts/serve_screenshot.py)
-and the load benchmark (benchmarks/serve_load.py): ``python -m src.serve`` started as a user starts it, and headless
-Chromium (Debian's chromium and chromium-driver) through Selenium, drawing on the page as a user's pointer would."""
+"""``python -m src.serve`` started as a user starts it, and headless Chromium (Debian's) drawing on its page through
+Selenium, for tests/test_serve.py, scripts/serve_screenshot.py and benchmarks/serve_load.py."""
 
 import http.client
 import io
@@ -79,8 +78,7 @@ class Server:
         return status, json.loads(answer)
 
     def post_all(self, bodies: list[bytes], connections: int = 8) -> list[tuple[int, dict]]:
-        """Each body posted as an image, in order, over ``connections`` kept-alive connections at once (so that batches
-        fill); the statuses and answers."""
+        """Each body posted as an image over ``connections`` kept-alive connections at once (batches fill); the answers."""
 
         def post_share(first: int) -> list[tuple[int, dict]]:
             connection, answers = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60), []
@@ -96,8 +94,8 @@ class Server:
         return [shares[index % connections][index // connections] for index in range(len(bodies))]
 
     def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, float]:
-        """Ctrl-C as a terminal sends it, to every process of the group; SIGTERM as ``kill`` sends it, to the command's
-        own process. The exit status, the output, the seconds it took."""
+        """Ctrl-C to every process of the group, as a terminal sends it; SIGTERM to the command's own process, as ``kill``
+        does. The exit status, the output, the seconds it took."""
         started = time.monotonic()
         if signum == signal.SIGINT:
             os.killpg(self.process.pid, signum)

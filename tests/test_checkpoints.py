@@ -51,9 +51,8 @@ def test_a_resume_reopens_the_checkpoints_own_run_folder(tmp_path) -> None:
 
 
 def test_a_file_that_is_not_a_checkpoint_says_so_and_names_the_runs_checkpoints(tmp_path) -> None:
-    """A file of the run folder itself (config.yaml, a picture) is named as no checkpoint at all, and what to give
-    instead are the checkpoints in the run's checkpoints/ folder; a truncated one, or one holding Python objects, is
-    damaged."""
+    """A file of the run folder (config.yaml, a picture) is no checkpoint, and the run's checkpoints/ are named instead; a
+    truncated one, or one holding Python objects, is damaged."""
     run = tmp_path / "version_0"
     last = touch_checkpoint(run, mtime=1_000)
     best = last.with_name("epoch03-val_acc0.9800.ckpt")
@@ -87,8 +86,8 @@ def test_a_checkpoint_of_another_network_names_the_layer(tiny_config, tiny_run) 
 
 
 def test_a_run_resumed_from_a_copied_last_checkpoint_tests_a_checkpoint_that_exists(tiny_config, tmp_path, monkeypatch, capsys):
-    """A fresh clone elsewhere, holding only the run's last.ckpt at the same relative path: the resume trains, says
-    before training that the run's best checkpoint is not there, then tests the best of its own validations."""
+    """A clone holding only the run's last.ckpt: the resume says before training that the best checkpoint is not there,
+    then tests the best of its own validations."""
     first, clone = tmp_path / "first", tmp_path / "clone"
     first.mkdir()
     monkeypatch.chdir(first)

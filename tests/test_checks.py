@@ -1,6 +1,5 @@
-"""Bad settings in-process, through config.load and build as src.train calls them: each refused by the layer that knows
-it, in one line that names the key, before anything is written (conftest.py's table; its rows for a real process:
-test_cli.py). The Trainer's switches, and what they leave out."""
+"""Bad settings in-process, through config.load and build as src.train calls them (conftest.py's table): each refused in
+one line that names the key, before anything is written. The Trainer's switches, and what they leave out."""
 
 import inspect
 from pathlib import Path

@@ -1,20 +1,18 @@
-"""The command line as a user types it: every refusal whose source is the command line, and one of each other source,
-through the real entry points (one line, exit status 2, no traceback, not a byte written), and what a real run prints
-and writes. (``python -m src.train`` from a fresh interpreter: every DDP rank Lightning starts, test_ddp.py, and the
-joblib launcher's jobs, test_sweeps.py.)"""
+"""``python -m src.train`` as a user types it: every refusal whose source is the command line and one of each other
+source (one line, exit status 2, no traceback, not a byte written; the other entry points': test_after_training.py), and
+what a real run prints and writes."""
 
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import BAD_COMMANDS, run_many, tiny_data, tree
+from tests.conftest import BAD_COMMANDS, one_error_line, run_many, tiny_data, tree
 
 
 @pytest.mark.slow
 def test_every_source_of_a_refusal_gets_one_line_exit_2_and_writes_nothing(tiny_mnist, tmp_path: Path) -> None:
-    """conftest.py's "cli" rows, each in a process of its own (forked after the imports, see run_many), from a working
-    folder of its own (data/ and lightning_logs/ relative to it), on the tiny data set (Lightning's set-up needs data)."""
+    """conftest.py's "cli" rows, each a process of its own (run_many) in a working folder of its own, on the tiny data."""
     work = tmp_path / "work"
     work.mkdir()
     (work / "damaged.ckpt").write_bytes(b"PK\x03\x04 half a zip")
@@ -25,32 +23,9 @@ def test_every_source_of_a_refusal_gets_one_line_exit_2_and_writes_nothing(tiny_
     before = tree(work)
     commands = [[*arguments, *(data if "data.sources=[]" not in arguments else [])] for arguments, _ in cases]
     results = run_many([("src.train", work, arguments) for arguments in commands])
-    failures = []
     for (arguments, start), done in zip(cases, results, strict=True):
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        if done.returncode != 2 or len(lines) != 1 or not lines[0].startswith(f"error: {start}") or "Traceback" in done.stdout:
-            failures.append(f"{' '.join(arguments)} -> exit {done.returncode}: {done.stderr.strip()[-600:]}")
-    assert not failures, "\n".join(failures)
+        assert one_error_line(done).startswith(f"error: {start}"), (arguments, done.stderr[-600:])
     assert tree(work) == before  # not a byte written: no run folder, no event file, no mlflow.db, no sweep folder
-
-
-@pytest.mark.slow
-def test_the_other_entry_points_keep_the_same_contract(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("not a checkpoint")
-    cases = [
-        ("src.eval", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt: no such file"),
-        ("src.eval", ["ckpt_path=a=b"], "ckpt_path=a=b: Hydra cannot parse this"),
-        ("src.predict", ["ckpt_path=notes.txt", "image=notes.txt"], "ckpt_path=notes.txt: not a Lightning checkpoint"),
-        ("src.predict", ["ckpt_path=notes.txt", "imgae=x.png"], "imgae=x.png: no such key; did you mean image?"),
-        ("src.export", ["ckpt_path=notes.txt", "format=tflite"], "format=tflite: Input should be 'onnx' or 'torchscript'"),
-        ("src.plot", ["nowhere"], "nowhere: no such folder"),
-    ]
-    before = tree(tmp_path)
-    results = run_many([(module, tmp_path, arguments) for module, arguments, _ in cases])
-    for (module, _, start), done in zip(cases, results, strict=True):
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        assert done.returncode == 2 and lines == [lines[0]] and lines[0].startswith(f"error: {start}"), (module, done.stderr)
-    assert tree(tmp_path) == before
 
 
 @pytest.mark.slow

@@ -11,19 +11,17 @@ from src.data.augment import Augmentation, gaussian_smooth, random_erase, random
 from src.data.batches import DeviceBatches, EpochShuffle
 from src.data.mnist import MNISTDataModule
 from src.data.sources import DataUnavailable, fetch_raw_files
+from src.models.mlp import MLP
 from tests.conftest import TinyMNIST, datamodule, delivering
 
 
-def test_splits_are_disjoint_and_the_test_set_is_the_official_one(tiny_mnist) -> None:
+def test_splits_are_disjoint_the_test_set_is_the_official_one_and_both_normalizations_hold(tiny_mnist) -> None:
     dm = datamodule(tiny_mnist)
     assert len(dm.train_indices) == 500 and len(dm.val_indices) == 100
     assert not set(dm.train_indices.tolist()) & set(dm.val_indices.tolist())
     assert len(dm.splits["test"][1]) == 200  # the t10k file, untouched by the split
     again = datamodule(tiny_mnist)
     assert torch.equal(again.val_indices, dm.val_indices)  # the split is fixed by split_seed
-
-
-def test_normalizations(tiny_mnist) -> None:
     images = datamodule(tiny_mnist, normalization="symmetric").splits["train"][0]
     assert images.shape[1:] == (1, 28, 28)
     assert images.min() >= -1.0 and images.max() <= 1.0 and images.min() < -0.9 and images.max() > 0.9
@@ -271,23 +269,28 @@ def test_random_erasing_blacks_out_one_rectangle_of_2_to_40_percent() -> None:
 
 
 @pytest.mark.parametrize(
-    ("arguments", "error"),
+    ("built", "arguments", "error"),
     [
-        ({"batch_size": 0}, "batch_size\n  Input should be greater than 0"),
-        ({"val_size": 60_000}, "val_size\n  Input should be less than 60000"),
-        ({"normalization": "foo"}, "normalization\n  Input should be 'standard' or 'symmetric'"),
-        ({"rotate": 181.0}, "rotate\n  Input should be less than or equal to 180"),
-        ({"scale": 1}, "scale\n  Input should be less than 1"),
-        ({"elastic_alpha": -1.0}, "elastic_alpha\n  Input should be greater than or equal to 0"),
-        ({"elastic_sigma": 0.0}, "elastic_sigma\n  Input should be greater than 0"),
-        ({"flip": 1.5}, "flip\n  Input should be less than or equal to 1"),
-        ({"erase": -0.1}, "erase\n  Input should be greater than or equal to 0"),
-        ({"sources": ["ftp"]}, "sources.0\n  Input should be 'torchvision', 'npm' or 'debian'"),
+        (MNISTDataModule, {"batch_size": 0}, "batch_size\n  Input should be greater than 0"),
+        (MNISTDataModule, {"val_size": 60_000}, "val_size\n  Input should be less than 60000"),
+        (MNISTDataModule, {"normalization": "foo"}, "normalization\n  Input should be 'standard' or 'symmetric'"),
+        (MNISTDataModule, {"rotate": 181.0}, "rotate\n  Input should be less than or equal to 180"),
+        (MNISTDataModule, {"scale": 1}, "scale\n  Input should be less than 1"),
+        (MNISTDataModule, {"elastic_alpha": -1.0}, "elastic_alpha\n  Input should be greater than or equal to 0"),
+        (MNISTDataModule, {"elastic_sigma": 0.0}, "elastic_sigma\n  Input should be greater than 0"),
+        (MNISTDataModule, {"flip": 1.5}, "flip\n  Input should be less than or equal to 1"),
+        (MNISTDataModule, {"erase": -0.1}, "erase\n  Input should be greater than or equal to 0"),
+        (MNISTDataModule, {"sources": ["ftp"]}, "sources.0\n  Input should be 'torchvision', 'npm' or 'debian'"),
+        (MLP, {"hidden": [64, 1.5]}, "hidden.1\n  Input should be a valid integer"),
+        (MLP, {"dropout": -0.1}, "dropout\n  Input should be greater than or equal to 0"),
+        (MLP, {"input_dropout": 1.0}, "input_dropout\n  Input should be less than 1"),
+        (MLP, {"num_classes": 1}, "num_classes\n  Input should be greater than or equal to 2"),
+        (MLP, {"in_features": "seven"}, "in_features\n  Input should be a valid integer"),
     ],
 )
-def test_the_datamodule_checks_its_arguments_from_its_signature(arguments: dict, error: str) -> None:
+def test_the_datamodule_and_the_network_check_their_arguments_from_their_signatures(built, arguments, error) -> None:
     """Built from Python (src.eval, a notebook); the config's check reads the same declarations (conftest.py's table has
-    the others: shift, loader, dataset, a batch size of 1.5)."""
+    the others: shift, loader, dataset, a batch size of 1.5, hidden=[0], dropout=1.5)."""
     with pytest.raises(ValidationError) as caught:
-        MNISTDataModule(**arguments)
+        built(**arguments)
     assert error in str(caught.value), str(caught.value)

@@ -23,9 +23,8 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
 
 @pytest.mark.slow
 def test_a_ddp_sweep_runs_each_job_once_on_every_rank_and_a_resume_continues_on_every_rank(tiny_mnist, tmp_path) -> None:
-    """Rank r takes every 2nd sample of the same seeded order, so two batches of 16 are one batch of 32 split in two;
-    DDP averages their mean gradients, which is the mean over the 32. Lightning starts rank 1 by running the command
-    line again: in a sweep, that of the job, not a sweep of its own."""
+    """Each rank takes every 2nd sample of one seeded order: DDP's average of two batches' mean gradients is one batch of
+    32's. Lightning starts rank 1 by running the command line again: in a sweep, that of the job, not a sweep of its own."""
     data = tiny_data(tiny_mnist)
     (sweep,) = run_many([("src.train", tmp_path, ["-m", *data, *COMMON, *DDP, "name=ddp", "trainer.max_epochs=1", "seed=1,2"])])
     assert sweep.returncode == 0 and "error" not in sweep.stderr.lower(), sweep.stderr[-3000:]
@@ -48,8 +47,7 @@ def test_a_ddp_sweep_runs_each_job_once_on_every_rank_and_a_resume_continues_on_
 
 
 def test_a_run_leaves_its_process_group(tiny_config) -> None:
-    """gloo's threads, left running at exit, abort a rank (exit -6) and Lightning's launcher then kills the others: every
-    rank leaves the group when its run ends. One process, so that it can be looked at from here."""
+    """gloo's threads, left running at exit, abort a rank (exit -6): every rank leaves the group when its run ends."""
     from src.train import train
 
     environment = dict(os.environ)  # Lightning sets MASTER_PORT, WORLD_SIZE, ... in this process

@@ -1,6 +1,5 @@
 """Fashion-MNIST through the same DataModule and configs: its folder, checksums, sources and statistics, and its class
-names in what the commands print. (Each data set takes only its own sources: conftest.py's table of refused commands; a
-resume stays on its data set: test_training.py.)"""
+names in what the commands print."""
 
 import re
 from pathlib import Path
@@ -12,23 +11,19 @@ from src.data import sources
 from src.data.datasets import FASHION_MNIST
 from src.data.mnist import MNISTDataModule
 from src.data.sources import DataUnavailable
-from tests.conftest import REPO, delivering, run_many, synthetic_digits, write_idx
+from tests.conftest import REPO, TinyMNIST, delivering, run_many
 
 
-def debian_delivers_tiny_files(tmp_path: Path, monkeypatch) -> tuple[dict[str, bytes], list[str]]:
-    """A tiny data set in Fashion-MNIST's file names, as a stand-in of the Debian source delivers it; the data sets it
-    was asked for."""
-    write_idx(tmp_path / "delivered", "train", *synthetic_digits(600, seed=1))
-    write_idx(tmp_path / "delivered", "t10k", *synthetic_digits(200, seed=2))
-    files, asked = {path.name: path.read_bytes() for path in (tmp_path / "delivered").iterdir()}, []
+def debian_delivers_tiny_files(tiny: TinyMNIST, monkeypatch) -> tuple[dict[str, bytes], list[str]]:
+    """A stand-in Debian source delivering the tiny data set's files (Fashion-MNIST's names too); the data sets asked."""
+    files, asked = {path.name: path.read_bytes() for path in tiny.raw.iterdir()}, []
     monkeypatch.setitem(sources.SOURCES, "debian", delivering(files, asked))
     return files, asked
 
 
-def test_fashion_mnist_has_its_own_folder_sources_and_statistics(tmp_path: Path, monkeypatch) -> None:
-    files, asked = debian_delivers_tiny_files(tmp_path, monkeypatch)
-    checksums = {name: sources.hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    dm = MNISTDataModule(data_dir=str(tmp_path / "data"), dataset="fashion_mnist", checksums=checksums, val_size=100)
+def test_fashion_mnist_has_its_own_folder_sources_and_statistics(tiny_mnist, tmp_path: Path, monkeypatch) -> None:
+    files, asked = debian_delivers_tiny_files(tiny_mnist, monkeypatch)
+    dm = MNISTDataModule(data_dir=str(tmp_path / "data"), dataset="fashion_mnist", checksums=tiny_mnist.checksums, val_size=100)
     assert dm.hparams.sources is None  # the data set's own order: torchvision, then Debian
     monkeypatch.setitem(sources.SOURCES, "torchvision", lambda workdir, dataset: (_ for _ in ()).throw(OSError("offline")))
     dm.prepare_data()
@@ -39,8 +34,8 @@ def test_fashion_mnist_has_its_own_folder_sources_and_statistics(tmp_path: Path,
     assert len(dm.splits["train"][1]) == 500 and dm.data_set.label(9) == "Ankle boot"
 
 
-def test_fashion_mnist_files_are_pinned_by_their_sha256(tmp_path: Path, monkeypatch) -> None:
-    debian_delivers_tiny_files(tmp_path, monkeypatch)  # files that are not the real Fashion-MNIST
+def test_fashion_mnist_files_are_pinned_by_their_sha256(tiny_mnist, tmp_path: Path, monkeypatch) -> None:
+    debian_delivers_tiny_files(tiny_mnist, monkeypatch)  # files that are not the real Fashion-MNIST
     dm = MNISTDataModule(data_dir=str(tmp_path / "data"), dataset="fashion_mnist", sources=["debian"])
     with pytest.raises(DataUnavailable, match=r"^Fashion-MNIST could not be found or fetched \(.*debian: ValueError: .*sha256"):
         dm.prepare_data()
@@ -48,18 +43,12 @@ def test_fashion_mnist_files_are_pinned_by_their_sha256(tmp_path: Path, monkeypa
     assert not raw.exists() or not any(raw.iterdir())  # nothing unverified was kept
 
 
-@pytest.fixture(scope="session")
-def real_fashion_mnist() -> Path:
-    """The real Fashion-MNIST in ./data, fetched by the DataModule's own sources (torchvision, else Debian's package)."""
-    try:
+@pytest.mark.slow
+def test_a_short_real_fashion_mnist_run_names_its_classes(tmp_path: Path) -> None:
+    try:  # the real Fashion-MNIST in ./data, fetched by the DataModule's own sources (torchvision, else Debian's package)
         MNISTDataModule(data_dir=str(REPO / "data"), dataset="fashion_mnist").prepare_data()
     except DataUnavailable as error:
         pytest.skip(f"Fashion-MNIST is not available here: {error}")
-    return REPO / "data" / "FashionMNIST" / "raw"
-
-
-@pytest.mark.slow
-def test_a_short_real_fashion_mnist_run_names_its_classes(real_fashion_mnist, tmp_path: Path) -> None:
     quick = ["trainer.max_epochs=1", "trainer.limit_train_batches=60", "~callbacks.model_summary", "~callbacks.curves_png"]
     (done,) = run_many([("src.train", REPO, ["data=fashion_mnist", *quick, f"log_dir={tmp_path}"])])
     assert done.returncode == 0, done.stderr[-2000:]

@@ -1,5 +1,4 @@
-"""Lightning's and Hydra's own switches and every logger choice, typed alone as their docs show them, through the real
-command line."""
+"""Lightning's and Hydra's own switches and every logger choice, typed alone, through the real command line."""
 
 from pathlib import Path
 
@@ -36,8 +35,7 @@ SWITCHES = [
 
 
 def tiny_run(switch: list[str]) -> list[str]:
-    """TINY_RUN, less its removal of callbacks that another choice of the callbacks group does not have, and with the
-    curves picture for a choice of logger."""
+    """TINY_RUN, less removals of callbacks another callbacks choice lacks, and with the curves for a choice of logger."""
     other_set = any(argument.startswith("callbacks=") for argument in switch)
     logger = "logger" in " ".join(switch)
     return [a for a in TINY_RUN if not (other_set and a.startswith("~callbacks.") or logger and "curves_png" in a)]

@@ -52,7 +52,8 @@ def centre_of_mass(pixels: np.ndarray) -> tuple[float, float]:
     return (rows * weights).sum() / weights.sum(), (columns * weights).sum() / weights.sum()
 
 
-def test_a_dark_digit_drawn_small_in_a_corner_is_framed_as_mnist_frames_its_digits() -> None:
+def test_a_picture_is_framed_as_its_data_set_framed_its_images() -> None:
+    """A dark digit drawn small in a corner, as MNIST framed its digits; an item centred filling the frame, as Fashion-MNIST."""
     page = Image.new("L", (600, 400), 255)
     ImageDraw.Draw(page).line([(20, 20), (60, 20), (35, 90)], fill=0, width=6)  # a 7, 41 x 71 pixels, top left
     pixels = to_mnist(page, MNIST)
@@ -60,9 +61,6 @@ def test_a_dark_digit_drawn_small_in_a_corner_is_framed_as_mnist_frames_its_digi
     assert pixels.shape == (28, 28) and pixels.dtype == np.uint8 and pixels.max() == 255 and pixels[0, 0] == 0
     assert max(bottom - top, right - left) + 1 == 20  # the longer side scaled into MNIST's 20x20 box
     assert all(abs(c - 14) <= 0.5 for c in centre_of_mass(pixels))  # MNIST's centres of mass sit at (14, 14)
-
-
-def test_fashion_mnist_items_fill_the_frame_centred_and_transparency_is_paper() -> None:
     item = Image.new("RGBA", (300, 120), (0, 0, 0, 0))
     ImageDraw.Draw(item).rectangle([50, 10, 249, 109], fill=(30, 30, 30, 255))  # a dark 200 x 100 item, see-through around
     pixels = to_mnist(item, FASHION_MNIST)

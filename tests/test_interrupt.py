@@ -23,18 +23,10 @@ def arguments(tiny, save_dir: Path, name: str, *extra: str) -> list[str]:
 
 
 def last_step_shown(out: str) -> int:
-    """The training step of the last progress line (``epoch E/2 batch B/63 ...``): the run had got at least that far
-    when the signal, sent once that line appeared, reached it (a step is a few milliseconds; the signal is sent some
-    milliseconds later, more on a busy machine)."""
+    """The step of the last progress line (``epoch E/2 batch B/63 ...``): the run had got at least that far when the
+    signal, sent once that line appeared, reached it."""
     epoch, batch = re.findall(r"^epoch (\d+)/\d+ batch (\d+)/", out, re.MULTILINE)[-1]
     return (int(epoch) - 1) * EPOCH + int(batch)
-
-
-def stop_when(args: list[str], line_start: str, signum: int) -> tuple[int, str, str]:
-    """``python -m src.train <args>``, sent ``signum`` when a line of its output starts with ``line_start``: (exit
-    status, stdout, stderr)."""
-    done = run_module("src.train", *args, signal=(signum, line_start))  # a process of its own: see assert_same_run
-    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +49,11 @@ def assert_same_run(resumed: Path, straight: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactly(tiny_mnist, straight, tmp_path) -> None:
-    code, out, err = stop_when(arguments(tiny_mnist, tmp_path, "cut"), "epoch 1/2 batch 10/", signal.SIGTERM)
-    assert code == 130, err[-2000:]
+    cut = run_module("src.train", *arguments(tiny_mnist, tmp_path, "cut"), signal=(signal.SIGTERM, "epoch 1/2 batch 10/"))
+    assert cut.returncode == 130, cut.stderr[-2000:]  # a process of its own, not run_many's: see assert_same_run
     run_dir = tmp_path / "cut" / "version_0"
-    assert last_step_shown(out) <= last_state(run_dir)["global_step"] < EPOCH  # the batch running when the signal came
-    resume = shlex.split(err.strip().splitlines()[-1])
+    assert last_step_shown(cut.stdout) <= last_state(run_dir)["global_step"] < EPOCH  # the batch running at the signal
+    resume = shlex.split(cut.stderr.strip().splitlines()[-1])
     assert resume[:3] == ["python", "-m", "src.train"] and resume[-1] == f"ckpt_path={run_dir}/checkpoints/last.ckpt"
     assert "model.hidden=[64]" in resume  # the original overrides, quoted for a shell
     done = run_module("src.train", *resume[3:])
@@ -72,12 +64,13 @@ def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactl
 @pytest.mark.slow
 def test_sigkill_loses_at_most_the_periodic_interval(tiny_mnist, straight, tmp_path) -> None:
     every = ["callbacks.step_checkpoint.every_n_train_steps=10"]
-    code, out, err = stop_when(arguments(tiny_mnist, tmp_path, "killed", *every), "epoch 2/2 batch 20/", signal.SIGKILL)
-    assert code == -signal.SIGKILL
+    killing = (signal.SIGKILL, "epoch 2/2 batch 20/")
+    killed = run_module("src.train", *arguments(tiny_mnist, tmp_path, "killed", *every), signal=killing)
+    assert killed.returncode == -signal.SIGKILL
     run_dir = tmp_path / "killed" / "version_0"
     state = last_state(run_dir)  # whole: the atomic rename never leaves a partial last.ckpt
     step = state["global_step"]
-    assert step % 10 == 0 and step > last_step_shown(out) - 10  # the newest periodic save: at most 10 steps lost
+    assert step % 10 == 0 and step > last_step_shown(killed.stdout) - 10  # the newest periodic save: at most 10 steps lost
     done = run_module("src.train", *arguments(tiny_mnist, tmp_path, "killed", *every, "ckpt_path=last"))
     assert done.returncode == 0, done.stderr[-2000:]
     assert not list((run_dir / "checkpoints").glob(".*partial*"))  # one a kill mid-save left: removed by the next save
@@ -86,11 +79,11 @@ def test_sigkill_loses_at_most_the_periodic_interval(tiny_mnist, straight, tmp_p
 
 @pytest.mark.slow
 def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_its_job(tiny_mnist, tmp_path) -> None:
-    """Ctrl-C finishes the batch and saves it, as SIGTERM does; and not only the running job stops: the later jobs do
-    not start (a user's Ctrl-C means the sweep)."""
+    """Ctrl-C finishes the batch and saves it, as SIGTERM does, and the sweep's later jobs do not start."""
     swept = ["-m", *arguments(tiny_mnist, tmp_path, "swept", "seed=0,1")]
-    code, out, err = stop_when(swept, "epoch 1/2 batch 10/", signal.SIGINT)
-    assert code == 130, err[-2000:]
+    done = run_module("src.train", *swept, signal=(signal.SIGINT, "epoch 1/2 batch 10/"))
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 130, err[-2000:]
     (sweep,) = tmp_path.glob("swept-sweep-*")
     assert sorted(path.name for path in sweep.iterdir() if path.is_dir()) == ["0_seed:0"]  # job 2 never started
     assert "stopped by a signal (the sweep's later jobs did not run); the current step is saved" in err

@@ -1,5 +1,4 @@
-"""The loggers: their histories across a resume, MLflow's run, which a resume continues. (Every logger choice through the
-command line: test_habits.py.)"""
+"""The loggers: their histories across a resume, MLflow's run, which a resume continues."""
 
 import csv
 import io
@@ -18,18 +17,14 @@ from tests.conftest import TINY_RUN, TinyMNIST, run_many, scalars, tiny_data
 
 
 def test_csv_history_of_a_resumed_run_is_the_tensorboard_history(tiny_config, tmp_path, caplog) -> None:
-    """logger=many writes both; after a resume, the CSV files (one per start) read as one history equal to TensorBoard's
-    (which drops what came after the checkpoint with purge_step): no step twice, no gap. Reading the curves reports no
-    purge: by design, so the reader's "out of order event.step" warning, once per resume, is not shown. The commands the
-    summary prints paste into a shell, with a space in their path."""
+    """logger=many: after a resume, the CSV files (one per start) read as one history equal to TensorBoard's (purged
+    after the checkpoint), without the reader's "out of order" warning; the printed commands paste into a shell."""
     common = ("logger=many", "scheduler=none", "trainer.log_every_n_steps=4", f"log_dir={tmp_path / 'run s'}")
     first = train(tiny_config(*common, "trainer.max_epochs=1"))
     tensorboard, csv_file = (line.split(maxsplit=1)[1] for line in first["logged"])
     assert shlex.split(tensorboard) == ["tensorboard", "--logdir", str(Path(first["run_dir"]).resolve())]
     assert shlex.split(csv_file) == [str(Path(first["run_dir"]).resolve() / "csv" / "version_0" / "metrics.csv")]
-    # TensorBoard orders a run's event files by name, the second of their creation first: within one second and one
-    # process (never so for a user, whose resume is a new process) a later file can sort first.
-    time.sleep(1.1)
+    time.sleep(1.1)  # event files sort by their creation second, then a counter: in one process, let the second differ
     run = Path(train(tiny_config(*common, "trainer.max_epochs=2", "ckpt_path=last"))["run_dir"])
     histories = sorted(run.glob("csv/*/metrics.csv"))
     assert run == Path(first["run_dir"]) and [path.parent.name for path in histories] == ["version_0", "version_1"]
@@ -54,8 +49,7 @@ def test_init_from_starts_a_new_run_from_the_weights_only(tiny_config) -> None:
 
 
 def test_a_tracking_server_must_answer_within_seconds() -> None:
-    """What check_mlflow asks of a server: an answer at /health (a stand-in here; the run against MLflow's own store is
-    below; a port where nothing listens: conftest.py's table of refused commands)."""
+    """What check_mlflow asks of a server: an answer at /health (a stand-in; nothing listening: conftest.py's table)."""
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
     class Health(BaseHTTPRequestHandler):
@@ -73,9 +67,8 @@ def test_a_tracking_server_must_answer_within_seconds() -> None:
 
 @pytest.mark.slow
 def test_mlflow_run_is_continued_by_a_resume(tiny_mnist: TinyMNIST, tmp_path: Path) -> None:
-    """Train a tiny run with logger=mlflow, resume it for a second epoch in another precision (a Trainer setting a
-    resume may change): MLflow holds one run, whose params are the run's settings as it started and whose metric history
-    goes on across the resume. Read back through MLflow's own client."""
+    """A tiny run with logger=mlflow, resumed for a second epoch in another precision: MLflow's client reads one run,
+    whose params are the settings as it started and whose metric history goes on across the resume."""
     from mlflow.tracking import MlflowClient
 
     work = tmp_path / "work"

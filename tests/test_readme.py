@@ -1,5 +1,5 @@
-"""Every command the README shows runs as printed: composed, checked and built as the entry point does it; the
-commands that use a trained model run for real, on a tiny run the test trains first."""
+"""Every command the README shows runs as printed: composed, checked and built as its entry point does it; those that
+use a trained model run for real, on a tiny run trained first."""
 
 import re
 import shlex
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, open_dict
 from PIL import Image
@@ -20,7 +19,7 @@ from src.export import export
 from src.predict import predict
 from src.sweeps import sweep_jobs
 from src.train import train
-from tests.conftest import CONF, QUIET, REPO, TinyMNIST, synthetic_digits
+from tests.conftest import QUIET, REPO, TinyMNIST, composed, synthetic_digits
 
 README_CHECKPOINT = "lightning_logs/mnist/version_0/checkpoints/last.ckpt"
 
@@ -37,18 +36,11 @@ def test_the_readme_shows_commands_of_every_entry_point() -> None:
     assert all(readme_commands(module) for module in ("src.eval", "src.predict", "src.export"))
 
 
-def composed(name: str, overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose(name, overrides=overrides)
-
-
 @pytest.fixture
 def readme_run(tiny_mnist, tmp_path) -> Path:
     """A finished tiny run of the default network, where ``ckpt_path=last`` finds it; the README's checkpoint path."""
-    tiny_run = ["trainer.max_epochs=1", "trainer.log_every_n_steps=4"]  # the README's settings: its resumes keep them
-    cfg = composed("train", [*QUIET, f"log_dir={tmp_path / 'logs'}", *tiny_run])
-    summary = train(tiny_mnist.use_in(cfg))
-    return Path(summary["run_dir"]) / "checkpoints" / "last.ckpt"
+    cfg = composed(tmp_path / "logs", *QUIET, "trainer.max_epochs=1", "trainer.log_every_n_steps=4")  # as the README's resumes
+    return Path(train(tiny_mnist.use_in(cfg))["run_dir"]) / "checkpoints" / "last.ckpt"
 
 
 def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mnist: TinyMNIST, readme_run, tmp_path) -> None:
@@ -59,7 +51,7 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
             continue  # prints (test_habits.py)
         jobs = sweep_jobs(OverridesParser.create().parse_overrides(overrides)) if "-m" in arguments else [overrides]
         for job in jobs:
-            cfg = tiny_mnist.use_in(composed("train", [*job, f"log_dir={tmp_path / 'logs'}"]))
+            cfg = tiny_mnist.use_in(composed(tmp_path / "logs", *job))
             spec = load(cfg)
             if "-m" in arguments:
                 continue  # a sweep's jobs are single runs like the others
@@ -74,9 +66,9 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
             assert run.run_dir.parent == Path(cfg.log_dir) / cfg.name
 
 
-def readme_config(name: str, arguments: list[str], checkpoint: Path, image: Path):
+def readme_config(name: str, arguments: list[str], checkpoint: Path, image: Path) -> DictConfig:
     overrides = [a.replace(README_CHECKPOINT, str(checkpoint)).replace("my_digit.png", str(image)) for a in arguments]
-    cfg = composed(name, overrides)
+    cfg = composed(Path("lightning_logs"), *overrides, config=name)
     with open_dict(cfg):
         cfg.ckpt_path = str(checkpoint)
     return cfg
@@ -94,5 +86,5 @@ def test_the_readme_commands_that_use_a_trained_model_run(readme_run, tmp_path) 
         assert [path for path, _, _ in predict(cfg.ckpt_path, cfg.image)] == [image]
     for arguments in readme_commands("src.export"):
         cfg = readme_config("export", arguments, readme_run, image)
-        path, difference, _ = export(cfg.ckpt_path, cfg.format, cfg.out, cfg.check_images, cfg.tolerance)
-        assert path.is_file() and difference <= cfg.tolerance
+        path, difference, checked = export(cfg.ckpt_path, cfg.format, cfg.out, cfg.check_images, cfg.tolerance)
+        assert path.is_file() and path.suffix == ".onnx" and difference <= cfg.tolerance and checked == 200  # all 200

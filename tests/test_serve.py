@@ -17,7 +17,7 @@ import torch
 from src.checkpoints import PixelClassifier
 from src.data.datasets import FASHION_MNIST
 from src.predict import predict
-from tests.conftest import REAL_DATA_DIR, one_error_line, run_many, trained_once, tree
+from tests.conftest import REAL_DATA_DIR, trained_once, tree
 from tests.serving import Server, png
 from tests.test_images import reference, save_in_every_mode
 
@@ -34,11 +34,14 @@ def multipart(name: str, filename: str | None, content: bytes) -> tuple[bytes, s
 
 
 @pytest.fixture(scope="module")
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
+def digits(real_run, tmp_path_factory) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """24 real test digits, their labels, and what src.predict reads in each as a PNG file."""
     from torchvision.datasets import MNIST
 
-    test = MNIST(str(REAL_DATA_DIR), train=False)
-    return test.data[:24], test.targets[:24]
+    test, folder = MNIST(str(REAL_DATA_DIR), train=False), tmp_path_factory.mktemp("digits")
+    for index, pixels in enumerate(test.data[:24].numpy()):
+        (folder / f"{index:02d}.png").write_bytes(png(pixels))
+    return test.data[:24], test.targets[:24], predict(real_run["best_checkpoint"], str(folder))
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +58,11 @@ def served(real_run, tmp_path_factory) -> Iterator[tuple[Server, Path]]:
     assert tree(cwd) == {}  # LitServe's client.py is not written into the user's folder
 
 
-def test_answers_match_src_predict_and_the_checkpoints_own_network(served, digits, tmp_path) -> None:
+def test_answers_match_src_predict_and_the_checkpoints_own_network(served, digits) -> None:
     server, checkpoint = served
-    images, labels = digits
+    images, labels, expected = digits
     classifier = PixelClassifier(torch.load(checkpoint, weights_only=True), checkpoint)
-    for index, pixels in enumerate(images.numpy()):
-        (tmp_path / f"{index:02d}.png").write_bytes(png(pixels))
-    expected = predict(str(checkpoint), str(tmp_path))
-    answers = [server.post((tmp_path / f"{index:02d}.png").read_bytes()) for index in range(len(images))]
+    answers = [server.post(path.read_bytes()) for path, _, _ in expected]
     assert all(status == 200 for status, _ in answers)
     assert [answer["name"] for _, answer in answers] == [name for _, name, _ in expected]
     for (_, answer), (_, _, probabilities) in zip(answers, expected, strict=True):
@@ -83,7 +83,7 @@ def test_answers_match_src_predict_and_the_checkpoints_own_network(served, digit
 
 def test_every_mode_pillow_opens_reads_as_its_8_bit_image_in_src_predict_and_the_server(served, tmp_path) -> None:
     """60 real test digits in each mode (16-bit, 32-bit, float, palette, see-through, CMYK, 1-bit): src.predict and the
-    server read each as its 8-bit file, to the same 28x28 image the server answers with."""
+    server read each as its 8-bit file, to the same 28x28 image."""
     from torchvision.datasets import MNIST
 
     server, checkpoint = served
@@ -142,18 +142,14 @@ def test_each_bad_request_gets_its_own_4xx_and_the_server_keeps_serving(served, 
     assert server.post(good)[1]["class"] == digits[1][0].item()
 
 
-def test_good_and_bad_requests_batched_together(served, digits, tmp_path) -> None:
+def test_good_and_bad_requests_batched_together(served, digits) -> None:
     """At max_batch_size=32, 40 good and 24 bad requests at once: every bad one 4xx, every good one 200 and right."""
-    server, checkpoint = served
-    images, labels = digits
+    (server, _), (images, _, right) = served, digits
     requests = [(png(images[i % 24].numpy()), "image/png", i % 24) for i in range(40)]
     requests += [(b"not an image", "image/png", None), (json.dumps({"pixels": [[9]]}).encode(), "application/json", None)] * 12
     order = np.random.default_rng(0).permutation(len(requests))
     with ThreadPoolExecutor(max_workers=64) as pool:
         answers = list(pool.map(lambda i: server.post(*requests[i][:2]), order))
-    for index, pixels in enumerate(images.numpy()):
-        (tmp_path / f"{index:02d}.png").write_bytes(png(pixels))
-    right = dict(enumerate(predict(str(checkpoint), str(tmp_path))))
     for i, (status, answer) in zip(order, answers, strict=True):
         index = requests[i][2]
         if index is None:
@@ -176,46 +172,16 @@ def test_a_fashion_mnist_checkpoint_answers_with_names_and_ctrl_c_stops_it_clean
     socket.create_server(("127.0.0.1", server.port)).close()  # the port is free again
 
 
-def test_bad_commands_stop_before_the_server_starts(real_run, tmp_path) -> None:
-    checkpoint = Path(real_run["best_checkpoint"])
-    damaged = tmp_path / "damaged.ckpt"
-    damaged.write_bytes(checkpoint.read_bytes()[:5000])
-    other = tmp_path / "other.ckpt"
-    state = torch.load(checkpoint, weights_only=True)
-    torch.save(state | {"state_dict": {"net.layers.0.weight": torch.zeros(3, 3)}}, other)
-    busy = socket.create_server(("127.0.0.1", 0))
-    cases = [
-        ([], "ckpt_path=???: a checkpoint is needed"),
-        (["ckpt_path=missing.ckpt"], "ckpt_path=missing.ckpt: no such file"),
-        ([f"ckpt_path={damaged}"], f"ckpt_path={damaged}: the file is damaged"),
-        ([f"ckpt_path={other}"], f"ckpt_path={other}: not a network this project trained"),
-        ([f"ckpt_path={checkpoint}", "port=80"], "port=80: Input should be greater than or equal to 1024"),
-        ([f"ckpt_path={checkpoint}", "host=example.com"], "host=example.com: Input should be '127.0.0.1', '0.0.0.0' or '::'"),
-        ([f"ckpt_path={checkpoint}", f"port={busy.getsockname()[1]}"], f"port={busy.getsockname()[1]}: cannot listen on"),
-        ([f"ckpt_path={checkpoint}", "max_batch_size=0"], "max_batch_size=0: Input should be greater than or equal to 1"),
-        ([f"ckpt_path={checkpoint}", "+workers=4"], "workers=4: serve has no such argument; it takes ckpt_path"),
-    ]
-    if not torch.cuda.is_available():
-        cases.append(([f"ckpt_path={checkpoint}", "accelerator=gpu"], "accelerator=gpu: this machine has none"))
-    before = tree(tmp_path)
-    results = run_many([("src.serve", tmp_path, arguments) for arguments, _ in cases])
-    busy.close()
-    for (arguments, expected), done in zip(cases, results, strict=True):
-        assert one_error_line(done).startswith(f"error: {expected}"), (arguments, done.stderr)
-    assert tree(tmp_path) == before
-
-
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="no browser: apt-get install chromium chromium-driver")
 def test_drawing_a_digit_on_the_page_in_chromium_shows_its_class(served, digits) -> None:
-    """Headless Chromium draws a real test digit's strokes (its rows of ink, as pointer drags) on the canvas; the page
-    shows what the network read, its ten bars and the 28x28 image it saw."""
+    """Headless Chromium drags the pointer along a real test digit's rows of ink on the canvas; the page shows what the
+    network read and its ten bars."""
     from tests.serving import draw_digit, open_page, read_bars
 
-    server, _ = served
-    images, labels = digits
+    (server, _), (images, labels, _) = served, digits
     index = labels.tolist().index(7)
     with open_page(server.url) as browser:
         draw_digit(browser, images[index].numpy())

@@ -38,7 +38,7 @@ def swept(row: dict) -> dict[str, str]:
 
 def test_every_sweep_form_of_hydras_basic_sweeper_is_expanded_into_the_jobs_hydra_runs() -> None:
     """Lists, range, choice, glob over a group's configs, quoted values, several swept keys: each job as Hydra runs it,
-    so that every one is checked before the first (conftest.py's table: a bad value in a glob sweep stops before job 1)."""
+    so that every one is checked before the first."""
     forms = ["optimizer=glob(adam*)", "+trainer.min_epochs=1", "seed=range(1,3)", "loss=choice(mse,nll)", "name='a,b',c"]
     with initialize_config_dir(str(CONF), version_base="1.3"):
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
@@ -50,16 +50,14 @@ def test_every_sweep_form_of_hydras_basic_sweeper_is_expanded_into_the_jobs_hydr
     assert len({" ".join(job) for job in jobs}) == len(jobs)
 
 
-def test_failed_runs_come_last_and_runs_without_val_accuracy_rank_by_test_accuracy(tmp_path: Path) -> None:
+def test_the_summary_ranks_failed_runs_last_and_runs_without_val_accuracy_by_test_accuracy(tmp_path: Path) -> None:
     nan = float("nan")
     rows = [{"best_val_acc": nan, "error": "ValueError: x"}, {"best_val_acc": nan, "test_acc": 0.1}]
     rows += [{"best_val_acc": nan, "test_acc": 0.2}, {"best_val_acc": 0.5, "test_acc": 0.1}]
     for folder, row in zip("abcd", rows, strict=True):
         write_result(tmp_path / folder, row | {"folder": folder})
     assert [row["folder"] for row in read_results(tmp_path)] == ["d", "c", "b", "a"]
-
-
-def test_summary_table_puts_numbers_in_columns_and_leaves_missing_ones_empty() -> None:
+    # the summary table: numbers in columns, missing ones empty
     rows = [
         {"overrides": "seed=1", "best_val_acc": 0.98765, "test_acc": 0.97, "epochs": 1, "wall_s": 12.34, "folder": "a|b"},
         {"overrides": "seed=2", "best_val_acc": float("nan"), "error": "ValueError: x"},

@@ -8,24 +8,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from src.data.datasets import MNIST
 from tests.conftest import REPO, cli_env
 
-
-def load_script(path: Path) -> ModuleType:
-    """A script of scripts/ as a module, without putting scripts/ on the import path."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 pytestmark = pytest.mark.tooling
-gpu_check = load_script(REPO / "scripts" / "gpu_check.py")
+spec = importlib.util.spec_from_file_location("gpu_check", REPO / "scripts" / "gpu_check.py")  # not on the import path
+gpu_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_check)
 
 ALL_STEPS = ["versions", "loop cost", "start-up", "default", "fast", "resume", "on CPU", "bench 32-true"]
 
@@ -36,15 +28,9 @@ def report_rows(report: str) -> dict[str, list[str]]:
 
 
 def test_tiny_mode_runs_every_step_through_the_shell_entry(real_mnist, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    done = subprocess.run(
-        ["bash", "scripts/gpu_check.sh", "--tiny", "--out", str(out), "--work", str(tmp_path / "work"), "--bench", "32-true"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=cli_env() | {"PYTHON": sys.executable},
-    )
+    out, work, env = tmp_path / "out", tmp_path / "work", cli_env() | {"PYTHON": sys.executable}
+    command = ["bash", "scripts/gpu_check.sh", "--tiny", "--out", str(out), "--work", str(work), "--bench", "32-true"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     rows = report_rows((out / "report.md").read_text())
     assert [name for name in rows if name in ALL_STEPS] == ALL_STEPS
@@ -70,14 +56,8 @@ def test_a_failing_step_is_reported_and_the_others_still_run(real_mnist, tmp_pat
 
 def test_prepare_carries_the_wheels_and_mnist_under_40_mib(real_mnist, tmp_path: Path) -> None:
     folder = tmp_path / "carried"
-    done = subprocess.run(
-        ["bash", "scripts/gpu_check_prepare.sh", str(folder)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ | {"PYTHON": sys.executable},
-    )
+    command, env = ["bash", "scripts/gpu_check_prepare.sh", str(folder)], os.environ | {"PYTHON": sys.executable}
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) < 40 * 2**20
     wheels = sorted(path.name.split("-")[0] for path in (folder / "wheels").glob("*.whl"))

@@ -30,8 +30,8 @@ def fit_weights(cfg) -> dict[str, torch.Tensor]:
 
 
 def test_accumulated_small_batches_equal_one_big_batch_and_plain_batch_means_would_not(tiny_config, monkeypatch) -> None:
-    """110 training samples: batches of 8 are 13 full + 1 of 6, so with accumulate=3 the last window holds 2 batches and
-    14 samples, as the last batch of 24 does. With each batch's plain mean (Lightning's default) the weights differ."""
+    """110 training samples: with batches of 8 and accumulate=3 the last window holds 2 batches of 14 samples, as the last
+    batch of 24 does. With each batch's plain mean (Lightning's default) the weights differ."""
     sgd = ("optimizer=sgd", "optimizer.lr=0.1", "optimizer.momentum=0", "optimizer.nesterov=false", "scheduler=none")
     sgd = (*sgd, "trainer.max_epochs=2")
     big = fit_weights(tiny_config(*sgd, "data.batch_size=24", val_size=490))
@@ -45,8 +45,7 @@ def test_accumulated_small_batches_equal_one_big_batch_and_plain_batch_means_wou
 
 
 def resume_case(tiny, *overrides: str):
-    """Dropout, random shifts, turns, elastic distortion, erasing and mixup all draw random numbers: a resume must draw
-    the same ones."""
+    """Dropout, shifts, turns, elastic distortion, erasing and mixup draw random numbers: a resume must draw the same."""
     randomness = ("model.dropout=0.3", "mixup=0.2", "data.shift=2", "data.erase=0.5", "data.elastic_alpha=20", "data.rotate=10")
     return tiny(*randomness, "optimizer=adam", "scheduler=none", *overrides)
 
@@ -72,9 +71,8 @@ def test_resume_reproduces_the_uninterrupted_run_with_the_saved_rng_state(tiny_c
 
 
 def test_weight_averaging_is_validated_tested_evaluated_and_resumed_as_one(tiny_config) -> None:
-    """callbacks=[default,ema]: the checkpoint's weights are the average (src.eval scores what the run's own test
-    scored: with Lightning's EMAWeightAveraging as it is, it does not), the trained weights ride beside them, and a
-    resume continues both exactly."""
+    """callbacks=[default,ema]: the checkpoint's weights are the average (src.eval scores what the run's test scored; with
+    Lightning's EMAWeightAveraging as it is, it does not), the trained ones ride beside, and a resume continues both."""
     ema = ("callbacks=[default,ema]", "callbacks.ema.decay=0.9", "trainer.max_epochs=2")
     straight = train(resume_case(tiny_config, "name=straight", *ema))
     first = train(resume_case(tiny_config, "name=resumed", *ema[:2], "trainer.max_epochs=1"))
@@ -89,9 +87,8 @@ def test_weight_averaging_is_validated_tested_evaluated_and_resumed_as_one(tiny_
 
 
 def test_a_finished_run_trained_longer_runs_its_schedule_again_over_the_added_steps(tiny_config) -> None:
-    """16 steps, then ckpt_path=last with twice the epochs: steps 16-31 follow the same learning rates as 0-15 (a warm
-    restart, each schedule built afresh: test_model.py builds every one), in the same run folder, and the weights
-    continue from the checkpoint (the loss does not start over)."""
+    """16 steps, then ckpt_path=last with twice the epochs: steps 16-31 follow 0-15's learning rates (a warm restart), in
+    the same run folder, and the weights continue from the checkpoint (the loss does not start over)."""
     settings = ("scheduler=one_cycle", "trainer.log_every_n_steps=1")
     first = train(tiny_config(*settings, "trainer.max_epochs=1"))
     longer = train(tiny_config(*settings, "trainer.max_epochs=2", "ckpt_path=last"))
@@ -133,9 +130,8 @@ def test_bf16_mixed_precision_and_compile_train(tiny_config) -> None:
 def test_true_precisions_train_with_the_model_summary_and_augmentation(
     compose_config, tiny_mnist, precision, dtype, loader
 ) -> None:
-    """Lightning converts each batch to the precision's dtype, but not the model summary's example input, and the
-    augmentation of training batches (experiment=best: turns, resizes, shifts) works on them after that: both must
-    follow the network's dtype."""
+    """Lightning converts each batch to the precision's dtype, but not the model summary's example input; the augmentation
+    (experiment=best: turns, resizes, shifts) works on batches after that: both must follow the network's dtype."""
     settings = (f"trainer.precision={precision}", f"data.loader={loader}", "model.hidden=[64,64]", "data.batch_size=32")
     cfg = compose_config(*NO_PICTURES, "experiment=best", *settings, "trainer.max_epochs=2", "trainer.log_every_n_steps=5")
     summary = train(tiny_mnist.use_in(cfg))
@@ -182,8 +178,7 @@ def test_a_resume_with_other_settings_than_the_run_started_with_is_refused(tiny_
 
 
 def test_an_unfinished_schedule_keeps_its_length(tiny_config) -> None:
-    """A resume of a run that has not finished its one-cycle may not change the run's length (its config in the
-    checkpoint says what it was): refused before anything is written."""
+    """A resume of a run that has not finished its one-cycle may not change the run's length: refused, nothing written."""
     run = Path(train(tiny_config("scheduler=one_cycle", "trainer.max_epochs=2"))["run_dir"])
     (halfway,) = run.glob("checkpoints/epoch00-*.ckpt")  # 16 of the schedule's 32 steps: the run had not finished there
     before = tree(run)
@@ -193,8 +188,8 @@ def test_an_unfinished_schedule_keeps_its_length(tiny_config) -> None:
 
 
 def test_what_lightning_refuses_only_as_it_sets_a_run_up_is_refused_before(tiny_config, tiny_run) -> None:
-    """Lightning checks val_check_interval and a limit's share only as it sets the run up, after it has written its event
-    file: decided before, from the data's size, a new run leaves no folder and a resume leaves its run as it was."""
+    """Lightning checks val_check_interval and a limit's share after it has written its event file: decided before, from
+    the data's size, a new run leaves no folder and a resume leaves its run as it was."""
     cfg = tiny_config("trainer.max_epochs=1", "trainer.val_check_interval=1000")
     with pytest.raises(ConfigError, match=r"^trainer.val_check_interval=1000: longer than an epoch of 16 training batches"):
         train(cfg)

@@ -55,11 +55,17 @@ def run(hydra_main: Callable[[], Any]) -> None:
 
 
 def register_resolvers() -> None:
-    """The interpolations conf/ uses beyond OmegaConf's own: ``${gpus_per_node:<accelerator>,<devices>}``, the GPUs a
-    SLURM job asks for (conf/hydra/launcher/slurm.yaml): the devices of a run on GPUs, none for any other."""
+    """The interpolations conf/ uses beyond OmegaConf's own, for what a SLURM job asks for (conf/hydra/launcher/slurm.yaml):
+    ``${gpus_per_node:<accelerator>,<devices>}``, the devices of a run on GPUs, none for any other;
+    ``${cpus_per_task:<tasks>}``, this machine's CPUs shared by a node's tasks."""
     OmegaConf.register_new_resolver(
         "gpus_per_node", lambda accelerator, devices: devices if accelerator in ("gpu", "cuda") else None, replace=True
     )
+
+    def cpus_per_task(tasks: Any) -> int:  # devices=auto: one task
+        return max(1, (os.cpu_count() or 1) // (tasks if isinstance(tasks, int) else 1))
+
+    OmegaConf.register_new_resolver("cpus_per_task", cpus_per_task, replace=True)
 
 
 def task(function: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -69,6 +75,7 @@ def task(function: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     @functools.wraps(function)
     def run_task(cfg: DictConfig) -> Any:
         task.started = True
+        quiet_lightning()  # here too: a SLURM job runs the task in a process of its own
         with refusals_exit():
             return function(cfg)
 
@@ -113,6 +120,8 @@ def hydra_refusal(error: Exception) -> str:
         if not value.isascii():
             quotes = f"non-ASCII text needs quotes: '{key}=\"{value}\"'"
         return f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); {quotes}"
+    if type(error).__module__.startswith("submitit"):  # sbatch refused the jobs: the cluster's word, not an override's
+        return f"hydra/launcher=slurm: {first_line(str(error))}; check what the jobs ask for (hydra.launcher.partition, ...)"
     missing = error.__cause__
     if isinstance(missing, ConfigAttributeError | ConfigKeyError) and missing.full_key:
         return f"{typed(missing.full_key)}: {unknown_key_hint(missing.full_key, missing.parent_node)}"
@@ -215,15 +224,19 @@ UNACTIONABLE = (
     "Experiment with name",  # MLflow's experiment is created on first use, as expected
     "`Trainer.fit` stopped:",  # the summary says how many epochs and steps ran; this one cuts into the progress bar
     "Restoring states from the checkpoint path at",  # the next line names the checkpoint too
+    "SLURM auto-requeueing enabled",  # Lightning's, on SIGUSR1, which the launcher never asks for (src/callbacks/interrupt.py)
 )
 
 
+@functools.cache  # once a process
 def quiet_lightning() -> None:
-    """Drop Lightning's messages and warnings that a user cannot act on (called by :func:`run`, not on import)."""
+    """Drop Lightning's messages and warnings that a user cannot act on (called by :func:`run` and :func:`task`, not on
+    import)."""
     for name in (
         "lightning.pytorch.utilities.rank_zero",
         "lightning.fabric.utilities.rank_zero",
         "lightning.pytorch.loggers.mlflow",
+        "lightning.pytorch.trainer.connectors.signal_connector",
     ):
         logging.getLogger(name).addFilter(lambda record: not str(record.getMessage()).startswith(UNACTIONABLE))
     # MLflow's store set-up messages, and GitPython's without git; MLflow's link to the run stays.
@@ -234,3 +247,5 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
     # Lightning 2.6.6 itself calls a pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+    # Where SLURM is installed (a login node), a run started without srun: hydra/launcher=slurm is this project's way.
+    warnings.filterwarnings("ignore", r"The `srun` command is available on your system but is not used")

@@ -104,7 +104,8 @@ class OptimizerRanges(BaseModel):
 @dataclass(frozen=True)
 class Context:
     """What the composed config does not hold: the command line's overrides, the groups' choices, and for a sweep's job
-    its folder and swept overrides (Hydra's runtime); for a DDP rank started by rank 0, rank 0's run folder."""
+    its folder and swept overrides (Hydra's runtime), and on a SLURM cluster how often it was requeued (its environment);
+    for a DDP rank started by rank 0, rank 0's run folder."""
 
     overrides: tuple[str, ...] = ()
     choices: Mapping[str, Any] = field(default_factory=dict)
@@ -112,6 +113,8 @@ class Context:
     job_dir: Path | None = None
     swept: tuple[str, ...] = ()
     rank_zero_dir: Path | None = None
+    cluster_job: bool = False  # a job of hydra/launcher=slurm, in a process of its own
+    restarts: int = 0  # how often SLURM has requeued this job
 
     @classmethod
     def of(cls, hydra: DictConfig | None) -> "Context":
@@ -125,7 +128,9 @@ class Context:
         overrides = tuple(hydra.overrides.task)
         swept = sorted(o for o in overrides if o.lstrip("+~").partition("=")[0] not in fixed) if multirun else []
         job_dir = Path(hydra.runtime.output_dir) if multirun and hydra.runtime.output_dir else None
-        return cls(overrides, OmegaConf.to_container(hydra.runtime.choices), multirun, job_dir, tuple(swept), rank_zero_dir)
+        cluster = (os.environ.get("SUBMITIT_EXECUTOR") == "slurm", int(os.environ.get("SLURM_RESTART_COUNT", "0")))
+        choices = OmegaConf.to_container(hydra.runtime.choices)
+        return cls(overrides, choices, multirun, job_dir, tuple(swept), rank_zero_dir, *cluster)
 
     @classmethod
     def current(cls) -> "Context":
@@ -162,6 +167,9 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     settings = compared_settings(config, context)
     runs_dir = Path(config["log_dir"]) / config["name"]
     checkpoint = checkpoints.resolve(config["ckpt_path"], runs_dir)
+    own = context.job_dir / "checkpoints" / "last.ckpt" if context.restarts and context.job_dir else None
+    if checkpoint is None and own is not None and own.is_file():  # a requeued job: submitit's resubmission names none
+        checkpoint = own
     start = checkpoints.resolve(config["init_from"], Path(config["log_dir"]), key="init_from")  # last: newest of any name
     state = checkpoints.read(checkpoint) if checkpoint else None
     init = checkpoints.read(start, key="init_from") if start else None

@@ -115,6 +115,10 @@ class SweepCallbacks(Callback):
         fixed = ",".join(override.key_or_group for override in overrides if override.key_or_group not in swept)
         with open_dict(config):
             config.hydra.overrides.hydra.append(f"hydra.job.config.override_dirname.exclude_keys=[{fixed}]")
+        if config.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher"):
+            from src.slurm import follow_jobs_without_accounting  # submitit: the slurm extra
+
+            follow_jobs_without_accounting()
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.mode == RunMode.MULTIRUN:

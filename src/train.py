@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from src import checkpoints, cli, config, ranks, runs
 from src.build import Run, build
 from src.callbacks.finite_loss import NonFiniteLoss
-from src.callbacks.interrupt import Aborted
+from src.callbacks.interrupt import Aborted, StopOnCtrlC
 from src.checkpoint_io import CheckpointWriteError
 from src.cli import exit_with_error, shown_path
 from src.loggers import log_final, where_to_look
@@ -36,11 +37,12 @@ from src.loggers import log_final, where_to_look
 
 @dataclass
 class Interrupted(Exception):
-    """Training stopped on Ctrl-C or SIGTERM after saving ``checkpoint`` (None: checkpointing was off), or, ``aborted``
-    by a second Ctrl-C, with ``checkpoint`` the last one saved before (None: none yet)."""
+    """Training stopped on Ctrl-C, SIGTERM or a SLURM job's SIGUSR2 after saving ``checkpoint`` (None: checkpointing was
+    off), or, ``aborted`` by a second Ctrl-C, with ``checkpoint`` the last one saved before (None: none yet)."""
 
     checkpoint: Path | None
     aborted: bool = False
+    requeue: Callable[[], None] | None = None  # a SLURM job's: put it back in the queue (StopOnCtrlC)
 
 
 def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, Any]:
@@ -92,20 +94,23 @@ def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, A
 def fit(run: Run) -> float:
     """``Trainer.fit``; its seconds. Ctrl-C or SIGTERM becomes :class:`Interrupted`."""
     trainer = run.trainer
-    ctrl_c = signal.getsignal(signal.SIGINT)  # put back after fit: StopOnCtrlC's handler outlives Lightning's teardown
+    # Put back after fit: StopOnCtrlC's handlers outlive Lightning's teardown.
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGUSR2)}
     started = time.perf_counter()
     try:
         with warnings.catch_warnings():  # a resumed run writes into its own checkpoints folder by design
             warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
             trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.spec.checkpoint)
     except (SIGTERMException, Aborted) as error:  # the last_checkpoint callback saved this step on the way out, or not
-        ctrl_c = signal.SIG_IGN  # the run ends here: a further Ctrl-C must not cut its last words
-        signal.signal(signal.SIGINT, ctrl_c)
+        handlers[signal.SIGINT] = signal.SIG_IGN  # the run ends here: a further Ctrl-C must not cut its last words
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         callback = trainer.checkpoint_callback
         last = Path(callback.dirpath) / "last.ckpt" if callback is not None and callback.dirpath else None
-        raise Interrupted(last if last is not None and last.is_file() else None, isinstance(error, Aborted)) from error
+        requeue = next((c.requeue for c in trainer.callbacks if isinstance(c, StopOnCtrlC)), None)
+        raise Interrupted(last if last is not None and last.is_file() else None, isinstance(error, Aborted), requeue) from error
     finally:
-        signal.signal(signal.SIGINT, ctrl_c)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
     return time.perf_counter() - started
 
 
@@ -166,9 +171,19 @@ def sweep_job(cfg: DictConfig, context: config.Context) -> float:
     try:
         with ranks.sweep_job(context.overrides):
             summary = train(cfg, context)
-    except Interrupted as stop:  # Ctrl-C or SIGTERM stops the whole sweep, not only this job
+    except Interrupted as stop:
+        if stop.requeue is not None:  # SLURM's warning of a time limit or a preemption: the job goes on from last.ckpt
+            print("\nstopped by SLURM's SIGUSR2 with its step saved: the job goes back in the queue", flush=True)
+            try:
+                stop.requeue()  # submitit requeues the job and exits
+            except Exception as refusal:  # hydra.launcher.max_num_timeout time-outs are spent
+                print(f"not requeued: {refusal}", file=sys.stderr)
         runs.write_result(context.job_dir, row | {"error": "stopped by a signal", "wall_s": time.perf_counter() - started})
-        exit_interrupted(stop, context.overrides, rest="the sweep's later jobs did not run")
+        if context.cluster_job:  # scancel or a time limit stops this job alone: the sweep still writes its summary
+            resume = resume_command(stop.checkpoint, context.overrides) if stop.checkpoint else "nothing saved"
+            print(f"error: stopped by a signal; {resume}", file=sys.stderr)
+            return float("nan")
+        exit_interrupted(stop, context.overrides, rest="the sweep's later jobs did not run")  # Ctrl-C: the whole sweep
     except Exception as error:  # recorded, not raised: the sweep goes on
         row |= {"error": f"{type(error).__name__}: {error}".splitlines()[0], "wall_s": time.perf_counter() - started}
         runs.write_result(context.job_dir, row)

@@ -33,9 +33,10 @@ SlurmctldPidFile={folder}/slurmctld.pid
 SlurmdPidFile={folder}/slurmd.pid
 SlurmctldLogFile={folder}/slurmctld.log
 SlurmdLogFile={folder}/slurmd.log
-# A container has no cgroups of its own to give SLURM: processes are tracked by their parents, tasks are not bound.
+# A container has no cgroups of its own to give SLURM: processes are tracked by their parents; each task is bound to
+# its CPUs (sched_setaffinity), so that torch runs as many threads as the job was given.
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 JobAcctGatherType=jobacct_gather/none
@@ -115,12 +116,13 @@ def slurm_sweep(slurm: dict[str, str], log_dir: Path, tiny, *overrides: str) -> 
     return subprocess.run(command, cwd=REPO, env=cli_env() | slurm, capture_output=True, text=True, timeout=300)
 
 
-def job_log(sweep_dir_parent: Path, job: int, printed: str, timeout: float = 120) -> Path:
-    """The log of the sweep's job ``job`` (submitit's, task 0), once it holds ``printed``."""
+def job_log(sweep_parent: Path, job: int, printed: str, timeout: float = 120) -> Path:
+    """The log of the sweep's job ``job`` (submitit's, task 0), once it holds ``printed``; its folder is named by the
+    job's SLURM id (``<array>_<job>``, or ``<id>`` alone for a sweep of one), which scancel takes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for log in sweep_dir_parent.glob(f"*/.submitit/*/*_{job}_log.out" if job == 0 else f"*/.submitit/*_{job}/*_0_log.out"):
-            if printed in log.read_text():
+        for log in sweep_parent.glob("*/.submitit/*/*_0_log.out"):
+            if int(log.parent.name.partition("_")[2] or 0) == job and printed in log.read_text():
                 return log
         time.sleep(0.2)
     raise AssertionError(f"job {job} never printed {printed!r}")
@@ -130,94 +132,91 @@ def last_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
 
 
-def test_a_sweep_runs_each_job_on_the_cluster_and_ends_with_its_summary(slurm, tiny_mnist, tmp_path) -> None:
-    done = slurm_sweep(slurm, tmp_path, tiny_mnist, "seed=1,2")
-    assert done.returncode == 0, done.stderr[-3000:]
-    (sweep_dir,) = tmp_path.glob("mnist-sweep-*")
-    assert "sweep of 2 runs, best first" in done.stdout and (sweep_dir / "summary.md").is_file()
-    assert sorted(p.name for p in sweep_dir.glob("[0-9]_*")) == ["0_seed:1", "1_seed:2"]
-    for number, seed in enumerate((1, 2)):  # each through sbatch: submitit's job log holds what the job printed
-        printed = job_log(tmp_path, number, "test accuracy").read_text()
-        assert f"job {number + 1}/2: seed={seed}" in printed and "test accuracy" in printed
-        assert (sweep_dir / f"{number}_seed:{seed}" / "result.json").is_file()
-    assert "Bypassing sacct" not in done.stderr and "srun" not in done.stderr, done.stderr[-3000:]
-
-
-def test_a_gpu_sweep_is_checked_without_a_gpu_and_submitted(slurm, tiny_mnist, tmp_path) -> None:
-    """Submitted from a machine without a GPU (as a login node is), a GPU sweep passes the check of its jobs; this
-    cluster has no GPU to give, and sbatch's refusal ends the command."""
-    done = slurm_sweep(slurm, tmp_path, tiny_mnist, "trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=2", "seed=1,2")
-    last = done.stderr.splitlines()[-1]  # after sbatch's own line
-    assert done.returncode == 2 and last.startswith("error: hydra/launcher=slurm: sbatch: error: Invalid generic resource")
-
-
-def test_a_ddp_run_of_two_slurm_tasks_equals_the_same_run_on_one_machine(slurm, tiny_mnist, tmp_path) -> None:
+def test_ddp_of_slurm_tasks_equals_the_same_run_on_one_machine_and_a_gpu_sweep_is_checked_without_a_gpu(
+    slurm, tiny_mnist, tmp_path
+) -> None:
     """The ranks started by SLURM (one task each, Lightning's SLURM environment reading their ranks), not by Lightning:
-    one run folder that rank 0 writes, and the weights of ``trainer=ddp_cpu`` run on one machine."""
+    one run folder that rank 0 writes, and the weights of ``trainer=ddp_cpu`` run on one machine. Submitted from a
+    machine without a GPU (as a login node is), a sweep of DDP runs on GPUs passes the check of its jobs; this cluster
+    has no GPU to give, and sbatch's refusal ends that command. The three commands run side by side."""
     ddp = ["trainer=ddp_cpu", "trainer.devices=2", "seed=3"]
+    local = [sys.executable, "-m", "src.train", *tiny_data(tiny_mnist), *TINY_RUN, *ddp, f"log_dir={tmp_path / 'one'}"]
+    gpus = sweep_command(tmp_path / "gpu", tiny_mnist, "trainer=ddp", "trainer.accelerator=gpu", "trainer.devices=2", "seed=1,2")
+    started = [
+        subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for command, env in ((local, cli_env()), (gpus, cli_env() | slurm))
+    ]
     done = slurm_sweep(slurm, tmp_path / "slurm", tiny_mnist, *ddp)
-    assert done.returncode == 0, done.stderr[-3000:]
+    (_, local_err), (_, gpu_err) = (process.communicate(timeout=300) for process in started)
+    assert done.returncode == 0 and started[0].returncode == 0, done.stderr[-3000:] + local_err[-2000:]
+    last = gpu_err.splitlines()[-1]  # after sbatch's own line
+    assert started[1].returncode == 2 and last.startswith("error: hydra/launcher=slurm: sbatch: error: Invalid generic resource")
     (run,) = (tmp_path / "slurm").glob("mnist-sweep-*/0_*")
     for rank in (0, 1):  # a task of its own each, as submitit's log files name them
         (log,) = run.parent.glob(f".submitit/*/*_{rank}_log.err")
         assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in log.read_text()
     writers = {path.name.split(".")[-2] for path in run.glob("events.out.tfevents.*")}  # the writing process's id
     assert len(writers) == 1 and len(list(run.parent.glob("[0-9]_*"))) == 1
-    command = [sys.executable, "-m", "src.train", *tiny_data(tiny_mnist), *TINY_RUN, *ddp, f"log_dir={tmp_path / 'one'}"]
-    local = subprocess.run(command, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
-    assert local.returncode == 0, local.stderr[-3000:]
-    weights = [
-        torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-        for folder in (run, tmp_path / "one" / "mnist" / "version_0")
-    ]
-    for name, tensor in weights[0].items():
-        torch.testing.assert_close(tensor, weights[1][name], rtol=0, atol=0)
+    alone = last_weights(tmp_path / "one" / "mnist" / "version_0")
+    for name, tensor in last_weights(run).items():
+        torch.testing.assert_close(tensor, alone[name], rtol=0, atol=0)
 
 
 def test_a_job_warned_of_its_time_limit_saves_its_step_and_requeued_ends_as_an_uninterrupted_run(
     slurm, tiny_mnist, tmp_path
 ) -> None:
     """SIGUSR2, as SLURM sends it ``signal_delay_s`` ahead of the time limit (here by scancel): the step is finished and
-    saved, submitit requeues the job, and the job goes on from its own last.ckpt to the weights of a run never stopped."""
-    longer = ["trainer.max_epochs=5", "trainer.limit_train_batches=null", "seed=4", "hydra.launcher.max_num_timeout=1"]
-    command = sweep_command(tmp_path / "slurm", tiny_mnist, *longer)
+    saved, submitit requeues the job, and the job goes on from its own last.ckpt to the weights of its twin, a job of
+    the same sweep that trains the same run unstopped (``print_config`` changes nothing it computes)."""
+    # 12 epochs of a fifth of a second each: the signal, sent after the first, finds the run still training.
+    longer = ["trainer.max_epochs=12", "trainer.limit_train_batches=null", "seed=4", "hydra.launcher.max_num_timeout=1"]
+    command = sweep_command(tmp_path, tiny_mnist, *longer, "print_config=false,true")
     with subprocess.Popen(
         command, cwd=REPO, env=cli_env() | slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as sweep:
-        log = job_log(tmp_path / "slurm", 0, "epoch 2 batch 16/16")
-        subprocess.run(["scancel", "--signal=USR2", log.parent.name], env=os.environ | slurm, check=True)
+        log = job_log(tmp_path, 0, "epoch 1 batch 16/16")
+        job = log.parent.name
+        subprocess.run(["scancel", "--signal=USR2", job], env=os.environ | slurm, check=True)
         deadline = time.monotonic() + 60
-        while squeue_or_sinfo(slurm, "squeue", "-h", "-o", "%r", "-j", log.parent.name) != "BeginTime":
+        while squeue_or_sinfo(slurm, "squeue", "-h", "-o", "%r", "-j", job) != "BeginTime":
             assert time.monotonic() < deadline, "the job was not requeued"
             time.sleep(0.2)  # requeued: SLURM lets it start two minutes later, and the test does not wait so long
-        subprocess.run(["scontrol", "update", f"jobid={log.parent.name}", "StartTime=now"], env=os.environ | slurm, check=True)
+        # Not in the second its last start was stopped: slurmd refuses a job credential made in the second it revoked
+        # the last one (seconds are its clock), and the job would fail ("Job credential revoked").
+        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now+2"], env=os.environ | slurm, check=True)
         out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, err[-3000:]
     printed = log.read_text()
     assert "stopped by SLURM's SIGUSR2 with its step saved: the job goes back in the queue" in printed
-    assert printed.count("job 1/1") == 2 and "sweep of 1 runs" in out  # started twice, one row
-    (run,) = (tmp_path / "slurm").glob("mnist-sweep-*/0_*")
-    once = [*tiny_data(tiny_mnist), *TINY_RUN, *longer[:-1], "trainer.accelerator=cpu", f"log_dir={tmp_path / 'once'}"]
-    done = subprocess.run([sys.executable, "-m", "src.train", *once], cwd=REPO, env=cli_env(), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    straight, requeued = last_weights(tmp_path / "once" / "mnist" / "version_0"), last_weights(run)
+    assert printed.count("job 1/2: print_config=False") == 2 and "sweep of 2 runs" in out  # started twice, one row
+    (sweep_dir,) = tmp_path.glob("mnist-sweep-*")
+    requeued, straight = last_weights(sweep_dir / "0_print_config:False"), last_weights(sweep_dir / "1_print_config:True")
     for name, tensor in straight.items():
         torch.testing.assert_close(requeued[name], tensor, rtol=0, atol=0)
 
 
-def test_a_cancelled_job_is_a_failed_row_of_the_summary_and_the_others_complete(slurm, tiny_mnist, tmp_path) -> None:
-    """scancel sends SIGTERM: the job saves its step and ends as a failed run of the sweep, which still writes its
-    summary, and ends with the exit status of a sweep with a failed run."""
-    command = sweep_command(tmp_path, tiny_mnist, "seed=1,2", "trainer.max_epochs=4", "trainer.limit_train_batches=null")
+def test_a_sweep_runs_each_job_on_the_cluster_and_a_cancelled_one_is_a_failed_row_of_its_summary(
+    slurm, tiny_mnist, tmp_path
+) -> None:
+    """Each job through sbatch, its header and summary in submitit's job log. scancel sends SIGTERM: the job saves its
+    step and ends as a failed run; the other completes, the sweep still writes its summary and ends with the exit status
+    of a sweep with a failed run."""
+    # The second job runs long enough for scancel to find it training (60 epochs of a fifth of a second each).
+    command = sweep_command(tmp_path, tiny_mnist, "trainer.max_epochs=2,60", "trainer.limit_train_batches=null")
     with subprocess.Popen(
         command, cwd=REPO, env=cli_env() | slurm, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as sweep:
-        log = job_log(tmp_path, 1, "epoch 1 batch 16/16")
-        subprocess.run(["scancel", log.parent.name], env=os.environ | slurm, check=True)
+        cancelled = job_log(tmp_path, 1, "epoch 1 batch 16/16")
+        subprocess.run(["scancel", cancelled.parent.name], env=os.environ | slurm, check=True)
         out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 1, err[-3000:]
     (sweep_dir,) = tmp_path.glob("mnist-sweep-*")
-    summary = (sweep_dir / "summary.md").read_text()
-    assert "seed=2" in summary and "stopped by a signal" in summary.split("seed=2")[1].splitlines()[0]
-    assert json.loads((sweep_dir / "0_seed:1" / "result.json").read_text())["epochs"] == 4
-    assert (sweep_dir / "1_seed:2" / "checkpoints" / "last.ckpt").is_file()  # its step saved: ckpt_path= resumes it
+    jobs = ["0_trainer.max_epochs:2", "1_trainer.max_epochs:60"]
+    assert "sweep of 2 runs, best first" in out and sorted(p.name for p in sweep_dir.glob("[0-9]_*")) == jobs
+    printed = job_log(tmp_path, 0, "test accuracy").read_text()
+    assert "job 1/2: trainer.max_epochs=2" in printed and "job 2/2: trainer.max_epochs=60" in cancelled.read_text()
+    summary = (sweep_dir / "summary.md").read_text().split("trainer.max_epochs=60")
+    assert len(summary) == 2 and "stopped by a signal" in summary[1].splitlines()[0]
+    assert json.loads((sweep_dir / jobs[0] / "result.json").read_text())["epochs"] == 2
+    assert (sweep_dir / jobs[1] / "checkpoints" / "last.ckpt").is_file()  # its step saved: ckpt_path= resumes it
+    assert "Bypassing sacct" not in err and "srun" not in err, err[-3000:]

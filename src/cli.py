@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import shlex
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -83,6 +84,7 @@ def task(function: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
 
 task.started = False  # Hydra has handed over to a task: what is raised from now on is no refusal of the command line
+task.sweep_dir = None  # a multirun's folder, once Hydra has made it (src/sweeps.py)
 
 
 @contextmanager
@@ -121,6 +123,9 @@ def hydra_refusal(error: Exception) -> str:
             quotes = f"non-ASCII text needs quotes: '{key}=\"{value}\"'"
         return f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); {quotes}"
     if type(error).__module__.startswith("submitit"):  # sbatch refused the jobs: the cluster's word, not an override's
+        folders = task.sweep_dir.iterdir() if task.sweep_dir and task.sweep_dir.is_dir() else [Path(".")]
+        if not any(path.is_dir() and not path.name.startswith(".") for path in folders):  # no job has started
+            shutil.rmtree(task.sweep_dir)  # the refused command leaves nothing behind
         return f"hydra/launcher=slurm: {first_line(str(error))}; check what the jobs ask for (hydra.launcher.partition, ...)"
     missing = error.__cause__
     if isinstance(missing, ConfigAttributeError | ConfigKeyError) and missing.full_key:

@@ -20,7 +20,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src import config as run_config
-from src.cli import ConfigError, command, exit_with_error, hydra_refusal, refusals_exit, shown_path
+from src.cli import ConfigError, command, exit_with_error, hydra_refusal, refusals_exit, shown_path, task
 from src.runs import RESULT_FILE
 
 
@@ -107,6 +107,7 @@ class SweepCallbacks(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())  # glob() lists a group's configs
+        task.sweep_dir = Path(config.hydra.sweep.dir)
         with refusals_exit():  # Hydra would turn what a callback raises into a warning, and go on
             overrides = parser.parse_overrides(list(config.hydra.overrides.task))
             self.jobs = check_sweep(config, overrides, kwargs["config_name"])

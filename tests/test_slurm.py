@@ -150,7 +150,10 @@ def test_ddp_of_slurm_tasks_equals_the_same_run_on_one_machine_and_a_gpu_sweep_i
     (_, local_err), (_, gpu_err) = (process.communicate(timeout=300) for process in started)
     assert done.returncode == 0 and started[0].returncode == 0, done.stderr[-3000:] + local_err[-2000:]
     last = gpu_err.splitlines()[-1]  # after sbatch's own line
-    assert started[1].returncode == 2 and last.startswith("error: hydra/launcher=slurm: sbatch: error: Invalid generic resource")
+    assert started[1].returncode == 2 and last.startswith(
+        "error: hydra/launcher=slurm: sbatch: error: Invalid generic resource"
+    ), gpu_err[-3000:]
+    assert not list((tmp_path / "gpu").glob("*"))  # the refused command leaves no sweep folder
     (run,) = (tmp_path / "slurm").glob("mnist-sweep-*/0_*")
     for rank in (0, 1):  # a task of its own each, as submitit's log files name them
         (log,) = run.parent.glob(f".submitit/*/*_{rank}_log.err")

@@ -212,7 +212,8 @@ FORKED_CLI: list[subprocess.Popen] = []  # tests/forked_cli.py, started once a s
 def run_many(commands: list[tuple]) -> list[subprocess.CompletedProcess]:
     """Each ``(module, working folder, arguments[, (signum, line start, delay...)])`` as ``python -m <module>
     <arguments>`` there, in a process of its own, with Python's start-up and the imports paid once a session
-    (tests/forked_cli.py); the signal is sent when a line of its output starts so."""
+    (tests/forked_cli.py); the signal is sent when a line of its output starts so. The commands run side by side: one
+    that needs another's result goes in a later call."""
     if not FORKED_CLI or FORKED_CLI[0].poll() is not None:
         env = cli_env() | {"PYTHONPATH": str(REPO)}
         command = [sys.executable, "-m", "tests.forked_cli"]

@@ -4,7 +4,10 @@
 ...]`` from stdin and forks, for each command, a child that runs the module as ``__main__`` there, as ``python -m``
 would after its imports; ``signal``, ``[signum, line start, delay...]``, is sent when a line of the child's stdout
 starts so, and again after each delay (a second Ctrl-C). It answers one JSON line, ``[[exit status, stdout, stderr],
-...]``. The parent does no torch work, so no thread pool is inherited half-started."""
+...]``. The parent does no torch work, so no thread pool is inherited half-started.
+
+The commands of a line run side by side, one a CPU core, each child on one thread: a tiny run's time is mostly Python's,
+which one core runs, and one thread adds its sums in one order, so that runs compared bit for bit agree."""
 
 import importlib
 import json
@@ -14,8 +17,10 @@ import sys
 import tempfile
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 ENTRY_POINTS = ("src.train", "src.eval", "src.predict", "src.export", "src.plot", "src.serve")
+SIDE_BY_SIDE = os.cpu_count() or 1
 
 
 def run_one(module: str, cwd: str, arguments: list[str], signal: list | None = None) -> tuple[int, str, str]:
@@ -26,6 +31,7 @@ def run_one(module: str, cwd: str, arguments: list[str], signal: list | None = N
             status = 1
             try:
                 os.chdir(cwd)
+                sys.modules["torch"].set_num_threads(1)
                 out, err = os.open(out_path, os.O_WRONLY | os.O_CREAT), os.open(err_path, os.O_WRONLY | os.O_CREAT)
                 os.dup2(out, 1)
                 os.dup2(err, 2)
@@ -71,9 +77,9 @@ def wait_for_line(pid: int, out_path: str, signum: int, line_start: str, *delays
 def main() -> None:
     for module in ENTRY_POINTS:
         importlib.import_module(module)  # the imports every child shares
-    for line in sys.stdin:
-        commands = json.loads(line)
-        print(json.dumps([run_one(*command) for command in commands]), flush=True)
+    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+        for line in sys.stdin:
+            print(json.dumps(list(pool.map(lambda command: run_one(*command), json.loads(line)))), flush=True)
 
 
 if __name__ == "__main__":

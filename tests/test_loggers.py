@@ -76,7 +76,7 @@ def test_mlflow_run_is_continued_by_a_resume(tiny_mnist: TinyMNIST, tmp_path: Pa
     uri = f"sqlite:///{work}/lightning_logs/mlflow.db"  # MLflow's local store, under log_dir: the default
     common = [*TINY_RUN, "logger=mlflow", "name=mlflow-local", *tiny_data(tiny_mnist)]
     resume = [*common, "trainer.max_epochs=2", "trainer.precision=bf16-mixed", "ckpt_path=last"]
-    first, resumed = run_many([("src.train", work, common), ("src.train", work, resume)])
+    (first,), (resumed,) = run_many([("src.train", work, common)]), run_many([("src.train", work, resume)])  # in turn
     for done in (first, resumed):
         assert done.returncode == 0 and "mlflow ui --backend-store-uri sqlite:///" in done.stdout, done.stdout + done.stderr
     client = MlflowClient(uri)

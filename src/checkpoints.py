@@ -1,6 +1,6 @@
-"""Checkpoints (``<run folder>/checkpoints/``: the best by val accuracy, ``last.ckpt``): found and read, each refusal
-naming the file and what to do; the trained network they hold. No Lightning here, so that ``src.predict`` and
-``src.serve`` start fast (writing: ``src/checkpoint_io.py``; what a resume may change: ``src/config.py``)."""
+"""Checkpoints (``<run folder>/checkpoints/``: the best by val accuracy, ``last.ckpt``): found, read and held to the run
+that goes on from them (what a resume may change), each refusal naming the file and what to do; the trained network
+they hold. No Lightning here, so that ``src.predict`` and ``src.serve`` start fast (writing: ``src/checkpoint_io.py``)."""
 
 from pathlib import Path
 from typing import Any
@@ -8,9 +8,15 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from src.cli import ConfigError
+from src.cli import ConfigError, show, shown_path
 from src.data.datasets import DATASETS
 
+# What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
+# change (train longer, on a GPU, ...), and so may where the data comes from.
+KEPT_ON_RESUME = ("seed", "mixup", "model", "loss", "optimizer", "scheduler", "data")
+FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_workers", "data.loader"}
+# The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
+RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches", "devices")
 CONFIG_KEY = "config"  # in a checkpoint: the resolved config its run was (re)started with (src/callbacks/save_config.py)
 
 
@@ -85,6 +91,75 @@ def trained_network(state: dict[str, Any], path: Path, key: str = "ckpt_path") -
         problem = f"not a network this project trained ({reason})"
         raise CheckpointError(f"{key}={path}: {problem}; {other_checkpoints(path)}") from error
     return model.eval()
+
+
+def check_same_network(state: dict[str, Any], shapes: dict[str, list[int]], path: Path, key: str = "ckpt_path") -> None:
+    """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
+    saved = {name: list(tensor.shape) for name, tensor in state["state_dict"].items() if name.startswith("net.")}
+    if differs := next((name for name in {**shapes, **saved} if saved.get(name) != shapes.get(name)), None):
+        there, here = saved.get(differs, "missing"), shapes.get(differs, "missing")
+        raise CheckpointError(
+            f"{key}={path}: made by a different network: {differs} is {there} there but {here} with this config; use that "
+            "run's model settings (its config.yaml)"
+        )
+
+
+def _flat(node: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
+
+
+def check_resume(state: dict[str, Any], config: dict[str, Any]) -> None:
+    """A resume continues its run as the run was started (the config its checkpoint holds): ``ckpt_path=last`` after
+    ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
+    not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
+    then = state.get(CONFIG_KEY)
+    if then is None:  # not written by this project's src.train: nothing to hold it to
+        return
+    changed = []
+    for key in KEPT_ON_RESUME:
+        before, current = _flat(then.get(key), key), _flat(config.get(key), key)
+        for name in dict.fromkeys([*before, *current]):
+            # A key added to the project after the run started: the run had it off (every such switch is off by default).
+            absent_then = name not in before and not current.get(name)
+            if name not in FREE_ON_RESUME and not absent_then and before.get(name) != current.get(name):
+                changed.append(f"{name}={show(before.get(name))} (now {show(current.get(name))})")
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise CheckpointError(
+            f"ckpt_path={config['ckpt_path']}: the run was started with {', '.join(changed[:3])}{more}; resume it with its "
+            "own settings (the same experiment= and overrides as its config.yaml), or start a new run from its weights with "
+            "init_from="
+        )
+    steps = state.get("schedule_steps")
+    if steps is None or int(state["global_step"]) >= steps:  # no schedule, or it has run out: a longer run may follow
+        return
+    before, now = then["trainer"], config["trainer"]
+    for key in (*RUN_LENGTH, "num_nodes"):
+        if before.get(key) != now.get(key):
+            raise CheckpointError(
+                f"trainer.{key}={show(now.get(key))}: the run's learning-rate schedule spans {steps} steps and has not "
+                f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
+                "from its last.ckpt"
+            )
+
+
+def missing_best(state: dict[str, Any], checkpoint: Path) -> str | None:
+    """What a resume from ``checkpoint`` cannot continue: the best checkpoint its run recorded is not in the run's
+    ``checkpoints/`` beside it (a run copied without it; a checkpoint outside a run folder starts a new one), so its
+    score is forgotten (src/callbacks/run_checkpoint.py) and the best is chosen among the validations to come; None when
+    it is there."""
+    folder = checkpoint.parent if checkpoint.parent.name == "checkpoints" else None
+    for key, saved in state.get("callbacks", {}).items():
+        best = saved.get("best_model_path") if key.startswith("ModelCheckpoint") and saved.get("monitor") else None
+        if best and not (folder is not None and (folder / Path(best).name).is_file()):
+            where = shown_path(folder) if folder is not None else "the new run folder"
+            return (
+                f"the run's best checkpoint so far, {Path(best).name}, is not in {where}: the test will use the best of the "
+                "validations from here on"
+            )
+    return None
 
 
 class PixelClassifier(torch.nn.Module):

@@ -213,6 +213,17 @@ def shown_path(path: str | Path) -> str:
     return relative if not relative.startswith("..") else str(Path(path).resolve())
 
 
+def show(value: Any) -> str:
+    """A value as it is typed on the command line: ``true``, ``null``, ``[512,512]``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(map(show, value)) + "]"
+    return str(value)
+
+
 def command(*words: str | Path) -> str:
     """A command line to paste into a shell: paths as :func:`shown_path` prints them, quoted where they need it."""
     return shlex.join(shown_path(word) if isinstance(word, Path) else word for word in words)

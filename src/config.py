@@ -33,7 +33,7 @@ from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
 from src import checkpoints, ranks, runs
-from src.cli import ConfigError, first_line, shown_path
+from src.cli import ConfigError, first_line, show
 from src.data.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
 
 GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
@@ -50,12 +50,6 @@ GIVEN_BY_CODE = {
     },
     "logger": {"save_dir": RUN_FOLDER, "name": RUN_FOLDER, "version": RUN_FOLDER},
 }
-# What a resume (ckpt_path=) continues with: the run's own settings. The Trainer's, the loggers' and the callbacks' may
-# change (train longer, on a GPU, ...), and so may where the data comes from.
-KEPT_ON_RESUME = ("seed", "mixup", "model", "loss", "optimizer", "scheduler", "data")
-FREE_ON_RESUME = {"data.data_dir", "data.sources", "data.checksums", "data.num_workers", "data.loader"}
-# The Trainer settings that decide how many optimizer steps a run takes: what its learning-rate schedule is sized for.
-RUN_LENGTH = ("max_epochs", "max_steps", "accumulate_grad_batches", "limit_train_batches", "overfit_batches", "devices")
 # The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), each named by its last part.
 COMPARED = (
     "data.dataset optimizer.lr optimizer.weight_decay model.dropout model.input_dropout data.batch_size trainer.max_epochs "
@@ -165,6 +159,8 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     config = resolved(cfg)
     check(config, context)
     settings = compared_settings(config, context)
+    loggers = logger_configs(config.get("logger"))
+    shapes = network_shapes(config["model"])
     runs_dir = Path(config["log_dir"]) / config["name"]
     checkpoint = checkpoints.resolve(config["ckpt_path"], runs_dir)
     own = context.job_dir / "checkpoints" / "last.ckpt" if context.restarts and context.job_dir else None
@@ -174,14 +170,14 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     state = checkpoints.read(checkpoint) if checkpoint else None
     init = checkpoints.read(start, key="init_from") if start else None
     weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
+    notes = ()
     if state is not None:
-        check_resume(state, config)
-        check_same_network(state, network_shapes(config["model"]), checkpoint)
+        checkpoints.check_resume(state, config)
+        checkpoints.check_same_network(state, shapes, checkpoint)
+        notes = (checkpoints.missing_best(state, checkpoint),)
     if init is not None:
-        check_same_network(init, network_shapes(config["model"]), start, key="init_from")
-    run_dir, new = run_folder(runs_dir, checkpoint, context)
-    notes = (missing_best(state, run_dir / "checkpoints"),) if state is not None else ()
-    loggers = logger_configs(config.get("logger"))
+        checkpoints.check_same_network(init, shapes, start, key="init_from")
+    run_dir, new = runs.run_folder(runs_dir, checkpoint, context.job_dir, context.rank_zero_dir)
     return RunSpec(config, run_dir, new, checkpoint, state, weights, loggers, settings, tuple(filter(None, notes)), context)
 
 
@@ -196,18 +192,6 @@ def call(function: Callable[..., Any], cfg: DictConfig) -> Any:
     except ValidationError as error:
         raise ConfigError(first_error("", error, settings, names, function.__name__)) from None
     return function(**settings)
-
-
-def run_folder(runs_dir: Path, checkpoint: Path | None, context: Context) -> tuple[Path, bool]:
-    """The run's folder, and whether it is a new one (to be claimed): rank 0's for the ranks it starts, a resumed run's
-    own, a sweep job's, else the next ``version_<N>`` of ``runs_dir``."""
-    if context.rank_zero_dir is not None:
-        return context.rank_zero_dir, False
-    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
-        return checkpoint.parent.parent, False
-    if context.job_dir is not None:
-        return context.job_dir, False
-    return runs.next_version(runs_dir), True
 
 
 def resolved(node: Any) -> Any:
@@ -475,72 +459,6 @@ def network_shapes(model: Mapping[str, Any]) -> dict[str, list[int]]:
         return {f"net.{name}": list(t.shape) for name, t in instantiate(model, _convert_="all").state_dict().items()}
 
 
-def check_same_network(state: dict[str, Any], shapes: dict[str, list[int]], path: Path, key: str = "ckpt_path") -> None:
-    """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
-    saved = {name: list(tensor.shape) for name, tensor in state["state_dict"].items() if name.startswith("net.")}
-    if differs := next((name for name in {**shapes, **saved} if saved.get(name) != shapes.get(name)), None):
-        there, here = saved.get(differs, "missing"), shapes.get(differs, "missing")
-        raise checkpoints.CheckpointError(
-            f"{key}={path}: made by a different network: {differs} is {there} there but {here} with this config; use that "
-            "run's model settings (its config.yaml)"
-        )
-
-
-def _flat(node: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
-
-
-def check_resume(state: dict[str, Any], config: dict[str, Any]) -> None:
-    """A resume continues its run as the run was started (the config its checkpoint holds): ``ckpt_path=last`` after
-    ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
-    not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
-    then = state.get(checkpoints.CONFIG_KEY)
-    if then is None:  # not written by this project's src.train: nothing to hold it to
-        return
-    changed = []
-    for key in KEPT_ON_RESUME:
-        before, current = _flat(then.get(key), key), _flat(config.get(key), key)
-        for name in dict.fromkeys([*before, *current]):
-            # A key added to the project after the run started: the run had it off (every such switch is off by default).
-            absent_then = name not in before and not current.get(name)
-            if name not in FREE_ON_RESUME and not absent_then and before.get(name) != current.get(name):
-                changed.append(f"{name}={show(before.get(name))} (now {show(current.get(name))})")
-    if changed:
-        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
-        raise checkpoints.CheckpointError(
-            f"ckpt_path={config['ckpt_path']}: the run was started with {', '.join(changed[:3])}{more}; resume it with its "
-            "own settings (the same experiment= and overrides as its config.yaml), or start a new run from its weights with "
-            "init_from="
-        )
-    steps = state.get("schedule_steps")
-    if steps is None or int(state["global_step"]) >= steps:  # no schedule, or it has run out: a longer run may follow
-        return
-    before, now = then["trainer"], config["trainer"]
-    for key in (*RUN_LENGTH, "num_nodes"):
-        if before.get(key) != now.get(key):
-            raise checkpoints.CheckpointError(
-                f"trainer.{key}={show(now.get(key))}: the run's learning-rate schedule spans {steps} steps and has not "
-                f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
-                "from its last.ckpt"
-            )
-
-
-def missing_best(state: dict[str, Any], folder: Path) -> str | None:
-    """What a resume cannot continue: the best checkpoint its run recorded is not in ``folder`` (a run copied without
-    it), so its score is forgotten (src/callbacks/run_checkpoint.py) and the best is chosen among the validations to
-    come; None when it is there."""
-    for key, saved in state.get("callbacks", {}).items():
-        best = saved.get("best_model_path") if key.startswith("ModelCheckpoint") and saved.get("monitor") else None
-        if best and not (folder / Path(best).name).is_file():
-            return (
-                f"the run's best checkpoint so far, {Path(best).name}, is not in {shown_path(folder)}: the test will use the "
-                "best of the validations from here on"
-            )
-    return None
-
-
 def compared_settings(config: dict[str, Any], context: Context) -> dict[str, Any]:
     """The flat set of settings that tells runs apart (a swept ``optimizer.lr`` is the ``lr`` already there), with
     their real types; the optimizer, schedule, loss and widths by name."""
@@ -558,17 +476,6 @@ def compared_settings(config: dict[str, Any], context: Context) -> dict[str, Any
     settings |= {name: value(key) for key, name in names.items()}
     swept = [override.lstrip("+~").partition("=")[0] for override in context.swept]
     return settings | {names.get(key, key): str(context.choices[key]) if key in context.choices else value(key) for key in swept}
-
-
-def show(value: Any) -> str:
-    """A value as it is typed on the command line: ``true``, ``null``, ``[512,512]``."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(map(show, value)) + "]"
-    return str(value)
 
 
 def first_error(

@@ -8,6 +8,18 @@ from typing import Any
 RESULT_FILE = "result.json"  # what src.train measured (a sweep adds the job's row to it)
 
 
+def run_folder(runs: Path, checkpoint: Path | None, job_dir: Path | None, rank_zero_dir: Path | None) -> tuple[Path, bool]:
+    """The run's folder, and whether it is a new one (to be claimed): rank 0's for the ranks it starts, a resumed run's
+    own, a sweep job's, else the next ``version_<N>`` of ``runs``."""
+    if rank_zero_dir is not None:
+        return rank_zero_dir, False
+    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent, False
+    if job_dir is not None:
+        return job_dir, False
+    return next_version(runs), True
+
+
 def next_version(runs: Path) -> Path:
     """``runs/version_<N>`` with N one more than the largest there (0 in a new folder), as Lightning's loggers count."""
     numbers = [int(p.name[8:]) for p in runs.glob("version_*") if p.name[8:].isdigit()] if runs.is_dir() else []

@@ -10,8 +10,7 @@ import torch
 
 from src import checkpoints
 from src.checkpoints import CheckpointError
-from src.config import Context, run_folder
-from src.runs import next_version
+from src.runs import next_version, run_folder
 from src.train import train
 
 
@@ -41,11 +40,11 @@ def test_a_resume_reopens_the_checkpoints_own_run_folder(tmp_path) -> None:
     runs = tmp_path / "logs" / "mnist"
     path = touch_checkpoint(runs / "version_3", mtime=1_000)
     assert checkpoints.run_folder(path) == runs / "version_3"
-    assert run_folder(runs, path, Context()) == (runs / "version_3", False)
-    assert run_folder(runs, None, Context()) == (runs / "version_4", True)  # a new run: the next version
+    assert run_folder(runs, path, None, None) == (runs / "version_3", False)
+    assert run_folder(runs, None, None, None) == (runs / "version_4", True)  # a new run: the next version
     loose = tmp_path / "elsewhere.ckpt"  # outside a run folder: the resumed run starts a new folder
-    assert run_folder(runs, loose, Context()) == (runs / "version_4", True)
-    assert run_folder(runs, None, Context(job_dir=tmp_path / "job")) == (tmp_path / "job", False)  # a sweep's job
+    assert run_folder(runs, loose, None, None) == (runs / "version_4", True)
+    assert run_folder(runs, None, tmp_path / "job", None) == (tmp_path / "job", False)  # a sweep's job
     assert checkpoints.run_folder(loose) == tmp_path
     assert next_version(tmp_path / "nothing-yet") == tmp_path / "nothing-yet" / "version_0"
 

@@ -10,7 +10,7 @@ class RunCheckpoint(ModelCheckpoint):
     """Saves as ``ModelCheckpoint`` does; on resume, the paths its state names (the best, the k-th best, the last) are
     read in this run's own checkpoints folder, wherever the run now lies: Lightning's would test a copied run's best
     checkpoint where it is not, and forget a renamed run's best scores. A best checkpoint missing from the folder is
-    forgotten with its score (:func:`src.config.missing_best` says so before training)."""
+    forgotten with its score (:func:`src.checkpoints.missing_best` says so before training)."""
 
     @property
     def state_key(self) -> str:

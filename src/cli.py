@@ -129,7 +129,7 @@ def hydra_refusal(error: Exception) -> str:
         return f"hydra/launcher=slurm: {first_line(str(error))}; check what the jobs ask for (hydra.launcher.partition, ...)"
     missing = error.__cause__
     if isinstance(missing, ConfigAttributeError | ConfigKeyError) and missing.full_key:
-        return f"{typed(missing.full_key)}: {unknown_key_hint(missing.full_key, missing.parent_node)}"
+        return f"{as_typed(missing.full_key)}: {unknown_key_hint(missing.full_key, missing.parent_node)}"
     hydras = "; ".join(line.strip().rstrip(".") for line in str(error).splitlines() if line.strip())
     return override_at_fault(hydras)
 
@@ -170,14 +170,14 @@ def composes(override: str) -> bool:
     return True
 
 
-def setting(key: str, arguments: Sequence[str]) -> list[str]:
+def overrides_of(key: str, arguments: Sequence[str]) -> list[str]:
     """The overrides among ``arguments`` that set ``key`` or a key below it (``trainer=ddp``, ``trainer.max_epoch=3``)."""
     return [argument for argument in arguments if f"{argument.lstrip('+~').partition('=')[0]}.".startswith(f"{key}.")]
 
 
-def typed(key: str) -> str:
+def as_typed(key: str) -> str:
     """The command-line argument that set ``key`` or a key below it, as it was typed (``key`` if none did)."""
-    return (setting(key, sys.argv[1:]) or [key])[0]
+    return (overrides_of(key, sys.argv[1:]) or [key])[0]
 
 
 def unknown_key_hint(key: str, parent: Any) -> str:
@@ -187,10 +187,10 @@ def unknown_key_hint(key: str, parent: Any) -> str:
     prefix, _, name = key.rpartition(".")
     node = parent if isinstance(parent, DictConfig) else {}
     if "_target_" in node and name in target_arguments(str(node["_target_"])):
-        given = typed(key).lstrip("+")
+        given = as_typed(key).lstrip("+")
         return f"an argument of {node['_target_']} that its config does not list; add it with +{given}"
     keys = [str(k) for k in node if k != "hydra" and not str(k).startswith("_")]
-    last = typed(key).lstrip("+~").partition("=")[0].rpartition(".")[2]  # extras.print_config: print_config
+    last = as_typed(key).lstrip("+~").partition("=")[0].rpartition(".")[2]  # extras.print_config: print_config
     if close := difflib.get_close_matches(name, keys, n=1) or difflib.get_close_matches(last, keys, n=1):
         return f"no such key; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
     listed = ", ".join(keys) if len(keys) <= 16 else f"{len(keys)} keys (python -m src.{Path(sys.argv[0]).stem} --cfg job)"

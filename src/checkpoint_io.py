@@ -46,17 +46,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"the previous {target.name} (if any) is unchanged. Free disk space (or fix the folder's permissions), "
                 "then resume from the last checkpoint"
             ) from error
-        remove_left_by_the_dead(target)
-
-
-def remove_left_by_the_dead(target: Path) -> None:
-    """Remove the partial files of ``target`` that processes no longer running left (a kill -9 in the middle of a save
-    cannot remove its own)."""
-    for partial in target.parent.glob(f".{target.name}.partial-*"):
-        pid = partial.name.rpartition("-")[2]
-        if pid.isdigit() and not running(int(pid)):
-            with contextlib.suppress(OSError):
-                partial.unlink()
+        # The partial files that processes no longer running left (a kill -9 in the middle of a save cannot remove its own).
+        for stale in target.parent.glob(f".{target.name}.partial-*"):
+            pid = stale.name.rpartition("-")[2]
+            if pid.isdigit() and not running(int(pid)):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
 
 def running(pid: int) -> bool:

@@ -33,7 +33,7 @@ from pydantic.experimental.arguments_schema import generate_arguments_schema
 from pydantic_core import SchemaValidator
 
 from src import checkpoints, ranks, runs
-from src.cli import ConfigError, first_line, show
+from src.cli import ConfigError, first_line, overrides_of, show
 from src.data.datasets import DATASETS, TEST_IMAGES, TRAIN_IMAGES
 
 GROUPS = ("model", "loss", "optimizer", "scheduler", "data", "trainer", "logger", "callbacks")
@@ -294,7 +294,7 @@ def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
         cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
         if isinstance(cause, ConfigError):
             raise cause from None
-        given = " ".join(o for o in overrides if f"{o.lstrip('+~').partition('=')[0]}.".startswith(f"{group}."))
+        given = " ".join(overrides_of(group, overrides))
         raise ConfigError(f"{group}{f' ({given})' if given else ''}: {first_line(str(cause))}") from error
 
 

@@ -27,14 +27,6 @@ class ExportMismatch(RuntimeError):
     """The exported file does not reproduce the checkpoint's logits; nothing was written."""
 
 
-def target_file(out: str | None, checkpoint: Path, format: str) -> Path:
-    """``out``; ``model.onnx`` (or ``.pt``) in it if it is a folder (or ends in a slash), else in the run's ``exported/``."""
-    name = "model.onnx" if format == "onnx" else "model.pt"
-    if not out:
-        return checkpoints.run_folder(checkpoint) / "exported" / name
-    return Path(out) / name if out.endswith(("/", os.sep)) or Path(out).is_dir() else Path(out)
-
-
 @validate_call
 def export(
     ckpt_path: str | None,
@@ -50,7 +42,9 @@ def export(
         config.require_extra("format=onnx", "export", "onnx", "onnxscript", "onnxruntime")
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
-    target = target_file(out, checkpoint, format)
+    target = Path(out) if out else checkpoints.run_folder(checkpoint) / "exported"
+    if not out or out.endswith(("/", os.sep)) or target.is_dir():  # a folder (or none: the run's): model.onnx or .pt in it
+        target /= "model.onnx" if format == "onnx" else "model.pt"
     net = checkpoints.trained_network(state, checkpoint)
     test = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device", "num_workers": 0})
     test.prepare_data()  # the official test images, normalized as the checkpoint's training data was

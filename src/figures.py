@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib import colormaps, font_manager, rcParams
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ft2font import FT2Font
 from matplotlib.ticker import MaxNLocator, PercentFormatter
@@ -38,22 +37,13 @@ def read_csv_curves(files: list[Path]) -> Curves:
     for path in files:
         with path.open(newline="") as file:
             rows = [row for row in csv.DictReader(file) if row.get("step")]
-        if not rows:
-            continue
-        start = min(int(row["step"]) for row in rows)
+        start = min((int(row["step"]) for row in rows), default=float("inf"))  # a start that logged nothing undoes nothing
         curves = {tag: [(s, v) for s, v in points if s < start] for tag, points in curves.items()}
         for row in rows:
             for tag, value in row.items():
                 if tag not in ("step", "epoch") and value not in ("", None):
                     curves.setdefault(tag, []).append((int(row["step"]), float(value)))
     return curves
-
-
-def run_folders(folder: Path) -> list[Path]:
-    """The run folders at or below ``folder`` (those that hold TensorBoard event files or CSV logger files)."""
-    events = {path.parent for path in folder.rglob("events.out.tfevents.*")}
-    tables = {path.parent.parent.parent for path in folder.rglob("csv/version_*/metrics.csv")}
-    return sorted(events | tables)
 
 
 @cache
@@ -81,7 +71,8 @@ def _series(axis: Axes, curves: Curves, tag: str, **style: object) -> None:
         axis.plot(steps, values, **style)
 
 
-def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], path: Path, title: str) -> Path:
+def _save(accuracy: Axes, loss: Axes, names: tuple[str, str], path: Path, title: str) -> Path:
+    figure = accuracy.figure
     for axis, name in zip((accuracy, loss), names, strict=True):
         axis.set(xlabel="optimizer step", ylabel=name)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -100,36 +91,26 @@ def _save(figure: Figure, accuracy: Axes, loss: Axes, names: tuple[str, str], pa
 
 def draw_run(curves: Curves, path: Path, title: str) -> Path:
     """Two panels, accuracy and loss: train (the mean over each logging window), val (each validation), the test result."""
-    figure = Figure(figsize=(11, 4))
-    accuracy, loss = figure.subplots(1, 2)
+    accuracy, loss = Figure(figsize=(11, 4)).subplots(1, 2)
     # Each series keeps its colour in every picture: train blue, val orange, the tutorial's test batches green, test red.
     for axis, name in ((accuracy, "acc"), (loss, "loss")):
         _series(axis, curves, f"{name}/train", label="train (mean of each logging window)", color="C0", alpha=0.8, zorder=3)
         _series(axis, curves, f"{name}/val", label="val", color="C1", marker="o", markersize=4)
     _series(accuracy, curves, "acc/test_batch_tutorial", label="test batch (as the tutorial measures)", color="C2", marker="x")
-    for axis, tag in ((accuracy, "result/test_acc"), (loss, "result/test_loss")):
+    for axis, tag, form in ((accuracy, "result/test_acc", ".2%"), (loss, "result/test_loss", ".4f")):
         if curves.get(tag):
             step, value = curves[tag][-1]
-            shown = f"{value:.2%}" if axis is accuracy else f"{value:.4f}"
-            axis.plot([step], [value], "*", color="C3", markersize=14, label=f"test {shown}")
-    return _save(figure, accuracy, loss, ("accuracy", "loss"), path, title)
+            axis.plot([step], [value], "*", color="C3", markersize=14, label=f"test {value:{form}}")
+    return _save(accuracy, loss, ("accuracy", "loss"), path, title)
 
 
 def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
     """Val accuracy and val loss of every run, one line each, labelled by run name."""
-    figure = Figure(figsize=(12, 4.5))
-    accuracy, loss = figure.subplots(1, 2)
+    accuracy, loss = Figure(figsize=(12, 4.5)).subplots(1, 2)
     for name, curves in runs.items():
         _series(accuracy, curves, "acc/val", label=drawable(name), marker=".")
         _series(loss, curves, "loss/val", label=drawable(name), marker=".")
-    return _save(figure, accuracy, loss, ("val accuracy", "val loss"), path, title)
-
-
-def pixels(figure: Figure) -> np.ndarray:
-    """The figure drawn once, as an ``H x W x 3`` uint8 image: written as a PNG and handed to the loggers as it is."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+    return _save(accuracy, loss, ("val accuracy", "val loss"), path, title)
 
 
 def draw_confusion(matrix: np.ndarray, data_set: DataSet) -> Figure:

@@ -1,7 +1,6 @@
 """The loggers (``conf/logger/``) that write into the run folder: TensorBoard into it, the CSV logger
 ``csv/version_<K>/metrics.csv`` per start (Lightning's would empty an existing file), MLflow its own store (SQLite under
-``log_dir``, or a server) with a run named after the folder, which a resume continues (its id is in the checkpoint).
-"""
+``log_dir``, or a server) with a run named after the folder, which a resume continues (its id is in the checkpoint)."""
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path

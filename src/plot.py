@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.cli import exit_with_error
-from src.figures import draw_run, draw_sweep, read_curves, run_folders
+from src.figures import draw_run, draw_sweep, read_curves
 
 
 def plot(folder: Path) -> Path:
@@ -14,7 +14,8 @@ def plot(folder: Path) -> Path:
     if not folder.is_dir():
         what = "a file, not a folder" if folder.exists() else "no such folder"
         raise FileNotFoundError(f"{folder}: {what}; give a run folder or a sweep folder under lightning_logs/")
-    runs = run_folders(folder)
+    events = {path.parent for path in folder.rglob("events.out.tfevents.*")}  # the run folders at or below, of either logger
+    runs = sorted(events | {path.parents[2] for path in folder.rglob("csv/version_*/metrics.csv")})
     if not runs:
         raise FileNotFoundError(f"{folder}: no TensorBoard or CSV logs here or below; give a run folder under lightning_logs/")
     if runs == [folder]:

@@ -9,13 +9,11 @@ if __name__ == "__main__":  # run as a command: no garbage collection during the
 from pathlib import Path
 
 import hydra
-import numpy as np
 import torch
 from omegaconf import DictConfig
 
 from src import checkpoints, cli, config
 from src.cli import ConfigError
-from src.data.datasets import DataSet
 from src.data.images import ImageError, open_image, to_mnist
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -32,20 +30,17 @@ def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_
     files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if target.is_dir() else [target]
     if not files:
         raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    state = checkpoints.read(checkpoint)
-    classifier = checkpoints.PixelClassifier(state, checkpoint)
+    classifier = checkpoints.PixelClassifier(checkpoints.read(checkpoint), checkpoint)
     classes = classifier.data_set.classes
-    pixels = torch.stack([torch.from_numpy(read_image(path, classifier.data_set)) for path in files])
+    images = []
+    for path in files:
+        try:
+            images.append(torch.from_numpy(to_mnist(open_image(path), classifier.data_set)))
+        except ImageError as error:
+            raise ConfigError(f"image={path}: {error}") from error
     with torch.no_grad():
-        probabilities = classifier(pixels.float().div(255))
+        probabilities = classifier(torch.stack(images).float().div(255))
     return [(path, classes[int(p.argmax())], p.tolist()) for path, p in zip(files, probabilities, strict=True)]
-
-
-def read_image(path: Path, data_set: DataSet) -> np.ndarray:
-    try:
-        return to_mnist(open_image(path), data_set)
-    except ImageError as error:
-        raise ConfigError(f"image={path}: {error}") from error
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

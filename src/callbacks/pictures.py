@@ -7,11 +7,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger  # src.loggers' is a subclass
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 from pydantic import NonNegativeInt, validate_call
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from src.figures import draw_confusion, draw_misclassified, draw_run, pixels, read_curves
+from src.figures import draw_confusion, draw_misclassified, draw_run, read_curves
 
 
 class CurvesPNG(L.Callback):
@@ -59,7 +60,9 @@ class TestFigures(L.Callback):
             "misclassified": draw_misclassified(self.wrong, int(counts.sum() - counts.trace()), data_set),
         }
         for name, figure in figures.items():
-            image = pixels(figure)  # drawn once for the PNG and every logger
+            canvas = FigureCanvasAgg(figure)  # drawn once, an H x W x 3 uint8 image for the PNG and every logger
+            canvas.draw()
+            image = np.asarray(canvas.buffer_rgba())[..., :3].copy()
             Image.fromarray(image).save(Path(trainer.default_root_dir) / f"{name}.png")
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):

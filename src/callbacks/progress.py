@@ -83,6 +83,4 @@ class Bar(TQDMProgressBar):
 @validate_call
 def progress_bar(refresh_rate: PositiveInt = 25, every_n_steps: PositiveInt = 100) -> ProgressBar:
     """Lightning's tqdm bar (redrawn every ``refresh_rate`` steps) when stderr is a terminal, else :class:`LineProgress`."""
-    if sys.stderr.isatty():
-        return Bar(refresh_rate=refresh_rate)
-    return LineProgress(every_n_steps=every_n_steps)
+    return Bar(refresh_rate=refresh_rate) if sys.stderr.isatty() else LineProgress(every_n_steps=every_n_steps)

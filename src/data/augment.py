@@ -9,9 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ERASE_AREAS = (0.02, 0.4)  # random erasing's rectangle, a fraction of the image (Zhong et al., 2017's values)
-ERASE_RATIOS = (0.3, 1 / 0.3)  # its height / width, drawn log-uniformly between these
-
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -43,16 +40,16 @@ def random_flip(images: Tensor, probability: float) -> Tensor:
 
 
 def random_erase(images: Tensor, probability: float, background: float) -> Tensor:
-    """Zhong et al. (2017)'s random erasing for a whole batch ``(B, C, H, W)``: with ``probability``, each image gets
-    one rectangle set to ``background``, its area uniform in ``ERASE_AREAS`` of the image and its height/width ratio
-    log-uniform in ``ERASE_RATIOS``, placed uniformly where it fits (a side longer than the image is cut to the image)."""
+    """Zhong et al. (2017)'s random erasing for a whole batch ``(B, C, H, W)``, with their values: with ``probability``,
+    each image gets one rectangle set to ``background``, its area uniform in 2% to 40% of the image and its height/width
+    ratio log-uniform in [0.3, 1 / 0.3], placed uniformly where it fits (a side longer than the image is cut to it)."""
     if probability <= 0:
         return images
     batch, _, height, width = images.shape
     device = images.device
-    smallest, largest = ERASE_AREAS
+    smallest, largest = 0.02, 0.4
     area = (smallest + torch.rand(batch, device=device) * (largest - smallest)) * height * width
-    low, high = math.log(ERASE_RATIOS[0]), math.log(ERASE_RATIOS[1])
+    low, high = math.log(0.3), math.log(1 / 0.3)
     ratio = torch.exp(low + torch.rand(batch, device=device) * (high - low))
     tall = (area * ratio).sqrt().round().clamp(1, height)
     wide = (area / ratio).sqrt().round().clamp(1, width)

@@ -50,8 +50,7 @@ class DeviceBatches:
         self._resume: dict[str, int] | None = None
 
     def __len__(self) -> int:
-        whole, rest = divmod(len(self.sampler), self.batch_size)
-        return whole + (1 if rest and not self.drop_last else 0)
+        return (math.floor if self.drop_last else math.ceil)(len(self.sampler) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         resume, self._resume = self._resume, None

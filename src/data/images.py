@@ -10,7 +10,6 @@ from PIL import Image, ImageOps
 from src.data.datasets import DataSet
 
 SIDE = 28  # MNIST's and Fashion-MNIST's images are 28x28
-READABLE = "give a PNG, JPEG, BMP, GIF, TIFF or WebP image"
 
 
 class ImageError(ValueError):
@@ -26,15 +25,13 @@ def open_image(source: bytes | Path, max_pixels: int | None = None) -> Image.Ima
     from the header, before decoding)."""
     try:
         image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
-        if max_pixels is not None and image.width * image.height > max_pixels:
-            size = f"{image.width}x{image.height}"
-            raise ImageTooLarge(f"{size} pixels is more than the {max_pixels:,} allowed; give a smaller image")
-        image.load()
+        if max_pixels is None or image.width * image.height <= max_pixels:
+            image.load()
+            return image
     except (OSError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
-        if isinstance(error, ImageError):
-            raise
-        raise ImageError(f"not an image PIL can read ({type(error).__name__}); {READABLE}") from error
-    return image
+        name = type(error).__name__
+        raise ImageError(f"not an image PIL can read ({name}); give a PNG, JPEG, BMP, GIF, TIFF or WebP image") from error
+    raise ImageTooLarge(f"{image.width}x{image.height} pixels is more than the {max_pixels:,} allowed; give a smaller image")
 
 
 def grey(image: Image.Image) -> np.ndarray:

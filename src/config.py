@@ -200,7 +200,7 @@ def resolved(node: Any) -> Any:
 
 
 def check(config: dict[str, Any], context: Context) -> None:
-    validated("", TrainSettings, {key: value for key, value in config.items() if key not in GROUPS}, GROUPS)
+    check_model("", TrainSettings, {key: value for key, value in config.items() if key not in GROUPS}, GROUPS)
     if config["ckpt_path"] is not None and config["init_from"] is not None:
         raise ConfigError(
             f"init_from={config['init_from']}: give ckpt_path (resume a run as it was) or init_from (a new run from its "
@@ -215,8 +215,8 @@ def check(config: dict[str, Any], context: Context) -> None:
     for name, node in (config.get("callbacks") or {}).items():
         if node is not None:  # callbacks.<name>: null leaves it out (src/build.py)
             check_arguments(f"callbacks.{name}", node)
-    validated("trainer", TrainerRanges, config["trainer"])
-    validated("optimizer", OptimizerRanges, config["optimizer"])
+    check_model("trainer", TrainerRanges, config["trainer"])
+    check_model("optimizer", OptimizerRanges, config["optimizer"])
     check_torch(config, context.overrides)
     check_data(config["data"])
     check_run_length(config["trainer"])
@@ -224,7 +224,7 @@ def check(config: dict[str, Any], context: Context) -> None:
     check_machine(config)
 
 
-def validated(key: str, model: type[BaseModel], values: Mapping[str, Any], groups: tuple[str, ...] = ()) -> None:
+def check_model(key: str, model: type[BaseModel], values: Mapping[str, Any], groups: tuple[str, ...] = ()) -> None:
     """``values`` against ``model``; an unknown key is told the model's keys and the config ``groups`` beside them."""
     try:
         model.model_validate(values)

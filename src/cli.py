@@ -123,9 +123,9 @@ def hydra_refusal(error: Exception) -> str:
             quotes = f"non-ASCII text needs quotes: '{key}=\"{value}\"'"
         return f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); {quotes}"
     if type(error).__module__.startswith("submitit"):  # sbatch refused the jobs: the cluster's word, not an override's
-        folders = task.sweep_dir.iterdir() if task.sweep_dir and task.sweep_dir.is_dir() else [Path(".")]
-        if not any(path.is_dir() and not path.name.startswith(".") for path in folders):  # no job has started
-            shutil.rmtree(task.sweep_dir)  # the refused command leaves nothing behind
+        sweep = task.sweep_dir
+        if sweep is not None and sweep.is_dir() and not any(p.is_dir() and p.name[0] != "." for p in sweep.iterdir()):
+            shutil.rmtree(sweep)  # no job has started (only submitit's .submitit/): the refused command leaves nothing
         return f"hydra/launcher=slurm: {first_line(str(error))}; check what the jobs ask for (hydra.launcher.partition, ...)"
     missing = error.__cause__
     if isinstance(missing, ConfigAttributeError | ConfigKeyError) and missing.full_key:

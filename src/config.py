@@ -160,7 +160,6 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     check(config, context)
     settings = compared_settings(config, context)
     loggers = logger_configs(config.get("logger"))
-    shapes = network_shapes(config["model"])
     runs_dir = Path(config["log_dir"]) / config["name"]
     checkpoint = checkpoints.resolve(config["ckpt_path"], runs_dir)
     own = context.job_dir / "checkpoints" / "last.ckpt" if context.restarts and context.job_dir else None
@@ -173,10 +172,10 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     notes = ()
     if state is not None:
         checkpoints.check_resume(state, config)
-        checkpoints.check_same_network(state, shapes, checkpoint)
+        checkpoints.check_same_network(state, network_shapes(config["model"]), checkpoint)
         notes = (checkpoints.missing_best(state, checkpoint),)
     if init is not None:
-        checkpoints.check_same_network(init, shapes, start, key="init_from")
+        checkpoints.check_same_network(init, network_shapes(config["model"]), start, key="init_from")
     run_dir, new = runs.run_folder(runs_dir, checkpoint, context.job_dir, context.rank_zero_dir)
     return RunSpec(config, run_dir, new, checkpoint, state, weights, loggers, settings, tuple(filter(None, notes)), context)
 

@@ -24,7 +24,9 @@ class StopOnNonFiniteLoss(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.first_bad_step = torch.tensor(-1, device=pl_module.device)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         bad = ~torch.isfinite(outputs["loss"].detach())  # Lightning's outputs of an automatically optimized step
         self.first_bad_step.masked_fill_((self.first_bad_step < 0) & bad, trainer.global_step)
         if trainer.global_step % self.check_every_n_steps == 0:

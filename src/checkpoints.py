@@ -2,12 +2,15 @@
 that goes on from them (what a resume may change), each refusal naming the file and what to do; the trained network
 they hold. No Lightning here, so that ``src.predict`` and ``src.serve`` start fast (writing: ``src/checkpoint_io.py``)."""
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
 
+from src import runs
 from src.cli import ConfigError, show, shown_path
 from src.data.datasets import DATASETS
 
@@ -24,9 +27,38 @@ class CheckpointError(ConfigError):
     """A checkpoint that cannot be used; the message starts with ``ckpt_path=<value>:`` (or ``init_from=``)."""
 
 
+@dataclass(frozen=True)
+class Start:
+    """What a run starts from: a checkpoint to resume, with its contents, or a network's weights (init_from=)."""
+
+    checkpoint: Path | None = None
+    state: dict[str, Any] | None = None
+    init_weights: dict[str, Any] | None = None  # the network's own, as MLP loads them
+    note: str | None = None  # what the resume cannot continue (:func:`missing_best`)
+
+
+def starting_point(config: Mapping[str, Any], requeued: Path | None = None) -> Start:
+    """The checkpoint that ``ckpt_path`` (else, where it exists, a requeued job's ``requeued`` last.ckpt) resumes, held
+    to the run's own settings and network, or the weights ``init_from`` starts a new run with."""
+    log_dir = Path(config["log_dir"])
+    checkpoint = resolve(config["ckpt_path"], log_dir / config["name"])
+    if checkpoint is None and requeued is not None and requeued.is_file():
+        checkpoint = requeued
+    if checkpoint is not None:
+        state = read(checkpoint)
+        check_resume(state, config)
+        check_same_network(state, config["model"], checkpoint)
+        return Start(checkpoint, state, note=missing_best(state, checkpoint))
+    if (start := resolve(config["init_from"], log_dir, key="init_from")) is not None:  # last: the newest of any run name
+        init = read(start, key="init_from")
+        check_same_network(init, config["model"], start, key="init_from")
+        return Start(init_weights=network_weights(init["state_dict"]))
+    return Start()
+
+
 def run_folder(checkpoint: Path) -> Path:
     """The run folder a checkpoint belongs to (``<run>/checkpoints/x.ckpt``), else the folder it lies in."""
-    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    return runs.run_of(checkpoint) or checkpoint.parent
 
 
 def resolve(ckpt_path: str | None, runs: Path, key: str = "ckpt_path") -> Path | None:
@@ -93,8 +125,11 @@ def trained_network(state: dict[str, Any], path: Path, key: str = "ckpt_path") -
     return model.eval()
 
 
-def check_same_network(state: dict[str, Any], shapes: dict[str, list[int]], path: Path, key: str = "ckpt_path") -> None:
-    """Name the first layer whose shape differs between the checkpoint and the configured network (``net.*``)."""
+def check_same_network(state: dict[str, Any], model: Mapping[str, Any], path: Path, key: str = "ckpt_path") -> None:
+    """Name the first layer whose shape differs between the checkpoint and the ``model`` configured (``net.*``), built
+    on the meta device: no weights."""
+    with torch.device("meta"):
+        shapes = {f"net.{name}": list(t.shape) for name, t in instantiate(model, _convert_="all").state_dict().items()}
     saved = {name: list(tensor.shape) for name, tensor in state["state_dict"].items() if name.startswith("net.")}
     if differs := next((name for name in {**shapes, **saved} if saved.get(name) != shapes.get(name)), None):
         there, here = saved.get(differs, "missing"), shapes.get(differs, "missing")
@@ -110,7 +145,7 @@ def _flat(node: Any, prefix: str) -> dict[str, Any]:
     return {key: value for name, child in node.items() for key, value in _flat(child, f"{prefix}.{name}").items()}
 
 
-def check_resume(state: dict[str, Any], config: dict[str, Any]) -> None:
+def check_resume(state: dict[str, Any], config: Mapping[str, Any]) -> None:
     """A resume continues its run as the run was started (the config its checkpoint holds): ``ckpt_path=last`` after
     ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
     not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
@@ -150,7 +185,7 @@ def missing_best(state: dict[str, Any], checkpoint: Path) -> str | None:
     ``checkpoints/`` beside it (a run copied without it; a checkpoint outside a run folder starts a new one), so its
     score is forgotten (src/callbacks/run_checkpoint.py) and the best is chosen among the validations to come; None when
     it is there."""
-    folder = checkpoint.parent if checkpoint.parent.name == "checkpoints" else None
+    folder = checkpoint.parent if runs.run_of(checkpoint) else None
     for key, saved in state.get("callbacks", {}).items():
         best = saved.get("best_model_path") if key.startswith("ModelCheckpoint") and saved.get("monitor") else None
         if best and not (folder is not None and (folder / Path(best).name).is_file()):

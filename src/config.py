@@ -160,24 +160,12 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     check(config, context)
     settings = compared_settings(config, context)
     loggers = logger_configs(config.get("logger"))
-    runs_dir = Path(config["log_dir"]) / config["name"]
-    checkpoint = checkpoints.resolve(config["ckpt_path"], runs_dir)
     own = context.job_dir / "checkpoints" / "last.ckpt" if context.restarts and context.job_dir else None
-    if checkpoint is None and own is not None and own.is_file():  # a requeued job: submitit's resubmission names none
-        checkpoint = own
-    start = checkpoints.resolve(config["init_from"], Path(config["log_dir"]), key="init_from")  # last: newest of any name
-    state = checkpoints.read(checkpoint) if checkpoint else None
-    init = checkpoints.read(start, key="init_from") if start else None
-    weights = checkpoints.network_weights(init["state_dict"]) if init is not None else None
-    notes = ()
-    if state is not None:
-        checkpoints.check_resume(state, config)
-        checkpoints.check_same_network(state, network_shapes(config["model"]), checkpoint)
-        notes = (checkpoints.missing_best(state, checkpoint),)
-    if init is not None:
-        checkpoints.check_same_network(init, network_shapes(config["model"]), start, key="init_from")
-    run_dir, new = runs.run_folder(runs_dir, checkpoint, context.job_dir, context.rank_zero_dir)
-    return RunSpec(config, run_dir, new, checkpoint, state, weights, loggers, settings, tuple(filter(None, notes)), context)
+    start = checkpoints.starting_point(config, requeued=own)  # a requeued job: submitit's resubmission names none
+    runs_dir = Path(config["log_dir"]) / config["name"]
+    run_dir, new = runs.run_folder(runs_dir, start.checkpoint, context.job_dir, context.rank_zero_dir)
+    notes = (start.note,) if start.note else ()
+    return RunSpec(config, run_dir, new, start.checkpoint, start.state, start.init_weights, loggers, settings, notes, context)
 
 
 def call(function: Callable[..., Any], cfg: DictConfig) -> Any:
@@ -450,12 +438,6 @@ def check_mlflow(key: str, node: Mapping[str, Any]) -> None:
                 f"{key}.tracking_uri={uri}: no MLflow server answers there ({getattr(error, 'reason', error)}); start one "
                 f"(mlflow server --host ... --port ...) or leave {key}.tracking_uri out for the local store under log_dir"
             ) from None
-
-
-def network_shapes(model: Mapping[str, Any]) -> dict[str, list[int]]:
-    """The configured network's weight shapes, by their names in a checkpoint; built on the meta device: no weights."""
-    with torch.device("meta"):
-        return {f"net.{name}": list(t.shape) for name, t in instantiate(model, _convert_="all").state_dict().items()}
 
 
 def compared_settings(config: dict[str, Any], context: Context) -> dict[str, Any]:

@@ -13,11 +13,16 @@ def run_folder(runs: Path, checkpoint: Path | None, job_dir: Path | None, rank_z
     own, a sweep job's, else the next ``version_<N>`` of ``runs``."""
     if rank_zero_dir is not None:
         return rank_zero_dir, False
-    if checkpoint is not None and checkpoint.parent.name == "checkpoints":
-        return checkpoint.parent.parent, False
+    if checkpoint is not None and (resumed := run_of(checkpoint)):
+        return resumed, False
     if job_dir is not None:
         return job_dir, False
     return next_version(runs), True
+
+
+def run_of(checkpoint: Path) -> Path | None:
+    """The run folder src.train saved ``checkpoint`` in (``<run>/checkpoints/<file>``); None for a file elsewhere."""
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
 
 
 def next_version(runs: Path) -> Path:

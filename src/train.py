@@ -65,6 +65,7 @@ def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, A
     loader = trainer.test_dataloaders
     test_images = min(loader.sampler.size, int(trainer.num_test_batches[0]) * loader.batch_size * trainer.world_size)
     writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
+    logged = where_to_look(trainer.loggers, run.run_dir) if writes_logs else []
     if writes_logs and trainer.is_global_zero:
         results = {"result/test_acc": test_acc, "result/best_val_acc": best_val_acc}
         log_final(trainer.loggers, run.spec.settings, results, trainer.global_step)
@@ -86,7 +87,7 @@ def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, A
         "fit_s": fit_seconds,
         "run_dir": str(run.run_dir) if writes_logs else None,
         "best_checkpoint": best_path or None,
-        "logged": where_to_look(trainer.loggers, run.run_dir) if writes_logs else [],
+        "logged": logged,
         "notes": notes,
     }
 

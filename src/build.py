@@ -45,12 +45,12 @@ def build(spec: RunSpec) -> Run:
     L.seed_everything(config["seed"], workers=True, verbose=False)
     datamodule = instantiate(config["data"], _convert_="all")
     model = build_classifier(config)
-    if spec.init_weights is not None:  # a new run from these weights; optimizer, schedule and step start afresh
-        model.net.load_state_dict(spec.init_weights)
+    if spec.start.init_weights is not None:  # a new run from these weights; optimizer, schedule and step start afresh
+        model.net.load_state_dict(spec.start.init_weights)
     run_dir, prepared = spec.run_dir, False
     while True:
         callbacks = build_callbacks(config, run_dir, overrides)
-        resumed = spec.state is not None
+        resumed = spec.start.state is not None
         callbacks += [SaveConfig(config, resumed=resumed), LogSettings(spec.settings, resumed=resumed)]
         trainer = build_trainer(config, callbacks, run_dir, overrides)
         if not prepared and trainer.local_rank == 0:  # under DDP, rank 0 fetches the data before it starts the others
@@ -63,7 +63,7 @@ def build(spec: RunSpec) -> Run:
             trainer.loggers = [DummyLogger()] if config.get("logger") else []
             return Run(spec, run_dir, datamodule, model, trainer)
         with refused("logger", overrides):
-            trainer.loggers = build_loggers(spec.loggers.values(), run_dir, spec.state)  # MLflow creates its store here
+            trainer.loggers = build_loggers(spec.loggers.values(), run_dir, spec.start.state)  # MLflow creates its store here
         if not spec.new_folder or runs.claim(run_dir):
             return Run(spec, run_dir, datamodule, model, trainer)
         run_dir = runs.next_version(run_dir.parent)  # another run claimed this folder since it was chosen

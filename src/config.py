@@ -139,12 +139,9 @@ class RunSpec:
     config: dict[str, Any]  # the composed config, resolved: each group's settings, what checkpoints keep
     run_dir: Path
     new_folder: bool  # to be claimed (not a resume's, a sweep job's or rank 0's)
-    checkpoint: Path | None  # resume from it
-    state: dict[str, Any] | None  # its contents
-    init_weights: dict[str, Any] | None  # a new run's starting weights (init_from=), the network's own
+    start: checkpoints.Start  # a checkpoint to resume, or weights to start from
     loggers: dict[str, dict[str, Any]]  # each configured logger by its key (logger, logger.csv, ...)
     settings: dict[str, Any]  # what tells this run apart from others, for the loggers
-    notes: tuple[str, ...]  # said before training
     context: Context
 
 
@@ -164,8 +161,7 @@ def load(cfg: DictConfig, context: Context | None = None) -> RunSpec:
     start = checkpoints.starting_point(config, requeued=own)  # a requeued job: submitit's resubmission names none
     runs_dir = Path(config["log_dir"]) / config["name"]
     run_dir, new = runs.run_folder(runs_dir, start.checkpoint, context.job_dir, context.rank_zero_dir)
-    notes = (start.note,) if start.note else ()
-    return RunSpec(config, run_dir, new, start.checkpoint, start.state, start.init_weights, loggers, settings, notes, context)
+    return RunSpec(config, run_dir, new, start, loggers, settings, context)
 
 
 def call(function: Callable[..., Any], cfg: DictConfig) -> Any:

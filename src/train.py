@@ -52,7 +52,7 @@ def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, A
     trainer = run.trainer
     if trainer.is_global_zero:
         said = OmegaConf.to_yaml(run.spec.config) if run.spec.config["print_config"] else ""
-        print(said + "".join(f"note: {note}\n" for note in run.spec.notes), end="", flush=True)
+        print(said + (f"note: {run.spec.start.note}\n" if run.spec.start.note else ""), end="", flush=True)
     ranks.share_run_dir(run.run_dir)  # the DDP ranks that fit starts write into the same folder
     with ranks.process_group_ends():
         fit_seconds = fit(run)
@@ -101,7 +101,7 @@ def fit(run: Run) -> float:
     try:
         with warnings.catch_warnings():  # a resumed run writes into its own checkpoints folder by design
             warnings.filterwarnings("ignore", "Checkpoint directory .* exists and is not empty")
-            trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.spec.checkpoint)
+            trainer.fit(run.model, datamodule=run.datamodule, ckpt_path=run.spec.start.checkpoint)
     except (SIGTERMException, Aborted) as error:  # the last_checkpoint callback saved this step on the way out, or not
         handlers[signal.SIGINT] = signal.SIG_IGN  # the run ends here: a further Ctrl-C must not cut its last words
         signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -61,7 +61,7 @@ def test_every_training_command_of_the_readme_composes_checks_and_builds(tiny_mn
                 continue
             run = build(spec)
             assert run.trainer.max_epochs == (1 if run.trainer.fast_dev_run else cfg.trainer.max_epochs)  # Lightning's rule
-            assert (spec.checkpoint is not None) == ("ckpt_path=last" in job)
+            assert (spec.start.checkpoint is not None) == ("ckpt_path=last" in job)
             assert bool(run.trainer.fast_dev_run) == ("trainer.fast_dev_run=true" in job)
             assert run.run_dir.parent == Path(cfg.log_dir) / cfg.name
 

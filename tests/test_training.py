@@ -1,5 +1,6 @@
 """Training through Lightning on the tiny data set: gradient accumulation, resume, checkpoints, refusals before a run."""
 
+import functools
 import time
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from torch._dynamo.testing import CompileCounterWithBackend
 
 from src.build import build_classifier
 from src.cli import ConfigError
@@ -115,11 +117,16 @@ def test_tiny_data_is_learned(tiny_run) -> None:
 
 
 @pytest.mark.slow
-def test_bf16_mixed_precision_and_compile_train(tiny_config) -> None:
-    """Batches of one size (500 training, 100 val and 200 test images in batches of 50): one compilation per stage."""
+def test_bf16_mixed_precision_and_compile_train(tiny_config, monkeypatch) -> None:
+    """Batches of one size (500 training, 100 val and 200 test images in batches of 50): one compilation per stage.
+    Compiled by torch's graph capture and autograd (aot_eager), not inductor, whose C++ code generation takes ten
+    times the rest of the test on two cores and is torch's own (docs/speed.md times the real one on a GPU)."""
+    counter = CompileCounterWithBackend("aot_eager")
+    monkeypatch.setattr(torch.nn.Module, "compile", functools.partialmethod(torch.nn.Module.compile, backend=counter))
     sizes = ("data.batch_size=50", "data.eval_batch_size=50", "model.hidden=[64]")
     summary = train(tiny_config("trainer.precision=bf16-mixed", "model.compile=true", "trainer.max_epochs=2", *sizes))
     assert summary["test_acc"] > 0.6 and summary["test_images"] == 200
+    assert counter.frame_count == 3  # training, validation, test: no batch compiled again
     state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
     assert "net.layers.1.weight" in state  # compiled in place: the checkpoint keys are those of the plain network
 

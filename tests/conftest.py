@@ -9,7 +9,6 @@ import shutil
 import struct
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,8 +17,6 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from tests.forked_cli import wait_for_line
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -190,20 +187,6 @@ def tree(folder: Path) -> dict[str, str]:
 def cli_env() -> dict[str, str]:
     """The environment for a command as a user runs it: no full Hydra tracebacks, no inherited DDP variables."""
     return {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "LOCAL_RANK", "WORLD_SIZE")}
-
-
-def run_module(module: str, *arguments: str, timeout: int = 600, signal: tuple | None = None) -> subprocess.CompletedProcess:
-    """``python -m <module> <arguments>`` in a new process from the repository root; ``signal`` as :func:`run_many`'s."""
-    command = [sys.executable, "-m", module, *arguments]
-    if signal is None:
-        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=cli_env())
-    with tempfile.TemporaryDirectory() as folder:
-        out_path, err_path = Path(folder) / "out", Path(folder) / "err"
-        with out_path.open("w") as out, err_path.open("w") as err:
-            process = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=err, env=cli_env())
-            wait_for_line(process.pid, str(out_path), *signal)
-            process.wait(timeout=timeout)
-        return subprocess.CompletedProcess(command, process.returncode, out_path.read_text(), err_path.read_text())
 
 
 FORKED_CLI: list[subprocess.Popen] = []  # tests/forked_cli.py, started once a session

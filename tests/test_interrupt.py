@@ -3,12 +3,13 @@
 import re
 import shlex
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import NO_PICTURES, REPO, last_state, run_many, run_module, scalars, tiny_data
+from tests.conftest import NO_PICTURES, REPO, last_state, run_many, scalars, tiny_data
 
 # Small but real: 2 epochs of 63 batches, dropout (so the RNG state matters), one-cycle (so the schedule does).
 RUN = [*NO_PICTURES, "model.hidden=[64]", "model.dropout=0.2", "data.batch_size=8", "trainer.limit_val_batches=2"]
@@ -29,17 +30,36 @@ def last_step_shown(out: str) -> int:
     return (int(epoch) - 1) * EPOCH + int(batch)
 
 
+EVERY_10 = ["callbacks.step_checkpoint.every_n_train_steps=10"]
+
+
 @pytest.fixture(scope="module")
-def straight(tiny_mnist, tmp_path_factory) -> Path:
-    save_dir = tmp_path_factory.mktemp("logs")
-    done = run_module("src.train", *arguments(tiny_mnist, save_dir, "straight"))
+def first_runs(tiny_mnist, tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    """The uninterrupted run and the runs each test stops, side by side: by name, the command's result and its log_dir."""
+    runs = {
+        "straight": (),
+        "cut": ((signal.SIGTERM, "epoch 1/2 batch 10/"),),
+        "killed": ((signal.SIGKILL, "epoch 2/2 batch 20/"),),
+        "swept": ((signal.SIGINT, "epoch 1/2 batch 10/"),),
+    }
+    log_dir = tmp_path_factory.mktemp("logs")
+    extra = {"killed": EVERY_10, "swept": ["seed=0,1"]}
+    commands = [
+        ("src.train", REPO, ["-m"] * (name == "swept") + arguments(tiny_mnist, log_dir, name, *extra.get(name, [])), *sent)
+        for name, sent in runs.items()
+    ]
+    return {name: (done, log_dir) for name, done in zip(runs, run_many(commands), strict=True)}
+
+
+@pytest.fixture(scope="module")
+def straight(first_runs) -> Path:
+    done, log_dir = first_runs["straight"]
     assert done.returncode == 0, done.stderr[-2000:]
-    return save_dir / "straight" / "version_0"
+    return log_dir / "straight" / "version_0"
 
 
 def assert_same_run(resumed: Path, straight: Path) -> None:
-    """Bit for bit, each run a process of its own as a user's is. A child forked by tests/forked_cli.py instead (straight
-    or resumed) came out otherwise in the last bits about one time in eight, on two threads (docs/resume-and-faults.md)."""
+    """Bit for bit (each run forked by tests/forked_cli.py, on one thread: docs/resume-and-faults.md)."""
     expected, got = last_state(straight), last_state(resumed)
     assert got["global_step"] == expected["global_step"] == STEPS
     for name, tensor in expected["state_dict"].items():
@@ -48,43 +68,40 @@ def assert_same_run(resumed: Path, straight: Path) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactly(tiny_mnist, straight, tmp_path) -> None:
-    cut = run_module("src.train", *arguments(tiny_mnist, tmp_path, "cut"), signal=(signal.SIGTERM, "epoch 1/2 batch 10/"))
-    assert cut.returncode == 130, cut.stderr[-2000:]  # a process of its own, not run_many's: see assert_same_run
-    run_dir = tmp_path / "cut" / "version_0"
+def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactly(first_runs, straight) -> None:
+    cut, log_dir = first_runs["cut"]
+    assert cut.returncode == 130, cut.stderr[-2000:]
+    run_dir = log_dir / "cut" / "version_0"
     assert last_step_shown(cut.stdout) <= last_state(run_dir)["global_step"] < EPOCH  # the batch running at the signal
     resume = shlex.split(cut.stderr.strip().splitlines()[-1])
     assert resume[:3] == ["python", "-m", "src.train"] and resume[-1] == f"ckpt_path={run_dir}/checkpoints/last.ckpt"
     assert "model.hidden=[64]" in resume  # the original overrides, quoted for a shell
-    done = run_module("src.train", *resume[3:])
+    (done,) = run_many([("src.train", REPO, resume[3:])])
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_run(run_dir, straight)
 
 
 @pytest.mark.slow
-def test_sigkill_loses_at_most_the_periodic_interval(tiny_mnist, straight, tmp_path) -> None:
-    every = ["callbacks.step_checkpoint.every_n_train_steps=10"]
-    killing = (signal.SIGKILL, "epoch 2/2 batch 20/")
-    killed = run_module("src.train", *arguments(tiny_mnist, tmp_path, "killed", *every), signal=killing)
+def test_sigkill_loses_at_most_the_periodic_interval(tiny_mnist, first_runs, straight) -> None:
+    killed, log_dir = first_runs["killed"]
     assert killed.returncode == -signal.SIGKILL
-    run_dir = tmp_path / "killed" / "version_0"
+    run_dir = log_dir / "killed" / "version_0"
     state = last_state(run_dir)  # whole: the atomic rename never leaves a partial last.ckpt
     step = state["global_step"]
     assert step % 10 == 0 and step > last_step_shown(killed.stdout) - 10  # the newest periodic save: at most 10 steps lost
-    done = run_module("src.train", *arguments(tiny_mnist, tmp_path, "killed", *every, "ckpt_path=last"))
+    (done,) = run_many([("src.train", REPO, arguments(tiny_mnist, log_dir, "killed", *EVERY_10, "ckpt_path=last"))])
     assert done.returncode == 0, done.stderr[-2000:]
     assert not list((run_dir / "checkpoints").glob(".*partial*"))  # one a kill mid-save left: removed by the next save
     assert_same_run(run_dir, straight)
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_its_job(tiny_mnist, tmp_path) -> None:
+def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_its_job(first_runs) -> None:
     """Ctrl-C finishes the batch and saves it, as SIGTERM does, and the sweep's later jobs do not start."""
-    swept = ["-m", *arguments(tiny_mnist, tmp_path, "swept", "seed=0,1")]
-    done = run_module("src.train", *swept, signal=(signal.SIGINT, "epoch 1/2 batch 10/"))
+    done, log_dir = first_runs["swept"]
     out, err = done.stdout, done.stderr
     assert done.returncode == 130, err[-2000:]
-    (sweep,) = tmp_path.glob("swept-sweep-*")
+    (sweep,) = log_dir.glob("swept-sweep-*")
     assert sorted(path.name for path in sweep.iterdir() if path.is_dir()) == ["0_seed:0"]  # job 2 never started
     assert "stopped by a signal (the sweep's later jobs did not run); the current step is saved" in err
     resume = shlex.split(err.strip().splitlines()[-1])
@@ -98,9 +115,8 @@ def test_ctrl_c_stops_the_whole_sweep_and_says_how_to_resume_its_job(tiny_mnist,
 def test_a_second_ctrl_c_aborts_with_a_whole_checkpoint_and_the_command_that_resumes(tiny_mnist, tmp_path, delay) -> None:
     """The second Ctrl-C comes while the batch finishes, while its step is saved, or after: whichever, the command
     exits 130 with the command that resumes from a complete last.ckpt, and never Lightning's exit 1."""
-    every = ["callbacks.step_checkpoint.every_n_train_steps=10"]
     twice = (signal.SIGINT, "epoch 1/2 batch 20/", delay)
-    (done,) = run_many([("src.train", REPO, arguments(tiny_mnist, tmp_path, "twice", *every), twice)])
+    (done,) = run_many([("src.train", REPO, arguments(tiny_mnist, tmp_path, "twice", *EVERY_10), twice)])
     assert done.returncode == 130, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stdout + done.stderr
     run_dir = tmp_path / "twice" / "version_0"

@@ -354,7 +354,8 @@ def check_run_length(trainer: Mapping[str, Any]) -> None:
 def check_epoch(data: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     """What Lightning checks only as it sets a run up, after it has written into the run folder, decided here from the
     data's size: a ``val_check_interval`` longer than an epoch, a ``limit_*_batches`` share that rounds to no batch."""
-    ranks_ = trainer.get("devices") if isinstance(trainer.get("devices"), int) else 1
+    devices = trainer.get("devices")  # a count below 1: Lightning's to refuse as it builds the Trainer
+    ranks_ = devices if isinstance(devices, int) and devices > 0 else 1
     train = images(data, train=True) - (0 if data["tutorial_order"] else data["val_size"])
     whole = math.floor if data["tutorial_order"] else math.ceil  # the tutorial's order keeps whole batches only
     batches = {

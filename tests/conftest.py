@@ -331,6 +331,7 @@ BAD_COMMANDS = {
         (["ckpt_path=a.ckpt", "init_from=b.ckpt"], "init_from=b.ckpt: give ckpt_path (resume a run as it was) or init_from"),
         # this machine
         (["trainer.devices=4096"], "trainer.devices=4096: "),
+        (["trainer.devices=0"], "trainer (trainer.devices=0): `Trainer(devices=0)` value is not a valid input"),
         (["ckpt_path=last"], "ckpt_path=last: no run under"),
         (["ckpt_path=nowhere/last.ckpt"], "ckpt_path=nowhere/last.ckpt: no such file"),
     ],

@@ -50,6 +50,7 @@ GIVEN_BY_CODE = {
     },
     "logger": {"save_dir": RUN_FOLDER, "name": RUN_FOLDER, "version": RUN_FOLDER},
 }
+VALIDATION_METRICS = ("acc/val", "loss/val")  # what Classifier.validation_step logs: what a callback may monitor
 # The settings people compare runs by (TensorBoard's HPARAMS, MLflow's params), each named by its last part.
 COMPARED = (
     "data.dataset optimizer.lr optimizer.weight_decay model.dropout model.input_dropout data.batch_size trainer.max_epochs "
@@ -198,6 +199,11 @@ def check(config: dict[str, Any], context: Context) -> None:
     for name, node in (config.get("callbacks") or {}).items():
         if node is not None:  # callbacks.<name>: null leaves it out (src/build.py)
             check_arguments(f"callbacks.{name}", node)
+            if node.get("monitor") not in (None, *VALIDATION_METRICS):  # else Lightning fails at the first validation
+                raise ConfigError(
+                    f"callbacks.{name}.monitor={node['monitor']}: not a metric every validation logs; monitor "
+                    f"{' or '.join(VALIDATION_METRICS)}"
+                )
     check_model("trainer", TrainerRanges, config["trainer"])
     check_model("optimizer", OptimizerRanges, config["optimizer"])
     check_torch(config, context.overrides)

@@ -317,6 +317,8 @@ BAD_COMMANDS = {
         (["data.num_workers=4"], "data.num_workers=4: workers feed loader=dataloader only"),
         (["scheduler.pct_start=1.5"], "scheduler.pct_start=1.5: Input should be less than 1"),
         (["callbacks.progress_bar.every_n_steps=0"], "callbacks.progress_bar.every_n_steps=0: Input should be greater than 0"),
+        # what Lightning would find missing only at the first validation, after writing into the run folder
+        (["callbacks.checkpoint.monitor=acc/train"], "callbacks.checkpoint.monitor=acc/train: not a metric every validation"),
         # ranges torch and Lightning check when their objects are built: the group and the settings given to it
         (["loss=label_smoothing", "loss.label_smoothing=1.5"],
          "loss (loss=label_smoothing loss.label_smoothing=1.5): label_smoothing must be between 0.0 and 1.0"),

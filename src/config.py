@@ -360,7 +360,7 @@ def check_run_length(trainer: Mapping[str, Any]) -> None:
 def check_epoch(data: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     """What Lightning checks only as it sets a run up, after it has written into the run folder, decided here from the
     data's size: a ``val_check_interval`` longer than an epoch, a ``limit_*_batches`` share that rounds to no batch."""
-    devices = trainer.get("devices")  # a count below 1: Lightning's to refuse as it builds the Trainer
+    devices = trainer.get("devices")  # a count below 1: check_machine refuses it
     ranks_ = devices if isinstance(devices, int) and devices > 0 else 1
     train = images(data, train=True) - (0 if data["tutorial_order"] else data["val_size"])
     whole = math.floor if data["tutorial_order"] else math.ceil  # the tutorial's order keeps whole batches only
@@ -377,6 +377,11 @@ def check_epoch(data: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
             )
         if isinstance(limit, int) and not isinstance(limit, bool) or isinstance(limit, float) and limit < 1:
             batches[split] = min(count, limit) if isinstance(limit, int) else int(count * limit)
+    if batches["test"] == 0:  # the summary is the test's
+        raise ConfigError(
+            f"trainer.limit_test_batches={trainer['limit_test_batches']}: src.train ends by testing the best checkpoint; give "
+            "at least 1 batch (a share such as 0.1 tests fewer images)"
+        )
     interval = trainer.get("val_check_interval")
     if isinstance(interval, int) and trainer.get("check_val_every_n_epoch") is not None and interval > batches["train"]:
         raise ConfigError(
@@ -404,8 +409,9 @@ def check_machine(config: Mapping[str, Any]) -> None:
     accelerator, devices = trainer.get("accelerator"), trainer.get("devices")
     gpu = accelerator in ("gpu", "cuda") or accelerator == "auto" and torch.cuda.is_available()
     available, unit = (torch.cuda.device_count(), "GPU(s)") if gpu else (os.cpu_count() or 1, "CPU core(s)")
-    if isinstance(devices, int) and not isinstance(devices, bool) and 0 < available < devices:  # that many processes
-        raise ConfigError(f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
+    if isinstance(devices, int) and not isinstance(devices, bool) and available and not 0 < devices <= available:
+        if not (gpu and devices == -1):  # -1: every GPU
+            raise ConfigError(f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
     if not gpu:
         # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import (asking for CUDA then starts nothing before a fork); on
         # a machine without a GPU, torch's optimizers would then look for NVML's library at every step (docs/speed.md).

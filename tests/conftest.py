@@ -275,6 +275,7 @@ BAD_COMMANDS = {
         (["-m", "data.batch_size=32,abc"], "data.batch_size=abc: Input should be a valid integer"),  # before job 1
         (["-m", "optimizer=sgd,adamm"], "optimizer=adamm: no such choice"),
         (["-m", "optimizer=glob(adam*)", "optimizer.lr=0.1,abc"], "optimizer.lr=abc: Input should be a valid number"),
+        (["-m", "trainer.devices=1,0"], "trainer.devices=0: "),  # a Trainer refusal, found before job 1
         (["-m", "optimizer.lr=interval(1e-4,1e-2)"], "optimizer.lr=interval(1e-4,1e-2): a range is sampled by a search"),
     ],
     "load": [
@@ -333,7 +334,8 @@ BAD_COMMANDS = {
         (["ckpt_path=a.ckpt", "init_from=b.ckpt"], "init_from=b.ckpt: give ckpt_path (resume a run as it was) or init_from"),
         # this machine
         (["trainer.devices=4096"], "trainer.devices=4096: "),
-        (["trainer.devices=0"], "trainer (trainer.devices=0): `Trainer(devices=0)` value is not a valid input"),
+        (["trainer.devices=0"], "trainer.devices=0: "),
+        (["trainer.limit_test_batches=0"], "trainer.limit_test_batches=0: src.train ends by testing the best checkpoint"),
         (["ckpt_path=last"], "ckpt_path=last: no run under"),
         (["ckpt_path=nowhere/last.ckpt"], "ckpt_path=nowhere/last.ckpt: no such file"),
     ],

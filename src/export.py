@@ -83,7 +83,9 @@ def write_and_run(net: torch.nn.Module, images: torch.Tensor, format: str, path:
         import onnxruntime
 
         batch = {"images": {0: torch.export.Dim("batch")}}
-        torch.onnx.export(net, (images[:2],), str(path), input_names=["images"], output_names=["logits"], dynamic_shapes=batch)
+        torch.onnx.export(
+            net, (images[:2],), str(path), input_names=["images"], output_names=["logits"], dynamic_shapes=batch, verbose=False
+        )
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, {"images": images.numpy()})[0]
     with warnings.catch_warnings():  # torch 2.14 deprecates TorchScript; this command still writes it, on purpose

@@ -27,6 +27,7 @@ def plot(folder: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folder", type=Path, help="a run folder, or a folder of runs (a sweep)")
+    parser.error = lambda message: exit_with_error(f"{message}; give one folder: python -m src.plot <run or sweep folder>")
     try:
         print(plot(parser.parse_args(argv).folder))
     except FileNotFoundError as error:

@@ -85,6 +85,8 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(tiny_run, tm
         ("src.predict", ["ckpt_path=notes.txt", "imgae=x.png"], "imgae=x.png: no such key; did you mean image?"),
         ("src.predict", [given, "image=notes.txt"], "image=notes.txt: not an image PIL can read (UnidentifiedImageError)"),
         ("src.plot", [str(work / "nowhere")], f"{work / 'nowhere'}: no such folder"),
+        ("src.plot", [], "the following arguments are required: folder; give one folder: python -m src.plot <run"),
+        ("src.plot", [str(work), str(run)], f"unrecognized arguments: {run}; give one folder"),  # a glob of two sweeps
         ("src.serve", [], "ckpt_path=???: a checkpoint is needed"),
         ("src.serve", ["ckpt_path=missing.ckpt"], "ckpt_path=missing.ckpt: no such file"),
         ("src.serve", [f"ckpt_path={damaged}"], f"ckpt_path={damaged}: the file is damaged"),

@@ -47,6 +47,8 @@ def check_sweep(config: DictConfig, overrides: list[Override], config_name: str)
     as it goes, are checked as each starts); how many jobs there are."""
     if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher") and shutil.which("sbatch") is None:
         raise ConfigError("hydra/launcher=slurm: SLURM is not here (no sbatch); run it on the cluster's login node")
+    if (trials := config.hydra.sweeper.get("n_trials")) is not None and trials < 1:  # Optuna would end on an empty study
+        raise ConfigError(f"hydra.sweeper.n_trials={trials}: a search needs at least 1 trial; give 20 (the default) or more")
     if not str(config.hydra.sweeper._target_).endswith("BasicSweeper"):
         return None
     if sampled := [o for o in overrides if o.is_sweep_override() and not o.is_discrete_sweep()]:

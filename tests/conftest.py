@@ -276,6 +276,7 @@ BAD_COMMANDS = {
         (["-m", "optimizer=sgd,adamm"], "optimizer=adamm: no such choice"),
         (["-m", "optimizer=glob(adam*)", "optimizer.lr=0.1,abc"], "optimizer.lr=abc: Input should be a valid number"),
         (["-m", "trainer.devices=1,0"], "trainer.devices=0: "),  # a Trainer refusal, found before job 1
+        (["-m", "hparams_search=optuna", "hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0: a search needs at least 1"),
         (["-m", "optimizer.lr=interval(1e-4,1e-2)"], "optimizer.lr=interval(1e-4,1e-2): a range is sampled by a search"),
     ],
     "load": [

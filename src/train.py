@@ -120,7 +120,13 @@ def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> 
         return "fast_dev_run keeps none"
     if best is None:
         return "checkpointing is off" if not trainer.checkpoint_callbacks else "no checkpoint callback monitors acc/val"
-    return "validation never ran" if trainer.limit_val_batches == 0 or not trainer.num_val_batches else "no acc/val was logged"
+    if best.save_top_k == 0:
+        return "its checkpoint callback keeps none: save_top_k=0"
+    if trainer.limit_val_batches == 0 or not trainer.num_val_batches:
+        return "validation never ran"
+    if best.monitor not in trainer.callback_metrics:  # every validation logs it (src/config.py)
+        return "the run ended before its first validation"
+    return "its checkpoint callback saved none"
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -19,6 +19,8 @@ SWITCHES = [
     (["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"], "best checkpoint"),  # their callbacks left out
     (["trainer.enable_checkpointing=false"], "note: tested the final weights: no best checkpoint (checkpointing is off)"),
     (["trainer.limit_val_batches=0"], "note: tested the final weights: no best checkpoint (validation never ran)"),
+    (["trainer.max_steps=2"], "no best checkpoint (the run ended before its first validation)"),
+    (["callbacks.checkpoint.save_top_k=0"], "no best checkpoint (its checkpoint callback keeps none: save_top_k=0)"),
     (["trainer.max_steps=3", "trainer.max_epochs=2", "trainer.limit_train_batches=2"], "3 steps"),  # a one-cycle of 3 steps
     (["trainer.val_check_interval=0.5", "trainer.check_val_every_n_epoch=2", "trainer.max_epochs=2"], "best checkpoint"),
     (["optimizer.eps=1e-7", "+optimizer.foreach=false", "+trainer.min_epochs=1"], "best checkpoint"),  # listed, and +

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
@@ -222,6 +222,18 @@ def show(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(map(show, value)) + "]"
     return str(value)
+
+
+def setting(key: str, path: str | Path) -> str:
+    """``key=<path>`` as Hydra's command line reads the path back: quoted where its grammar would take it apart
+    (non-ASCII text, ``=``, brackets, ...)."""
+    plain = f"{key}={shown_path(path)}"
+    try:
+        if OverridesParser.create().parse_override(plain).value() == shown_path(path):
+            return plain
+    except HydraException:  # the grammar refuses it unquoted
+        pass
+    return f'{key}="{shown_path(path)}"' if '"' not in str(path) else f"{key}='{shown_path(path)}'"
 
 
 def command(*words: str | Path) -> str:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from pydantic import Field
 
 from src import checkpoints, cli, config, runs
-from src.cli import ConfigError, command, shown_path
+from src.cli import ConfigError, command, setting, shown_path
 
 if TYPE_CHECKING:
     import litserve as ls
@@ -58,7 +58,7 @@ def describe(checkpoint: Path, classifier: checkpoints.PixelClassifier, state: d
 
 def accuracy_line(info: dict[str, Any], checkpoint: Path) -> str:
     if info["test_acc"] is None:
-        measure = command("python", "-m", "src.eval", f"ckpt_path={checkpoint}")
+        measure = command("python", "-m", "src.eval", setting("ckpt_path", checkpoint))
         return f"test accuracy    not recorded for its run; measure it: {measure}"
     measured = f"{info['test_acc']:.4f} on {info['test_images']:,} test images"
     if info["tested_checkpoint"] == checkpoint.name:

@@ -153,7 +153,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 def resume_command(checkpoint: Path, overrides: tuple[str, ...]) -> str:
     """The command line, quoted for a shell, that continues this run from ``checkpoint``."""
     kept = [override for override in overrides if not override.startswith("ckpt_path=")]
-    return shlex.join(["python", "-m", "src.train", *kept, f"ckpt_path={shown_path(checkpoint)}"])
+    return shlex.join(["python", "-m", "src.train", *kept, cli.setting("ckpt_path", checkpoint)])
 
 
 def exit_interrupted(stop: Interrupted, overrides: tuple[str, ...], rest: str = "") -> None:

@@ -2,11 +2,14 @@
 source (one line, exit status 2, no traceback, not a byte written; the other entry points': test_after_training.py), and
 what a real run prints and writes."""
 
+import shlex
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from src.train import resume_command
 from tests.conftest import BAD_COMMANDS, one_error_line, run_many, tiny_data, tree
 
 
@@ -44,3 +47,15 @@ def test_one_epoch_on_real_mnist_through_the_command_line(real_run) -> None:
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["global_step"] == 860 // 2  # 55,000 images in batches of 64, accumulated by 2
     assert state["config"]["loss"]["label_smoothing"] == 0.1  # the run's config, for a resume to be held to
+
+
+PRINTED_PATHS = ["lightning_logs/mnist/version_0/checkpoints/last.ckpt", "my runs/last.ckpt", "运行/last.ckpt", "a=b/x.ckpt"]
+
+
+@pytest.mark.parametrize("path", PRINTED_PATHS)
+def test_the_printed_resume_command_gives_hydra_the_checkpoint_path(path: str) -> None:
+    """After a signal: the resume command, split as a shell splits it, hands Hydra the path; quoted only where needed."""
+    printed = shlex.split(resume_command(Path(path), ("trainer.max_epochs=3",)))
+    assert printed[:4] == ["python", "-m", "src.train", "trainer.max_epochs=3"]
+    assert OverridesParser.create().parse_override(printed[-1]).value() == path
+    assert (printed[-1] == f"ckpt_path={path}") == (path.isascii() and "=" not in path)

@@ -13,7 +13,7 @@ from src.build import build, build_callbacks
 from src.cli import ConfigError, hydra_refusal
 from src.config import Context, load, resolved
 from src.train import why_no_best_checkpoint
-from tests.conftest import BAD_COMMANDS
+from tests.conftest import BAD_COMMANDS, CONF
 
 
 @pytest.mark.parametrize(("arguments", "start"), BAD_COMMANDS["load"])
@@ -36,6 +36,14 @@ def test_good_values_pass_strict_types(compose_config) -> None:
     """Strict, but as JSON holds values: an int where a float belongs and a list where a tuple belongs pass."""
     load(compose_config("optimizer.lr=1", "optimizer.betas=[0.9,0.99]", "trainer.deterministic=warn", "trainer=ddp_cpu"))
     load(compose_config("trainer.precision=bf16-mixed", "trainer.max_time=00:00:01:00", "+trainer.barebones=false"))
+
+
+@pytest.mark.parametrize("group", ["debug", "experiment"])
+def test_every_shipped_recipe_passes_its_own_checks(compose_config, group) -> None:
+    """As a user runs them, on MNIST's sizes (no data here: its official counts); the tests that train them override
+    their lengths and limits for the tiny data set."""
+    for recipe in sorted(path.stem for path in (CONF / group).glob("*.yaml")):
+        load(compose_config(f"{group}={recipe}"))
 
 
 def test_a_plugin_that_is_not_installed_names_its_extra() -> None:

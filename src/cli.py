@@ -227,13 +227,14 @@ def show(value: Any) -> str:
 def setting(key: str, path: str | Path) -> str:
     """``key=<path>`` as Hydra's command line reads the path back: quoted where its grammar would take it apart
     (non-ASCII text, ``=``, brackets, ...)."""
-    plain = f"{key}={shown_path(path)}"
+    shown = shown_path(path)
     try:
-        if OverridesParser.create().parse_override(plain).value() == shown_path(path):
-            return plain
+        if OverridesParser.create().parse_override(f"{key}={shown}").value() == shown:
+            return f"{key}={shown}"
     except HydraException:  # the grammar refuses it unquoted
         pass
-    return f'{key}="{shown_path(path)}"' if '"' not in str(path) else f"{key}='{shown_path(path)}'"
+    quote = "'" if '"' in shown else '"'
+    return f"{key}={quote}{shown}{quote}"
 
 
 def command(*words: str | Path) -> str:

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -273,8 +274,9 @@ def arguments_validator(target: str | Callable[..., Any], skipped: tuple[str, ..
 
 @contextmanager
 def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
-    """What torch's or Lightning's constructors raise for ``group``, as one line: their message after the group and the
-    settings the command line gave it (``trainer (trainer.accelerator=gpu): ...``)."""
+    """What torch's or Lightning's constructors raise for ``group``, as one line: their message after the setting at
+    fault, the one the command line gave the group (or the one of them the message names), else after the group and
+    the settings given to it (``trainer (trainer.devices=2 trainer.accelerator=gpu): ...``)."""
     from lightning.pytorch.utilities.exceptions import MisconfigurationException  # Lightning: not on src.predict's path
 
     try:
@@ -283,8 +285,11 @@ def refused(group: str, overrides: tuple[str, ...] = ()) -> Iterator[None]:
         cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ is not None else error
         if isinstance(cause, ConfigError):
             raise cause from None
-        given = " ".join(overrides_of(group, overrides))
-        raise ConfigError(f"{group}{f' ({given})' if given else ''}: {first_line(str(cause))}") from error
+        message, given = first_line(str(cause)), overrides_of(group, overrides)
+        named = [o for o in given if re.search(rf"\b{re.escape(o.partition('=')[0].rpartition('.')[2])}\b", message)]
+        at_fault = given if len(given) == 1 else named if len(named) == 1 else None
+        where = at_fault[0] if at_fault else f"{group} ({' '.join(given)})" if given else group
+        raise ConfigError(f"{where}: {message}") from error
 
 
 def check_torch(config: dict[str, Any], overrides: tuple[str, ...]) -> None:

@@ -262,8 +262,10 @@ BAD_COMMANDS = {
         (["optimizer=sgd,adam"], "optimizer=sgd,adam: Ambiguous value for argument 'optimizer=sgd,adam'"),  # no -m
         (["--resolve"], "The --resolve flag can only be used in conjunction with --cfg or --help"),
         (["data.batch_size=abc"], "data.batch_size=abc: Input should be a valid integer"),  # pydantic
-        (["optimizer.weight_decay=-1"], "optimizer (optimizer.weight_decay=-1): Invalid weight_decay value"),  # torch's
-        (["trainer.limit_train_batches=1.5"], "trainer (trainer.limit_train_batches=1.5): You have passed invalid value"),
+        (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1: Invalid weight_decay value"),  # torch's
+        # Lightning's refusal names one of the group's settings given: that one is the key
+        (["trainer.max_epochs=1", "trainer.limit_train_batches=1.5", "trainer.limit_val_batches=2"],
+         "trainer.limit_train_batches=1.5: You have passed invalid value 1.5 for limit_train_batches"),
         (["hparams_search=optuna"], "hparams_search=optuna: a search runs many trials and needs multirun"),
         (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time"),
         (["log_dir=a-file/logs"], "log_dir=a-file/logs: cannot write to a-file/logs"),
@@ -323,8 +325,8 @@ BAD_COMMANDS = {
         (["callbacks.checkpoint.monitor=acc/train"], "callbacks.checkpoint.monitor=acc/train: not a metric every validation"),
         # ranges torch and Lightning check when their objects are built: the group and the settings given to it
         (["loss=label_smoothing", "loss.label_smoothing=1.5"],
-         "loss (loss=label_smoothing loss.label_smoothing=1.5): label_smoothing must be between 0.0 and 1.0"),
-        (["trainer.accelerator=foo"], "trainer (trainer.accelerator=foo): You selected an invalid accelerator name"),
+         "loss.label_smoothing=1.5: label_smoothing must be between 0.0 and 1.0"),
+        (["trainer.accelerator=foo"], "trainer.accelerator=foo: You selected an invalid accelerator name"),
         # ranges Lightning would only notice in the middle of a run, and rules across keys
         (["optimizer.lr=0"], "optimizer.lr=0: Input should be greater than 0"),
         (["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches=0: Input should be greater than or equal to 1"),
@@ -343,4 +345,4 @@ BAD_COMMANDS = {
 }
 # fmt: on
 if not torch.cuda.is_available():
-    BAD_COMMANDS["cli"].append((["trainer.accelerator=gpu"], "trainer (trainer.accelerator=gpu): No supported gpu backend found"))
+    BAD_COMMANDS["cli"].append((["trainer.accelerator=gpu"], "trainer.accelerator=gpu: No supported gpu backend found"))

@@ -149,6 +149,7 @@ def check_resume(state: dict[str, Any], config: Mapping[str, Any]) -> None:
     """A resume continues its run as the run was started (the config its checkpoint holds): ``ckpt_path=last`` after
     ``experiment=fast``, typed without it, would otherwise go on with the default loss and learning rate. A run that has
     not finished its learning-rate schedule also keeps its length: that schedule is sized for it."""
+    check_not_past(state, config["trainer"])
     then = state.get(CONFIG_KEY)
     if then is None:  # not written by this project's src.train: nothing to hold it to
         return
@@ -177,6 +178,23 @@ def check_resume(state: dict[str, Any], config: Mapping[str, Any]) -> None:
                 f"trainer.{key}={show(now.get(key))}: the run's learning-rate schedule spans {steps} steps and has not "
                 f"finished; resume it with trainer.{key}={show(before.get(key))}, as it was started, then train it longer "
                 "from its last.ckpt"
+            )
+
+
+def check_not_past(state: dict[str, Any], trainer: Mapping[str, Any]) -> None:
+    """A resume whose length the run has passed already: Lightning refuses fewer epochs only once it has set the run up,
+    and fewer steps train nothing."""
+    epochs = state.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {}).get("processed")
+    done = {
+        "max_epochs": (epochs if epochs is not None else state["epoch"], "epochs"),
+        "max_steps": (state["global_step"], "steps"),
+    }
+    for key, (count, unit) in done.items():
+        limit = trainer.get(key)
+        if isinstance(limit, int) and limit > 0 and count > limit:
+            raise CheckpointError(
+                f"trainer.{key}={limit}: the run has trained {count} {unit} already; resume it with trainer.{key} above "
+                f"{count} to train it longer (src.eval tests it as it is)"
             )
 
 

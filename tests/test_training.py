@@ -182,6 +182,10 @@ def test_a_resume_with_other_settings_than_the_run_started_with_is_refused(tiny_
     assert tree(Path(first["run_dir"])) == before  # byte for byte
     resumed = train(tiny_config("experiment=fast", "trainer.max_epochs=2", "ckpt_path=last", "trainer.accelerator=cpu"))
     assert resumed["run_dir"] == first["run_dir"]  # the Trainer's settings may change
+    for shorter in (["trainer.max_epochs=1"], ["trainer.max_epochs=-1", "trainer.max_steps=1"]):  # than it has trained
+        done = "2 epochs" if len(shorter) == 1 else r"\d+ steps"
+        with pytest.raises(ConfigError, match=rf"^{shorter[-1]}: the run has trained {done} already; resume it with"):
+            train(tiny_config("experiment=fast", *shorter, "ckpt_path=last"))
 
 
 def test_an_unfinished_schedule_keeps_its_length(tiny_config) -> None:

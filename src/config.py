@@ -205,6 +205,16 @@ def check(config: dict[str, Any], context: Context) -> None:
                     f"callbacks.{name}.monitor={node['monitor']}: not a metric every validation logs; monitor "
                     f"{' or '.join(VALIDATION_METRICS)}"
                 )
+            if node["_target_"].endswith("EarlyStopping") and config["trainer"].get("limit_val_batches") == 0:
+                raise ConfigError(  # else Lightning fails at the end of the first epoch
+                    f"trainer.limit_val_batches=0: callbacks.{name} stops on {node['monitor']}, which only validation "
+                    f"logs; give validation batches, or leave early stopping out (~callbacks.{name})"
+                )
+    if config["trainer"].get("barebones"):  # Lightning then refuses the loggers, callbacks and self.log the run needs
+        raise ConfigError(
+            "trainer.barebones=true: a run of src.train logs, checkpoints and tests its best checkpoint, all of which "
+            "barebones mode turns off; leave it out (benchmarks/ times the bare training step: docs/speed.md)"
+        )
     check_model("trainer", TrainerRanges, config["trainer"])
     check_model("optimizer", OptimizerRanges, config["optimizer"])
     check_torch(config, context.overrides)

@@ -323,6 +323,9 @@ BAD_COMMANDS = {
         (["callbacks.progress_bar.every_n_steps=0"], "callbacks.progress_bar.every_n_steps=0: Input should be greater than 0"),
         # what Lightning would find missing only at the first validation, after writing into the run folder
         (["callbacks.checkpoint.monitor=acc/train"], "callbacks.checkpoint.monitor=acc/train: not a metric every validation"),
+        (["callbacks=[default,early_stopping]", "trainer.limit_val_batches=0"],
+         "trainer.limit_val_batches=0: callbacks.early_stopping stops on acc/val, which only validation logs"),
+        (["+trainer.barebones=true"], "trainer.barebones=true: a run of src.train logs, checkpoints and tests"),
         # ranges torch and Lightning check when their objects are built: the group and the settings given to it
         (["loss=label_smoothing", "loss.label_smoothing=1.5"],
          "loss.label_smoothing=1.5: label_smoothing must be between 0.0 and 1.0"),

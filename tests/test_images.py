@@ -78,6 +78,16 @@ def test_open_image_refuses_what_is_no_image_and_too_many_pixels() -> None:
         open_image(b"not an image")
 
 
+def test_an_image_past_pillows_own_pixel_limit_is_read_or_refused_by_the_projects(recwarn) -> None:
+    """Pillow refuses more than about 179 million pixels as a decompression bomb, and warns from 89 million: a valid PNG
+    that src.predict reads (any size) and the server refuses by its own max_pixels, with a 413."""
+    buffer = io.BytesIO()
+    Image.new("1", (14_000, 13_000)).save(buffer, format="PNG")  # 182 million one-bit pixels: 23 MB decoded
+    with pytest.raises(ImageTooLarge, match="^14000x13000 pixels is more than the 16,000,000 allowed"):
+        open_image(buffer.getvalue(), max_pixels=16_000_000)
+    assert open_image(buffer.getvalue()).size == (14_000, 13_000) and not recwarn.list
+
+
 def test_every_mode_pillow_opens_reads_as_its_8_bit_grey_image(tmp_path) -> None:
     page = Image.new("L", (28, 28))
     ImageDraw.Draw(page).line([(7, 6), (20, 6), (12, 22)], fill=255, width=3)

@@ -10,6 +10,7 @@ from PIL import Image, ImageOps
 from src.data.datasets import DataSet
 
 SIDE = 28  # MNIST's and Fashion-MNIST's images are 28x28
+Image.MAX_IMAGE_PIXELS = None  # no bomb check of Pillow's: src.predict reads any size, src.serve sets its max_pixels
 
 
 class ImageError(ValueError):
@@ -28,7 +29,7 @@ def open_image(source: bytes | Path, max_pixels: int | None = None) -> Image.Ima
         if max_pixels is None or image.width * image.height <= max_pixels:
             image.load()
             return image
-    except (OSError, ValueError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
+    except (OSError, ValueError) as error:  # UnidentifiedImageError is an OSError
         name = type(error).__name__
         raise ImageError(f"not an image PIL can read ({name}); give a PNG, JPEG, BMP, GIF, TIFF or WebP image") from error
     raise ImageTooLarge(f"{image.width}x{image.height} pixels is more than the {max_pixels:,} allowed; give a smaller image")

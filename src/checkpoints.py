@@ -71,6 +71,10 @@ def resolve(ckpt_path: str | None, runs: Path, key: str = "ckpt_path") -> Path |
             return max(candidates, key=lambda path: path.stat().st_mtime)
         give = f"give {key}=<path to a .ckpt>, or log_dir=<the folder that holds the runs>"
         raise CheckpointError(f"{key}=last: no run under {runs} has checkpoints/last.ckpt; {give}")
+    if Path(ckpt_path).is_dir():
+        inside = sorted(str(path) for path in Path(ckpt_path).rglob("*.ckpt"))[:3]
+        found = f": {', '.join(inside)}" if inside else " (there is none in it)"
+        raise CheckpointError(f"{key}={ckpt_path}: a folder, not a checkpoint; give one of its .ckpt files{found}")
     if not Path(ckpt_path).is_file():
         raise CheckpointError(f"{key}={ckpt_path}: no such file; give a .ckpt written by python -m src.train (or {key}=last)")
     return Path(ckpt_path)

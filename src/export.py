@@ -45,6 +45,8 @@ def export(
     target = Path(out) if out else checkpoints.run_folder(checkpoint) / "exported"
     if not out or out.endswith(("/", os.sep)) or target.is_dir():  # a folder (or none: the run's): model.onnx or .pt in it
         target /= "model.onnx" if format == "onnx" else "model.pt"
+    if target.exists() and not target.is_file():  # a device or a pipe: os.replace would put the model in its place
+        raise ConfigError(f"out={out}: not a regular file; give out=<a file path or a folder>")
     net = checkpoints.trained_network(state, checkpoint)
     test = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device", "num_workers": 0})
     test.prepare_data()  # the official test images, normalized as the checkpoint's training data was
@@ -59,6 +61,8 @@ def export(
         raise ConfigError(
             f"out={out or target}: cannot create its folder ({error.strerror}); give out=<a writable path>"
         ) from error
+    if not config.writable(target.parent):
+        raise ConfigError(f"out={out}: cannot write to {target.parent}; give out=<a writable path>")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     try:
         got = write_and_run(net, images, format, partial)

@@ -26,10 +26,11 @@ def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_
         raise ConfigError("image=???: an image is needed; give image=<an image file> or image=<a folder of them>")
     target = Path(image)
     if not (target.is_dir() or target.is_file()):
-        raise ConfigError(f"image={target}: no such file or folder")
+        raise ConfigError(f"image={target}: no such file or folder; give image=<an image file> or image=<a folder of them>")
     files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if target.is_dir() else [target]
     if not files:
-        raise ConfigError(f"image={image}: the folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise ConfigError(f"image={image}: the folder holds no image files; give a folder of {suffixes} files, or one file")
     classifier = checkpoints.PixelClassifier(checkpoints.read(checkpoint), checkpoint)
     classes = classifier.data_set.classes
     images = []

@@ -1,5 +1,6 @@
 """Using a trained model: evaluation and prediction on images, as a user runs them."""
 
+import os
 import socket
 import subprocess
 import sys
@@ -65,6 +66,7 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(tiny_run, tm
     damaged.write_bytes(Path(tiny_run["best_checkpoint"]).read_bytes()[:5000])
     state = torch.load(tiny_run["best_checkpoint"], weights_only=True)
     torch.save(state | {"state_dict": {"net.layers.0.weight": torch.zeros(3, 3)}}, other)
+    os.mkfifo(pipe := tmp_path / "pipe")
     busy = socket.create_server(("127.0.0.1", 0))
     port = busy.getsockname()[1]
     run_before = tree(run)
@@ -80,6 +82,10 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(tiny_run, tm
         ("src.eval", ["ckpt_path=last"], "ckpt_path=last: no run under lightning_logs has checkpoints/last.ckpt; give"),
         ("src.export", ["ckpt_path=last", f"log_dir={work}"], f"ckpt_path=last: no run under {work} has"),
         ("src.eval", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt: no such file"),
+        ("src.eval", [f"ckpt_path={run}"], f"ckpt_path={run}: a folder, not a checkpoint; give one of its .ckpt files: "),
+        ("src.export", [given, f"out={pipe}"], f"out={pipe}: not a regular file"),  # (/dev/null, as root, was replaced)
+        ("src.export", [given, "out=/sys/"], "out=/sys/: cannot write to /sys; give out=<a writable path>"),
+        ("src.predict", [given, "image=missing.png"], "image=missing.png: no such file or folder; give image=<an image"),
         ("src.eval", ["ckpt_path=a=b"], "ckpt_path=a=b: Hydra cannot parse this"),
         ("src.predict", ["ckpt_path=notes.txt", "image=notes.txt"], "ckpt_path=notes.txt: not a Lightning checkpoint"),
         ("src.predict", ["ckpt_path=notes.txt", "imgae=x.png"], "imgae=x.png: no such key; did you mean image?"),

@@ -118,3 +118,10 @@ def test_a_renamed_run_folder_keeps_its_best_checkpoint_and_score(tiny_config, t
     resumed = train(tiny_config("trainer.max_epochs=2", f"ckpt_path={moved / 'checkpoints' / 'last.ckpt'}"))
     assert resumed["best_checkpoint"] == str(moved / "checkpoints" / best.name) and resumed["best_val_acc"] == 1.0
     assert resumed["run_dir"] == str(moved) and resumed["epochs"] == 2
+
+
+def test_last_ckpt_by_time_instead_of_steps_as_the_config_documents_it(tiny_config) -> None:
+    """``train_time_interval: "00:05:00"`` reached Lightning as text, which failed at the first training batch."""
+    time_based = ["callbacks.step_checkpoint.train_time_interval=00:00:01", "callbacks.step_checkpoint.every_n_train_steps=null"]
+    run = Path(train(tiny_config(*time_based, "trainer.max_epochs=1"))["run_dir"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()

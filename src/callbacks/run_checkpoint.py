@@ -1,9 +1,12 @@
 """Lightning's ModelCheckpoint for a run folder that may move: a copy on another machine, a renamed folder."""
 
+import functools
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
+from pydantic import TypeAdapter
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -11,6 +14,12 @@ class RunCheckpoint(ModelCheckpoint):
     read in this run's own checkpoints folder, wherever the run now lies: Lightning's would test a copied run's best
     checkpoint where it is not, and forget a renamed run's best scores. A best checkpoint missing from the folder is
     forgotten with its score (:func:`src.checkpoints.missing_best` says so before training)."""
+
+    @functools.wraps(ModelCheckpoint.__init__)  # its signature, which the config is checked against
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if isinstance(interval := kwargs.get("train_time_interval"), str):  # a config's "00:05:00": Lightning takes timedelta
+            kwargs["train_time_interval"] = TypeAdapter(timedelta).validate_python(interval)
+        super().__init__(*args, **kwargs)
 
     @property
     def state_key(self) -> str:

@@ -58,10 +58,11 @@ def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, A
         fit_seconds = fit(run)
         best = next((callback for callback in trainer.checkpoint_callbacks if callback.monitor), None)  # callbacks.checkpoint
         best_path = best.best_model_path if best is not None else ""
+        notes = [] if best_path else [f"tested the final weights: no best checkpoint ({why_no_best_checkpoint(trainer, best)})"]
         (test_metrics,) = trainer.test(run.model, datamodule=run.datamodule, ckpt_path=best_path or None, verbose=False)
-    notes = [] if best_path else [f"tested the final weights: no best checkpoint ({why_no_best_checkpoint(trainer, best)})"]
     test_acc, test_loss = float(test_metrics["result/test_acc"]), float(test_metrics["result/test_loss"])
-    best_val_acc = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
+    best_score = float(best.best_model_score) if best is not None and best.best_model_score is not None else float("nan")
+    best_val_acc = best_score if best is not None and best.monitor == "acc/val" else float("nan")  # what sweeps rank by
     loader = trainer.test_dataloaders
     test_images = min(loader.sampler.size, int(trainer.num_test_batches[0]) * loader.batch_size * trainer.world_size)
     writes_logs = not trainer.fast_dev_run  # Lightning's fast_dev_run writes no logs and no checkpoints
@@ -82,6 +83,7 @@ def train(cfg: DictConfig, context: config.Context | None = None) -> dict[str, A
         "test_acc": test_acc,
         "test_loss": test_loss,
         "best_val_acc": best_val_acc,
+        "best": (best.monitor if best is not None else None, best_score),  # the checkpoint callback's monitor (acc/val)
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
         "fit_s": fit_seconds,
@@ -124,13 +126,13 @@ def why_no_best_checkpoint(trainer: L.Trainer, best: ModelCheckpoint | None) -> 
         return "its checkpoint callback keeps none: save_top_k=0"
     if trainer.limit_val_batches == 0 or not trainer.num_val_batches:
         return "validation never ran"
-    if best.monitor not in trainer.callback_metrics:  # every validation logs it (src/config.py)
+    if best.monitor not in trainer.callback_metrics:  # every validation logs it (src/config.py); asked before the test
         return "the run ended before its first validation"
-    return "its checkpoint callback saved none"
+    return "its checkpoint callback saved none at the validations that ran (its every_n_epochs, every_n_train_steps)"
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    best = summary["best_val_acc"]
+    monitor, best = summary["best"]
 
     def counted(number: int, noun: str) -> str:
         return f"{number} {noun}{'s' * (number != 1)}"
@@ -138,7 +140,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     lines = [
         f"\ntest accuracy {summary['test_acc']:.4f} (loss {summary['test_loss']:.4f}) "
         f"on {summary['test_images']:,} {summary['data_title']} test images",
-        (f"best val accuracy {best:.4f} in" if math.isfinite(best) else "trained for")
+        (f"best {'val accuracy' if monitor == 'acc/val' else monitor} {best:.4f} in" if math.isfinite(best) else "trained for")
         + f" {counted(summary['epochs'], 'epoch')}, {counted(summary['global_step'], 'step')}"
         + f" (fit {summary['fit_s']:.1f} s)",
     ]

@@ -1,6 +1,7 @@
 """Training through Lightning on the tiny data set: gradient accumulation, resume, checkpoints, refusals before a run."""
 
 import functools
+import math
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from src.config import resolved
 from src.eval import evaluate
 from src.models import classifier
 from src.models.classifier import Classifier
-from src.train import train
+from src.train import print_summary, train
 from tests.conftest import NO_PICTURES, last_state, scalars, tree
 
 
@@ -254,3 +255,17 @@ def test_a_cpu_run_does_not_look_for_nvml_at_every_optimizer_step(tiny_config, m
     monkeypatch.setattr(torch.cuda, "_device_count_nvml", lambda: probes.append(1) or -1)
     summary = train(tiny_config("trainer.accelerator=cpu", "trainer.max_epochs=1"))
     assert len(probes) < summary["global_step"]  # (the Trainer asks once or twice as it is built)
+
+
+def test_the_summary_names_the_metric_the_best_checkpoint_was_chosen_by_and_why_there_is_none(tiny_config, capsys) -> None:
+    """A checkpoint chosen by the lowest val loss is not reported as a val accuracy (nor ranked as one by sweeps); a
+    run whose checkpoint callback had not saved yet was said to have ended before its first validation."""
+    by_loss = train(tiny_config("callbacks.checkpoint.monitor=loss/val", "callbacks.checkpoint.mode=min", "trainer.max_epochs=1"))
+    print_summary(by_loss)
+    assert by_loss["best"][0] == "loss/val" and math.isnan(by_loss["best_val_acc"])
+    assert f"best loss/val {by_loss['best'][1]:.4f} in 1 epoch" in capsys.readouterr().out
+    later = train(tiny_config("callbacks.checkpoint.every_n_epochs=2", "trainer.max_epochs=1"))
+    assert later["notes"] == [
+        "tested the final weights: no best checkpoint (its checkpoint callback saved none at the validations that ran (its "
+        "every_n_epochs, every_n_train_steps))"
+    ]

@@ -28,6 +28,8 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 PLUGIN_EXTRAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_slurm": "slurm", "hydra/sweeper/optuna": "optuna"}
 CONF = Path(__file__).resolve().parent.parent / "conf"
 TRACEBACK_VARIABLE = "MNIST_LIGHTNING_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, kept for the processes started
+# The folder the command started in, before hydra.job.chdir=true moves the process: printed paths are relative to it.
+STARTED_IN: list[Path] = []
 
 
 class ConfigError(ValueError):
@@ -39,6 +41,7 @@ def run(hydra_main: Callable[[], Any]) -> None:
     it would print in its own layout: what it raises before it hands over to the task (the command line refused) is
     worded by :func:`hydra_refusal`; anything else the task raises is a bug, shown with its traceback."""
     register_resolvers()
+    STARTED_IN[:] = [Path.cwd()]
     os.environ.setdefault(TRACEBACK_VARIABLE, os.environ.get("HYDRA_FULL_ERROR", ""))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     quiet_lightning()
@@ -208,8 +211,8 @@ def target_arguments(target: str) -> list[str]:
 
 
 def shown_path(path: str | Path) -> str:
-    """A path as the project prints it: relative to the working folder when inside it, else absolute."""
-    relative = os.path.relpath(Path(path).resolve(), Path.cwd())
+    """A path as the project prints it: relative to the folder the command was started in when inside it, else absolute."""
+    relative = os.path.relpath(Path(path).resolve(), (STARTED_IN or [Path.cwd()])[0])
     return relative if not relative.startswith("..") else str(Path(path).resolve())
 
 
@@ -253,6 +256,7 @@ UNACTIONABLE = (
     "Experiment with name",  # MLflow's experiment is created on first use, as expected
     "`Trainer.fit` stopped:",  # the summary says how many epochs and steps ran; this one cuts into the progress bar
     "Restoring states from the checkpoint path at",  # the next line names the checkpoint too
+    "An SIGTERMException was raised with message",  # the project's own line says it stopped and how to resume
     "SLURM auto-requeueing enabled",  # Lightning's, on SIGUSR1, which the launcher never asks for (src/callbacks/interrupt.py)
 )
 
@@ -276,5 +280,11 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", r"The number of training batches \(\d+\) is smaller than the logging interval")
     # Lightning 2.6.6 itself calls a pytree API that torch 2.14 deprecates.
     warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning)
+    # Under trainer.overfit_batches the DataModule's loaders are already in order; Lightning knows only its own sampler.
+    warnings.filterwarnings("ignore", r"You requested to overfit but enabled")
+    # Monitors are checked before the run (config.py): this one means no validation ran yet, which the summary says.
+    warnings.filterwarnings("ignore", r"`ModelCheckpoint\(monitor=.*could not find the monitored key")
+    # Mixed precision keeps the weights in 32 bits, which the summary then counts: right, though it warns.
+    warnings.filterwarnings("ignore", r"Precision [\w-]+ is not supported by the model summary")
     # Where SLURM is installed (a login node), a run started without srun: hydra/launcher=slurm is this project's way.
     warnings.filterwarnings("ignore", r"The `srun` command is available on your system but is not used")

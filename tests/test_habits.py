@@ -1,5 +1,6 @@
 """Lightning's and Hydra's own switches and every logger choice, typed alone, through the real command line."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ SWITCHES = [
     (["~logger"], "note: no metrics kept and no curves drawn: logger=none"),
     (["trainer.fast_dev_run=true"], "note: nothing written: fast_dev_run"),
     (["trainer.overfit_batches=2"], "best checkpoint"),
+    (["trainer.precision=bf16-mixed"], "best checkpoint"),
     (["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"], "best checkpoint"),  # their callbacks left out
     (["trainer.enable_checkpointing=false"], "note: tested the final weights: no best checkpoint (checkpointing is off)"),
     (["trainer.limit_val_batches=0"], "note: tested the final weights: no best checkpoint (validation never ran)"),
@@ -33,6 +35,7 @@ SWITCHES = [
     (["debug=profiler"], "FIT Profiler Report"),
     (["debug=anomaly"], "run folder       lightning_logs/debug/version_"),
     (["print_config=true"], "log_dir: lightning_logs"),
+    (["hydra.run.dir=lightning_logs/moved", "hydra.job.chdir=true"], "run folder       lightning_logs/moved/lightning_logs/"),
 ]
 
 
@@ -62,9 +65,10 @@ def test_each_switch_alone_ends_in_a_summary(tiny_mnist: TinyMNIST, tmp_path: Pa
         prints_a_table = any(word in " ".join(switch) for word in ("profiler", "print_config"))  # rows may repeat
         assert len(said) == len(set(said)) or prints_a_table, (switch, said)
         assert not any(word in line for line in said for word in ("Warning", "Error")), (switch, said)
+        assert not any(re.search(r"\.py:\d+: ", line) for line in said), (switch, said)  # no library's warning
         assert all(not line.split()[-1].startswith("/") for line in said if line.startswith(("run folder", "best checkpoint")))
     assert [path.name for path in work.iterdir()] == ["lightning_logs"]  # runs write under lightning_logs/ only
     runs = list((work / "lightning_logs").glob("*/version_*"))
-    assert len(runs) == len(SWITCHES) - 2  # one folder a run; fast_dev_run (twice): none
+    assert len(runs) == len(SWITCHES) - 3  # one folder a run; fast_dev_run (twice): none; chdir's: deeper
     folders = [work / line[17:] for done in results[:5] for line in done.stdout.splitlines() if line.startswith("run folder")]
     assert [(folder / "curves.png").is_file() for folder in folders] == [True, True, True, False, False]  # the loggers

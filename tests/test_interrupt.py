@@ -76,6 +76,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactl
     resume = shlex.split(cut.stderr.strip().splitlines()[-1])
     assert resume[:3] == ["python", "-m", "src.train"] and resume[-1] == f"ckpt_path={run_dir}/checkpoints/last.ckpt"
     assert "model.hidden=[64]" in resume  # the original overrides, quoted for a shell
+    assert "was raised with message" not in cut.stdout + cut.stderr  # Lightning's line: the project's says it once
     (done,) = run_many([("src.train", REPO, resume[3:])])
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same_run(run_dir, straight)

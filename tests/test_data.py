@@ -40,6 +40,19 @@ def test_device_and_dataloader_paths_give_identical_batches(tiny_mnist) -> None:
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
+def test_overfit_batches_fits_the_same_training_batches_every_epoch(tiny_mnist) -> None:
+    dm = datamodule(tiny_mnist)
+    orders = []
+    for overfit in (0, 2):
+        dm.trainer = SimpleNamespace(global_rank=0, world_size=1, overfit_batches=overfit)
+        loader = dm.train_dataloader()
+        orders.append([])
+        for epoch in (0, 1):
+            loader.sampler.set_epoch(epoch)
+            orders[-1].append(next(iter(loader))[1].tolist())
+    assert orders[0][0] != orders[0][1] and orders[1][0] == orders[1][1]  # shuffled each epoch; fixed when overfitting
+
+
 def test_epoch_order_sees_each_sample_once_and_depends_only_on_seed_and_epoch() -> None:
     sampler = EpochShuffle(1000, shuffle=True, seed=7)
     first = list(sampler)
@@ -105,10 +118,10 @@ def test_device_batches_slice_the_tensors_and_resume_mid_epoch_where_they_stoppe
     full = [y.tolist() for _, y in first]
     iterator = iter(first)
     next(iterator), next(iterator)  # two batches served, then the run stops
-    position = first.position()
+    position = first.state_dict()
     assert position == {"epoch": 2, "served": 2}
     resumed = DeviceBatches(images, labels, batch_size=3, sampler=EpochShuffle(10, shuffle=True, seed=5))
-    resumed.resume_at(position)
+    resumed.load_state_dict(position)
     resumed.sampler.set_epoch(2)
     assert [y.tolist() for _, y in resumed] == full[2:]
     resumed.sampler.set_epoch(3)  # the skip applies once, to the epoch it was recorded in

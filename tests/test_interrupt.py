@@ -79,6 +79,7 @@ def test_sigterm_mid_epoch_saves_the_step_and_the_printed_command_resumes_exactl
     assert "was raised with message" not in cut.stdout + cut.stderr  # Lightning's line: the project's says it once
     (done,) = run_many([("src.train", REPO, resume[3:])])
     assert done.returncode == 0, done.stderr[-2000:]
+    assert "not resumable" not in done.stderr  # the device batches' place in the epoch is in the checkpoint
     assert_same_run(run_dir, straight)
 
 

@@ -38,8 +38,9 @@ class EpochShuffle(Sampler[int]):
 
 class DeviceBatches:
     """Yields ``(images[i], labels[i])`` for consecutive index slices ``i`` of ``sampler``'s order, with the attributes
-    Lightning asks of a ``DataLoader``. ``position()`` (kept in checkpoints by the DataModule) and ``resume_at`` let a
-    run stopped mid-epoch resume on exactly the batches a straight run sees."""
+    Lightning asks of a ``DataLoader``. ``state_dict`` (where in its epoch it stands, kept in checkpoints by the
+    DataModule and by Lightning, which then counts it resumable) and ``load_state_dict`` let a run stopped mid-epoch
+    resume on exactly the batches a straight run sees."""
 
     batch_sampler = None  # what Lightning inspects on a DataLoader: batches come from `sampler` and `batch_size`
 
@@ -60,8 +61,8 @@ class DeviceBatches:
             self.served += 1
             yield self.images[batch], self.labels[batch]
 
-    def position(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, int]:
         return {"epoch": self.sampler.epoch, "served": self.served}
 
-    def resume_at(self, position: dict[str, int]) -> None:
-        self._resume = dict(position)
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self._resume = dict(state_dict)

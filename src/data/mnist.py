@@ -107,19 +107,22 @@ class MNISTDataModule(L.LightningDataModule):
         return pixels.unsqueeze(1).float().div(255).sub(self.mean).div(self.std)
 
     def _loader(self, split: str, batch_size: int) -> DeviceBatches | DataLoader:
-        """The training split shuffled each epoch (and padded to the same steps on every rank), the others in order."""
-        shuffle = split == "train"
-        in_order = shuffle and self.hparams.tutorial_order
+        """The training split shuffled each epoch (and padded to the same steps on every rank), the others in order.
+        Under ``trainer.overfit_batches`` the training split is in order too, so that every epoch fits the same batches:
+        Lightning turns shuffling off only in samplers of its own."""
+        train = split == "train"
+        in_order = train and self.hparams.tutorial_order
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
+        shuffle = train and not in_order and not (self.trainer and self.trainer.overfit_batches)
         if self.hparams.loader == "device":
             images, labels = self.splits[split]
-            sampler = EpochShuffle(len(labels), shuffle and not in_order, self.hparams.seed, rank, world, pad=shuffle)
+            sampler = EpochShuffle(len(labels), shuffle, self.hparams.seed, rank, world, pad=train)
             return DeviceBatches(images, labels, batch_size, sampler, drop_last=in_order)
         transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((self.mean,), (self.std,))])
         dataset = self._dataset(train=split != "test", transform=transform)
         if split != "test":
-            dataset = Subset(dataset, (self.train_indices if shuffle else self.val_indices).tolist())
-        sampler = EpochShuffle(len(dataset), shuffle, self.hparams.seed, rank, world, pad=shuffle)
+            dataset = Subset(dataset, (self.train_indices if train else self.val_indices).tolist())
+        sampler = EpochShuffle(len(dataset), shuffle, self.hparams.seed, rank, world, pad=train)
         workers = self.hparams.num_workers
         return DataLoader(dataset, batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
 
@@ -128,7 +131,7 @@ class MNISTDataModule(L.LightningDataModule):
         if isinstance(loader, DeviceBatches):
             self.train_batches = loader
             if self.resume_position is not None:  # kept: Lightning may build the loader more than once
-                loader.resume_at(self.resume_position)
+                loader.load_state_dict(self.resume_position)
         return loader
 
     def val_dataloader(self) -> DeviceBatches | DataLoader:
@@ -140,7 +143,7 @@ class MNISTDataModule(L.LightningDataModule):
     def state_dict(self) -> dict[str, dict[str, int]]:
         """Saved in checkpoints: where in its epoch the device-resident training loader stands (see DeviceBatches). The
         DataModule carries it: Lightning restores it before it builds the loaders (which it may build twice)."""
-        return {"train_position": self.train_batches.position()} if self.train_batches is not None else {}
+        return {"train_position": self.train_batches.state_dict()} if self.train_batches is not None else {}
 
     def load_state_dict(self, state_dict: dict[str, dict[str, int]]) -> None:
         self.resume_position = state_dict.get("train_position")

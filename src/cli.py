@@ -155,22 +155,34 @@ def override_at_fault(refusal: str) -> str:
         if choices and override.is_add():
             plain = override.input_line.removeprefix("+")
             return f"{override.input_line}: {group} is in conf/train.yaml's defaults already; choose it without +: {plain}"
+        if override.is_add() and (config := composed([])) is not None and OmegaConf.select(config, group) is not None:
+            plain = override.input_line.removeprefix("+")
+            return f"{override.input_line}: {group} is in the config already; set it without +: {plain}"
+        if override.is_delete() and (config := composed([])) is not None:  # Hydra deletes no key that is absent or null
+            if OmegaConf.select(config, group, default="absent") is None:
+                return f"{override.input_line}: {group} is null already, nothing to delete; leave {override.input_line} out"
+            parent = group.rpartition(".")[0]
+            return f"{override.input_line}: {unknown_key_hint(group, OmegaConf.select(config, parent) if parent else config)}"
         return f"{override.input_line}: {refusal}"
     return refusal
 
 
 def composes(override: str) -> bool:
     """Does the entry point's config (conf/<its name>.yaml) compose with ``override`` alone?"""
+    return composed([override]) is not None
+
+
+def composed(overrides: list[str]) -> DictConfig | None:
+    """The entry point's config (conf/<its name>.yaml) composed with ``overrides``; None where Hydra refuses them."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     hydra = nullcontext() if GlobalHydra.instance().is_initialized() else initialize_config_dir(str(CONF), version_base="1.3")
     with hydra:
         try:
-            compose(Path(sys.argv[0]).stem, overrides=[override])
+            return compose(Path(sys.argv[0]).stem, overrides=overrides)
         except Exception:
-            return False
-    return True
+            return None
 
 
 def overrides_of(key: str, arguments: Sequence[str]) -> list[str]:
@@ -189,7 +201,7 @@ def unknown_key_hint(key: str, parent: Any) -> str:
     composed), else what that node holds."""
     prefix, _, name = key.rpartition(".")
     node = parent if isinstance(parent, DictConfig) else {}
-    if "_target_" in node and name in target_arguments(str(node["_target_"])):
+    if "_target_" in node and name in target_arguments(str(node["_target_"])) and not as_typed(key).startswith("~"):
         given = as_typed(key).lstrip("+")
         return f"an argument of {node['_target_']} that its config does not list; add it with +{given}"
     keys = [str(k) for k in node if k != "hydra" and not str(k).startswith("_")]

@@ -248,8 +248,12 @@ BAD_COMMANDS = {
         # Hydra's exception names no override here: the one at fault alone, not ~callbacks.progress_bar beside it
         (["~callbacks.progress_bar", "+experiment=fast"], "+experiment=fast: experiment is in conf/train.yaml's defaults "
          "already; choose it without +: experiment=fast"),
-        (["+trainer.fast_dev_run=true"], "+trainer.fast_dev_run=true: Could not append to config. An item is already at"),
-        (["data.batch_size=64", "~trainer.nothere"], "~trainer.nothere: Could not delete from config"),
+        (["+trainer.fast_dev_run=true"], "+trainer.fast_dev_run=true: trainer.fast_dev_run is in the config already; set "
+         "it without +: trainer.fast_dev_run=true"),
+        (["data.batch_size=64", "~callbacks.checkpoints"], "~callbacks.checkpoints: no such key; did you mean "
+         "callbacks.checkpoint?"),
+        (["~trainer.profiler"], "~trainer.profiler: trainer.profiler is null already, nothing to delete; leave "
+         "~trainer.profiler out"),
         (["logger=null"], "logger=null: a config group is not set to null; turn it off with logger=none or ~logger"),
         (["experiment=null"], "experiment=null: a config group is not set to null; choose one of best, fashion, fast, "
          "record, tutorial, or leave it out with ~experiment"),

@@ -17,6 +17,11 @@ def plot(folder: Path) -> Path:
     events = {path.parent for path in folder.rglob("events.out.tfevents.*")}  # the run folders at or below, of either logger
     runs = sorted(events | {path.parents[2] for path in folder.rglob("csv/version_*/metrics.csv")})
     if not runs:
+        if any("MLFlowLogger" in config.read_text() for config in folder.rglob("config.yaml")):
+            raise FileNotFoundError(
+                f"{folder}: its runs kept their metrics in MLflow, whose UI draws them (the mlflow ui line of a run's "
+                "summary); curves.png is drawn for logger=tensorboard or logger=csv"
+            )
         raise FileNotFoundError(f"{folder}: no TensorBoard or CSV logs here or below; give a run folder under lightning_logs/")
     if runs == [folder]:
         return draw_run(read_curves(folder), folder / "curves.png", f"{folder.resolve().parent.name}/{folder.resolve().name}")

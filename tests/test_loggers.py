@@ -88,6 +88,8 @@ def test_mlflow_run_is_continued_by_a_resume(tiny_mnist: TinyMNIST, tmp_path: Pa
     val_steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "acc/val")]
     assert val_steps == [3, 7]  # epoch 1 before the resume, epoch 2 after it (4 steps an epoch)
     assert client.get_metric_history(run.info.run_id, "result/best_val_acc")[-1].step == 8
+    (plot,) = run_many([("src.plot", work, ["lightning_logs/mlflow-local/version_0"])])
+    assert plot.returncode == 2 and "its runs kept their metrics in MLflow, whose UI draws them" in plot.stderr
 
 
 def test_a_logged_window_is_with_the_loggers_before_its_step_can_be_checkpointed(tiny_config, tmp_path) -> None:

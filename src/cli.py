@@ -124,6 +124,8 @@ def hydra_refusal(error: Exception) -> str:
         quotes = "a value holding = , [ ] { } ( ) or spaces needs quotes, e.g. key='a=b'"
         if not value.isascii():
             quotes = f"non-ASCII text needs quotes: '{key}=\"{value}\"'"
+        if value.startswith("~"):  # a shell that does not expand ~ after = (zsh): Hydra then reads its delete operator
+            quotes = f"write the home folder out ({os.path.expanduser('~')}/...) or quote it: '{key}=\"{value}\"'"
         return f"{error.override}: Hydra cannot parse this ({first_line(error.message)}); {quotes}"
     if type(error).__module__.startswith("submitit"):  # sbatch refused the jobs: the cluster's word, not an override's
         sweep = task.sweep_dir

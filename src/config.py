@@ -180,8 +180,14 @@ def call(function: Callable[..., Any], cfg: DictConfig) -> Any:
 
 
 def resolved(node: Any) -> Any:
-    """A resolved plain-Python copy of a config node: what is checked, and what goes into checkpoints."""
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    """A resolved plain-Python copy of a config node, its ``~/`` paths expanded (as a shell would, where one did not:
+    a quoted value, a config file): what is checked, and what goes into checkpoints."""
+    value = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if isinstance(value, dict):
+        return {key: resolved(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolved(item) for item in value]
+    return os.path.expanduser(value) if isinstance(value, str) and (value == "~" or value.startswith("~/")) else value
 
 
 def check(config: dict[str, Any], context: Context) -> None:

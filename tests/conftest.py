@@ -257,6 +257,8 @@ BAD_COMMANDS = {
         (["logger=null"], "logger=null: a config group is not set to null; turn it off with logger=none or ~logger"),
         (["experiment=null"], "experiment=null: a config group is not set to null; choose one of best, fashion, fast, "
          "record, tutorial, or leave it out with ~experiment"),
+        (["log_dir=~/runs"], "log_dir=~/runs: Hydra cannot parse this (LexerNoViableAltException: log_dir=~/runs); write "
+         "the home folder out ("),
         (["name=日本"], "name=日本: Hydra cannot parse this (LexerNoViableAltException: name=日本); "
          "non-ASCII text needs quotes: 'name=\"日本\"'"),
         (["ckpt_path=runs/3_seed=2/last.ckpt"],

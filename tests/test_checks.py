@@ -32,6 +32,14 @@ def test_composed_by_hand_what_torch_refuses_names_its_group_alone(compose_confi
         load(compose_config("optimizer.weight_decay=-1"))
 
 
+def test_a_home_path_the_shell_left_alone_is_the_home_folder(compose_config, tmp_path, monkeypatch) -> None:
+    """A quoted ~ (or one in a config file) is expanded as a shell would, not a folder named ~ in the working one."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    spec = load(compose_config("log_dir='~/runs'", "data.data_dir='~/data'"))
+    assert spec.run_dir == tmp_path / "home" / "runs" / "mnist" / "version_0"
+    assert spec.config["data"]["data_dir"] == str(tmp_path / "home" / "data")
+
+
 def test_good_values_pass_strict_types(compose_config) -> None:
     """Strict, but as JSON holds values: an int where a float belongs and a list where a tuple belongs pass."""
     load(compose_config("optimizer.lr=1", "optimizer.betas=[0.9,0.99]", "trainer.deterministic=warn", "trainer=ddp_cpu"))

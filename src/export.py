@@ -47,6 +47,10 @@ def export(
         target /= "model.onnx" if format == "onnx" else "model.pt"
     if target.exists() and not target.is_file():  # a device or a pipe: os.replace would put the model in its place
         raise ConfigError(f"out={out}: not a regular file; give out=<a file path or a folder>")
+    suffixes = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript"}
+    if (other := suffixes.get(target.suffix, format)) != format:  # model.pt holding ONNX: torch.jit.load refuses it later
+        ours = next(suffix for suffix, kind in suffixes.items() if kind == format)
+        raise ConfigError(f"out={out}: a {target.suffix} file is {other}'s; add format={other}, or name it *{ours}")
     net = checkpoints.trained_network(state, checkpoint)
     test = MNISTDataModule(**state["datamodule_hyper_parameters"] | {"loader": "device", "num_workers": 0})
     test.prepare_data()  # the official test images, normalized as the checkpoint's training data was

@@ -85,6 +85,7 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(tiny_run, tm
         ("src.eval", [f"ckpt_path={run}"], f"ckpt_path={run}: a folder, not a checkpoint; give one of its .ckpt files: "),
         ("src.export", [given, f"out={pipe}"], f"out={pipe}: not a regular file"),  # (/dev/null, as root, was replaced)
         ("src.export", [given, "out=/sys/"], "out=/sys/: cannot write to /sys; give out=<a writable path>"),
+        ("src.export", [given, "out=model.pt"], "out=model.pt: a .pt file is torchscript's; add format=torchscript, or name"),
         ("src.predict", [given, "image=missing.png"], "image=missing.png: no such file or folder; give image=<an image"),
         ("src.eval", ["ckpt_path=a=b"], "ckpt_path=a=b: Hydra cannot parse this"),
         ("src.predict", ["ckpt_path=notes.txt", "image=notes.txt"], "ckpt_path=notes.txt: not a Lightning checkpoint"),

@@ -141,13 +141,19 @@ def hydra_refusal(error: Exception) -> str:
 
 def override_at_fault(refusal: str) -> str:
     """Hydra's refusal of a composition that names no override, with the one at fault in front: the first of the
-    command line's overrides that Hydra refuses composed alone. A group set to null, or added with ``+`` where
-    conf/train.yaml chooses it already (every group of conf/ is there), gets the hint that fits."""
+    command line's overrides that Hydra refuses composed alone, else the first key (not group) without which the rest
+    compose (``optimizer=sgd ~optimizer.betas``). A group set to null, or added with ``+`` where conf/train.yaml
+    chooses it already (every group of conf/ is there), a key added with ``+`` that is there, or deleted with ``~``
+    that is not, gets the hint that fits, from the config the other overrides compose."""
     from hydra._internal.utils import get_args_parser  # Hydra's own reading of its command line
 
-    for override in OverridesParser.create().parse_overrides(get_args_parser().parse_known_args()[0].overrides):
-        if composes(override.input_line):
-            continue
+    overrides = OverridesParser.create().parse_overrides(get_args_parser().parse_known_args()[0].overrides)
+    lines = [override.input_line for override in overrides]
+    others = {o.input_line: [line for line in lines if line != o.input_line] for o in overrides}
+    at_fault = [o for o in overrides if not composes(o.input_line)]
+    if not at_fault and composed(lines) is None:  # else it is no override that Hydra refuses (a flag: --resolve)
+        at_fault = [o for o in overrides if not (CONF / o.key_or_group).is_dir() and composed(others[o.input_line]) is not None]
+    for override in at_fault:
         group = override.key_or_group
         choices = sorted(path.stem for path in (CONF / group).glob("*.yaml"))
         if choices and override.value() is None:
@@ -157,10 +163,11 @@ def override_at_fault(refusal: str) -> str:
         if choices and override.is_add():
             plain = override.input_line.removeprefix("+")
             return f"{override.input_line}: {group} is in conf/train.yaml's defaults already; choose it without +: {plain}"
-        if override.is_add() and (config := composed([])) is not None and OmegaConf.select(config, group) is not None:
+        config = composed(others[override.input_line]) or composed([])
+        if override.is_add() and config is not None and OmegaConf.select(config, group) is not None:
             plain = override.input_line.removeprefix("+")
             return f"{override.input_line}: {group} is in the config already; set it without +: {plain}"
-        if override.is_delete() and (config := composed([])) is not None:  # Hydra deletes no key that is absent or null
+        if override.is_delete() and config is not None:  # Hydra deletes no key that is absent or null
             if OmegaConf.select(config, group, default="absent") is None:
                 return f"{override.input_line}: {group} is null already, nothing to delete; leave {override.input_line} out"
             parent = group.rpartition(".")[0]

@@ -252,6 +252,7 @@ BAD_COMMANDS = {
          "it without +: trainer.fast_dev_run=true"),
         (["data.batch_size=64", "~callbacks.checkpoints"], "~callbacks.checkpoints: no such key; did you mean "
          "callbacks.checkpoint?"),
+        (["optimizer=sgd", "~optimizer.betas"], "~optimizer.betas: no such key; optimizer has lr, momentum, dampening"),
         (["~trainer.profiler"], "~trainer.profiler: trainer.profiler is null already, nothing to delete; leave "
          "~trainer.profiler out"),
         (["logger=null"], "logger=null: a config group is not set to null; turn it off with logger=none or ~logger"),

@@ -29,6 +29,21 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_config) 
     assert str(last) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        (["optimizer.lr=1e30"], "lower optimizer.lr. Training stopped; last good checkpoint: none was written yet"),
+        (["trainer.precision=16-true", "optimizer.lr=1e-6"], "(trainer.precision=16-true); use bf16-mixed"),
+    ],
+)
+def test_a_nan_stop_names_its_cause_and_no_checkpoint_it_stopped(tiny_config, overrides, said) -> None:
+    """Stopped at the first save (the epoch's end): its file was named but never written."""
+    cfg = tiny_config("trainer.max_epochs=1", *overrides)
+    with pytest.raises(NonFiniteLoss) as caught:
+        train(cfg)
+    assert said in str(caught.value) and not list(Path(cfg.log_dir).rglob("*.ckpt"))
+
+
 def test_a_failed_checkpoint_write_leaves_the_previous_file_whole(tmp_path, monkeypatch) -> None:
     target = tmp_path / "last.ckpt"
     io = AtomicCheckpointIO()

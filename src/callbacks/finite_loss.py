@@ -1,5 +1,6 @@
 """Stops a run whose training loss turned NaN or infinite, before a checkpoint of the broken weights is written."""
 
+import os
 from typing import Any
 
 import lightning as L
@@ -39,10 +40,14 @@ class StopOnNonFiniteLoss(L.Callback):
         if self.first_bad_step is None or int(self.first_bad_step) < 0:
             return
         optimizer = trainer.optimizers[0]
-        lr = optimizer.param_groups[0]["lr"]
-        kept = [path for c in trainer.checkpoint_callbacks if (path := c.last_model_path or c.best_model_path)]
+        cause = f"the learning rate ({type(optimizer).__name__}, lr {optimizer.param_groups[0]['lr']:g}) is most likely "
+        cause += "too high for this loss and batch size; lower optimizer.lr"
+        if trainer.precision == "16-true":  # float16's range: Adam's eps rounds to 0, large activations overflow
+            cause = "float16 weights and activations overflow or round to 0 (trainer.precision=16-true); use bf16-mixed"
+        # Lightning names a checkpoint before it writes it: the save this check stops has a path but no file.
+        paths = {p for c in trainer.checkpoint_callbacks for p in (c.last_model_path, c.best_model_path) if p}
+        kept = sorted((path for path in paths if os.path.isfile(path)), key=os.path.getmtime)
         raise NonFiniteLoss(
-            f"the training loss became NaN or infinite at optimizer step {int(self.first_bad_step)}: the learning rate "
-            f"({type(optimizer).__name__}, lr {lr:g}) is most likely too high for this loss and batch size; lower "
-            f"optimizer.lr. Training stopped; last good checkpoint: {kept[-1] if kept else 'none was written yet'}"
+            f"the training loss became NaN or infinite at optimizer step {int(self.first_bad_step)}: {cause}. Training "
+            f"stopped; last good checkpoint: {kept[-1] if kept else 'none was written yet'}"
         )

@@ -79,10 +79,17 @@ class TrainSettings(BaseModel):
     print_config: bool
 
 
+BATCHES = Annotated[int | float, Field(ge=0)]  # a count of batches, or a share of them (check_epoch)
+
+
 class TrainerRanges(BaseModel):
-    """The ranges of Trainer settings that Lightning looks at only in the middle of a run (or never)."""
+    """The ranges of Trainer settings that Lightning looks at only in the middle of a run (or never), or only as it
+    builds the Trainer (which a sweep's check, before any job, does not)."""
 
     model_config = ConfigDict(extra="allow")
+    limit_train_batches: BATCHES | None = None
+    limit_val_batches: BATCHES | None = None
+    limit_test_batches: BATCHES | None = None
     accumulate_grad_batches: int = Field(1, ge=1)
     log_every_n_steps: int | None = Field(None, ge=1)
     check_val_every_n_epoch: int | None = Field(1, ge=1)
@@ -392,6 +399,11 @@ def check_epoch(data: Mapping[str, Any], trainer: Mapping[str, Any]) -> None:
     }
     for split, count in batches.items():
         limit = trainer.get(f"limit_{split}_batches")
+        if isinstance(limit, float) and limit > 1:
+            raise ConfigError(
+                f"trainer.limit_{split}_batches={limit}: a share of the {split} batches is at most 1.0; give a share (0.25) "
+                "or a whole number of batches (2)"
+            )
         if isinstance(limit, float) and 0 < limit < 1 and int(count * limit) == 0:
             raise ConfigError(
                 f"trainer.limit_{split}_batches={limit}: {limit} of {count} {split} batches is none; use at least {1 / count:.3g}"

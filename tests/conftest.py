@@ -271,8 +271,10 @@ BAD_COMMANDS = {
         (["data.batch_size=abc"], "data.batch_size=abc: Input should be a valid integer"),  # pydantic
         (["optimizer.weight_decay=-1"], "optimizer.weight_decay=-1: Invalid weight_decay value"),  # torch's
         # Lightning's refusal names one of the group's settings given: that one is the key
-        (["trainer.max_epochs=1", "trainer.limit_train_batches=1.5", "trainer.limit_val_batches=2"],
-         "trainer.limit_train_batches=1.5: You have passed invalid value 1.5 for limit_train_batches"),
+        (["trainer.max_epochs=1", "trainer.gradient_clip_algorithm=foo", "trainer.gradient_clip_val=1"],
+         "trainer.gradient_clip_algorithm=foo: `gradient_clip_algorithm` foo is invalid"),
+        (["-m", "trainer.limit_val_batches=1,-1"], "trainer.limit_val_batches=-1: Input should be greater than or equal to 0"),
+        (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5: a share of the train batches is at most 1.0"),
         (["hparams_search=optuna"], "hparams_search=optuna: a search runs many trials and needs multirun"),
         (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time"),
         (["log_dir=a-file/logs"], "log_dir=a-file/logs: cannot write to a-file/logs"),

@@ -273,6 +273,7 @@ BAD_COMMANDS = {
         # Lightning's refusal names one of the group's settings given: that one is the key
         (["trainer.max_epochs=1", "trainer.gradient_clip_algorithm=foo", "trainer.gradient_clip_val=1"],
          "trainer.gradient_clip_algorithm=foo: `gradient_clip_algorithm` foo is invalid"),
+        (["-m", "experiment=fast,tutorial"], "experiment=fast,tutorial: the jobs would be named mnist and mnist-tutorial"),
         (["-m", "trainer.limit_val_batches=1,-1"], "trainer.limit_val_batches=-1: Input should be greater than or equal to 0"),
         (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5: a share of the train batches is at most 1.0"),
         (["hparams_search=optuna"], "hparams_search=optuna: a search runs many trials and needs multirun"),

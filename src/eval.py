@@ -1,5 +1,6 @@
 """``python -m src.eval ckpt_path=<file>``: a checkpoint on its data set's official test images, with its own model and
-data settings: test accuracy and loss, each class's accuracy, and the test pictures in its run folder."""
+data settings: test accuracy and loss, each class's accuracy, and the test pictures in ``<its run folder>/eval/<its
+name>/`` (the run's own, of the checkpoint it tested, stay as they are)."""
 
 import gc
 
@@ -25,20 +26,21 @@ def evaluate(
 ) -> dict[str, Any]:
     checkpoint = checkpoints.needed(ckpt_path, Path(log_dir))
     state = checkpoints.read(checkpoint)
-    figures = TestFigures()  # draws into the run folder (default_root_dir)
-    run_dir = checkpoints.run_folder(checkpoint)
+    figures = TestFigures()  # draws into default_root_dir: a folder of this checkpoint's, beside the run's own pictures
+    out = checkpoints.run_folder(checkpoint) / "eval" / checkpoint.stem
     quiet = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "enable_checkpointing": False}
     with refused(f"accelerator={accelerator}"):  # Lightning refuses an accelerator this machine lacks
-        trainer = L.Trainer(accelerator=accelerator, devices=1, default_root_dir=str(run_dir), callbacks=[figures], **quiet)
+        trainer = L.Trainer(accelerator=accelerator, devices=1, default_root_dir=str(out), callbacks=[figures], **quiet)
     with refused("data"):
         datamodule = MNISTDataModule(**state["datamodule_hyper_parameters"] | ({"data_dir": data_dir} if data_dir else {}))
     model = Classifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    out.mkdir(parents=True, exist_ok=True)
     (metrics,) = trainer.test(model, datamodule=datamodule, verbose=False)
     matrix = figures.confusion.compute().cpu()
     per_class = (matrix.diagonal() / matrix.sum(dim=1).clamp(min=1)).tolist()
     return {name: float(value) for name, value in metrics.items()} | {
         "per_class_acc": {datamodule.data_set.label(index): accuracy for index, accuracy in enumerate(per_class)},
-        "confusion_png": str(run_dir / "confusion_matrix.png"),
+        "confusion_png": str(out / "confusion_matrix.png"),
         "test_images": int(matrix.sum()),
         "data_title": datamodule.data_set.title,
     }

@@ -21,7 +21,10 @@ def test_eval_reports_accuracy_per_class_and_a_confusion_png(tiny_run, tiny_mnis
     result = evaluate(tiny_run["best_checkpoint"], data_dir=str(tiny_mnist.root))
     assert result["result/test_acc"] == pytest.approx(tiny_run["test_acc"])  # the same checkpoint, the same 200 test images
     assert result["test_images"] == 200 and list(result["per_class_acc"]) == [f"digit {d}" for d in range(10)]
-    assert Path(result["confusion_png"]).read_bytes().startswith(b"\x89PNG")
+    shown = Path(result["confusion_png"])
+    assert shown.read_bytes().startswith(b"\x89PNG")
+    checkpoint = Path(tiny_run["best_checkpoint"])  # beside the run's own pictures, not over them
+    assert shown == checkpoint.parent.parent / "eval" / checkpoint.stem / "confusion_matrix.png"
 
 
 @pytest.mark.slow

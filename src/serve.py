@@ -106,7 +106,11 @@ def stop_on_sigterm() -> None:
     serving = os.getpid()
 
     def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt if os.getpid() == serving else SystemExit(0)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: `timeout` signals the process, then its group, mid shut-down
+        if os.getpid() != serving:
+            raise SystemExit(0)
+        logging.disable()  # a SIGTERM to the group also ends LitServe's manager process, which its monitor then logs
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
 

@@ -94,13 +94,13 @@ class Server:
         return [shares[index % connections][index // connections] for index in range(len(bodies))]
 
     def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, float]:
-        """Ctrl-C to every process of the group, as a terminal sends it; SIGTERM to the command's own process, as ``kill``
-        does. The exit status, the output, the seconds it took."""
+        """Ctrl-C to every process of the group, as a terminal sends it; SIGTERM to the command's own process, then to
+        the group, as ``timeout`` does (``kill`` sends the first alone). The exit status, the output, the seconds it
+        took."""
         started = time.monotonic()
-        if signum == signal.SIGINT:
-            os.killpg(self.process.pid, signum)
-        else:
+        if signum == signal.SIGTERM:
             self.process.send_signal(signum)
+        os.killpg(self.process.pid, signum)
         try:
             output = self.process.communicate(timeout=60)[0]
             self.left = in_session(self.process.pid)

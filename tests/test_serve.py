@@ -51,7 +51,7 @@ def served(real_run, tmp_path_factory) -> Iterator[tuple[Server, Path]]:
     checkpoint = Path(real_run["best_checkpoint"])
     server = Server(cwd, f"ckpt_path={checkpoint}", "max_batch_size=32", "batch_timeout=0.05", *LIMITS)
     yield server, checkpoint
-    code, output, _ = server.stop(signal.SIGTERM)  # kill, docker stop: the server and every process it started end
+    code, output, _ = server.stop(signal.SIGTERM)  # kill, timeout, docker stop: the server and what it started end
     assert code == 0 and "Traceback" not in output and output.rstrip().endswith("stopped"), output
     assert server.left == []  # the command returned once every process it started had ended
     assert server.get("/health")[0] == 0  # nothing left serving

@@ -252,6 +252,8 @@ BAD_COMMANDS = {
          "it without +: trainer.fast_dev_run=true"),
         (["data.batch_size=64", "~callbacks.checkpoints"], "~callbacks.checkpoints: no such key; did you mean "
          "callbacks.checkpoint?"),
+        (["callbacks.early_stopping.patience=5"], "callbacks.early_stopping.patience=5: not among the callbacks chosen; "
+         "add its file: 'callbacks=[default,early_stopping]'"),
         (["optimizer=sgd", "~optimizer.betas"], "~optimizer.betas: no such key; optimizer has lr, momentum, dampening"),
         (["~trainer.profiler"], "~trainer.profiler: trainer.profiler is null already, nothing to delete; leave "
          "~trainer.profiler out"),

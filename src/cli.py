@@ -213,7 +213,8 @@ def unknown_key_hint(key: str, parent: Any) -> str:
     if "_target_" in node and name in target_arguments(str(node["_target_"])) and not as_typed(key).startswith("~"):
         given = as_typed(key).lstrip("+")
         return f"an argument of {node['_target_']} that its config does not list; add it with +{given}"
-    if prefix == "callbacks" and (CONF / "callbacks" / f"{name}.yaml").is_file():  # a file of the group not chosen
+    file = CONF / "callbacks" / f"{name}.yaml"
+    if prefix == "callbacks" and file.is_file() and not set(OmegaConf.load(file)) & set(node):  # a file not chosen
         return f"not among the callbacks chosen; add its file: 'callbacks=[default,{name}]'"
     keys = [str(k) for k in node if k != "hydra" and not str(k).startswith("_")]
     last = as_typed(key).lstrip("+~").partition("=")[0].rpartition(".")[2]  # extras.print_config: print_config

@@ -141,7 +141,8 @@ class SweepCallbacks(Callback):
             writer = csv.DictWriter(file, fieldnames=_columns(rows), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-        print(f"\nsweep of {len(rows)} runs, best first (also in {shown_path(sweep_dir)}/summary.md):\n{aligned(rows)}\n")
+        runs = f"{len(rows)} run{'s' * (len(rows) != 1)}"
+        print(f"\nsweep of {runs}, best first (also in {shown_path(sweep_dir)}/summary.md):\n{aligned(rows)}\n")
         best = rows[0].get("best_val_acc") if rows else None
         if isinstance(best, float) and not math.isnan(best):
             print(f"best run: {rows[0]['overrides'] or rows[0]['folder']}  (best val accuracy {best:.4f})")

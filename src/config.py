@@ -445,6 +445,8 @@ def check_machine(config: Mapping[str, Any]) -> None:
     if isinstance(devices, int) and not isinstance(devices, bool) and available and not 0 < devices <= available:
         if not (gpu and devices == -1):  # -1: every GPU
             raise ConfigError(f"trainer.devices={devices}: {available} {unit} here; use 1 to {available}")
+    if not gpu and str(trainer.get("precision")) in ("16-mixed", "16"):  # else Lightning warns and runs bf16-mixed
+        raise ConfigError(f"trainer.precision={trainer['precision']}: float16 autocast needs a GPU; on a CPU use bf16-mixed")
     if not gpu:
         # Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1 on import (asking for CUDA then starts nothing before a fork); on
         # a machine without a GPU, torch's optimizers would then look for NVML's library at every step (docs/speed.md).

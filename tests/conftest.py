@@ -353,6 +353,7 @@ BAD_COMMANDS = {
         # this machine
         (["trainer.devices=4096"], "trainer.devices=4096: "),
         (["trainer.devices=0"], "trainer.devices=0: "),
+        (["trainer.precision=16-mixed", "trainer.accelerator=cpu"], "trainer.precision=16-mixed: float16 autocast needs a GPU"),
         (["trainer.limit_test_batches=0"], "trainer.limit_test_batches=0: src.train ends by testing the best checkpoint"),
         (["ckpt_path=last"], "ckpt_path=last: no run under"),
         (["ckpt_path=nowhere/last.ckpt"], "ckpt_path=nowhere/last.ckpt: no such file"),

@@ -3,6 +3,7 @@ resumed run is drawn whole as TensorBoard shows it; the test's confusion matrix 
 
 import csv
 import logging
+import math
 from functools import cache
 from pathlib import Path
 
@@ -71,20 +72,30 @@ def _series(axis: Axes, curves: Curves, tag: str, **style: object) -> None:
         axis.plot(steps, values, **style)
 
 
-def _save(accuracy: Axes, loss: Axes, names: tuple[str, str], path: Path, title: str) -> Path:
+def _legend_columns(labels: list[str]) -> int:
+    return 2 if len(labels) > 4 and max(map(len, labels)) <= 60 else 1
+
+
+def _save(accuracy: Axes, loss: Axes, names: tuple[str, str], path: Path, title: str, shared_legend: bool = False) -> Path:
+    """The panels labelled and saved; ``shared_legend``: one legend under both (a sweep's long run names)."""
     figure = accuracy.figure
+    font = {"family": name_fonts(), "size": "small"}
     for axis, name in zip((accuracy, loss), names, strict=True):
         axis.set(xlabel="optimizer step", ylabel=name)
+        axis.set_xlim(left=0)  # whole steps even where every point is at one step
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:  # a run stopped before its first logged step has no lines
-            axis.legend(prop={"family": name_fonts(), "size": "small"})
+        if axis.get_legend_handles_labels()[0] and not shared_legend:  # a run stopped before its first step has no lines
+            axis.legend(prop=font)
+    if shared_legend and (legend := accuracy.get_legend_handles_labels())[0]:
+        figure.legend(*legend, loc="outside lower center", ncol=_legend_columns(legend[1]), prop=font)
     accuracy.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=None))
     losses = [value for line in loss.get_lines() for value in line.get_ydata() if value > 0]
     if losses and max(losses) / min(losses) >= 20:  # a long run's loss spans decades; one that moves little stays linear
         loss.set_yscale("log")
     figure.suptitle(drawable(title), fontfamily=name_fonts())
-    figure.tight_layout()
+    if not shared_legend:
+        figure.tight_layout()
     figure.savefig(path, dpi=100)
     return path
 
@@ -106,11 +117,12 @@ def draw_run(curves: Curves, path: Path, title: str) -> Path:
 
 def draw_sweep(runs: dict[str, Curves], path: Path, title: str) -> Path:
     """Val accuracy and val loss of every run, one line each, labelled by run name."""
-    accuracy, loss = Figure(figsize=(12, 4.5)).subplots(1, 2)
+    rows = math.ceil(len(runs) / _legend_columns([drawable(name) for name in runs]))  # the legend's, under the panels
+    accuracy, loss = Figure(figsize=(12, 4.5 + 0.22 * rows), layout="constrained").subplots(1, 2)
     for name, curves in runs.items():
         _series(accuracy, curves, "acc/val", label=drawable(name), marker=".")
         _series(loss, curves, "loss/val", label=drawable(name), marker=".")
-    return _save(accuracy, loss, ("val accuracy", "val loss"), path, title)
+    return _save(accuracy, loss, ("val accuracy", "val loss"), path, title, shared_legend=True)
 
 
 def draw_confusion(matrix: np.ndarray, data_set: DataSet) -> Figure:

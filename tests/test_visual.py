@@ -107,6 +107,23 @@ def test_each_run_gets_a_png_and_a_sweep_folder_gets_an_overlay(two_runs, capsys
     assert stop.value.code == 2 and "no TensorBoard or CSV logs" in capsys.readouterr().err
 
 
+def test_a_search_of_long_named_trials_keeps_its_panels_wide_and_its_legend_below(tmp_path, monkeypatch) -> None:
+    """An Optuna sweep's folders name every sampled value; its runs may have validated at one step alone."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    monkeypatch.setattr(Figure, "savefig", lambda figure, *args, **kwargs: saved.append(figure))
+    curves = {"acc/val": [(2, 0.5)], "loss/val": [(2, 1.0)]}
+    long = "data.batch_size:256,model.dropout:0.{0}5,optimizer.lr:0.00{0}1234,optimizer.weight_decay:0.{0}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "tight layout not applied"
+        draw_sweep({f"{i}_{long.format(i)}": curves for i in range(12)}, tmp_path / "curves.png", "mnist-sweep")
+    (figure,) = saved
+    figure.draw_without_rendering()  # the layout, as saving applies it
+    assert all(axis.get_position().width > 0.35 for axis in figure.axes)  # not squeezed by the names
+    assert all(tick == int(tick) for axis in figure.axes for tick in axis.get_xticks())  # whole steps
+
+
 def test_runs_named_in_chinese_are_drawn_with_their_names_and_no_missing_glyph(tmp_path) -> None:
     """With a CJK font (.ci/run installs fonts-noto-cjk) the name is drawn as it is; without, each character as its code
     point: never an empty box, never matplotlib's missing-glyph warning."""

@@ -30,7 +30,10 @@ def predict(ckpt_path: str | None, image: str | None, log_dir: str = "lightning_
     files = sorted(p for p in target.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if target.is_dir() else [target]
     if not files:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise ConfigError(f"image={image}: the folder holds no image files; give a folder of {suffixes} files, or one file")
+        raise ConfigError(
+            f"image={image}: the folder holds no image files (its subfolders are not read); give a folder of {suffixes} "
+            "files, or one file"
+        )
     classifier = checkpoints.PixelClassifier(checkpoints.read(checkpoint), checkpoint)
     classes = classifier.data_set.classes
     images = []

@@ -94,6 +94,7 @@ def test_bad_commands_after_training_get_one_line_and_write_nothing(tiny_run, tm
         ("src.predict", ["ckpt_path=notes.txt", "image=notes.txt"], "ckpt_path=notes.txt: not a Lightning checkpoint"),
         ("src.predict", ["ckpt_path=notes.txt", "imgae=x.png"], "imgae=x.png: no such key; did you mean image?"),
         ("src.predict", [given, "image=notes.txt"], "image=notes.txt: not an image PIL can read (UnidentifiedImageError)"),
+        ("src.predict", [given, "image=."], "image=.: the folder holds no image files (its subfolders are not read)"),
         ("src.plot", [str(work / "nowhere")], f"{work / 'nowhere'}: no such folder"),
         ("src.plot", [], "the following arguments are required: folder; give one folder: python -m src.plot <run"),
         ("src.plot", [str(work), str(run)], f"unrecognized arguments: {run}; give one folder"),  # a glob of two sweeps

@@ -156,10 +156,10 @@ def override_at_fault(refusal: str) -> str:
     for override in at_fault:
         group = override.key_or_group
         choices = sorted(path.stem for path in (CONF / group).glob("*.yaml"))
-        if choices and override.value() is None:
+        if choices and (override.value() is None or isinstance(override.value(), bool)):  # logger=null, logger=false
             off = f"turn it off with {group}=none or ~{group}" if "none" in choices else None
             off = off or f"choose one of {', '.join(choices)}, or leave it out with ~{group}"
-            return f"{override.input_line}: a config group is not set to null; {off}"
+            return f"{override.input_line}: a config group is not set to {override.input_line.partition('=')[2]}; {off}"
         if choices and override.is_add():
             plain = override.input_line.removeprefix("+")
             return f"{override.input_line}: {group} is in conf/train.yaml's defaults already; choose it without +: {plain}"

@@ -258,6 +258,7 @@ BAD_COMMANDS = {
         (["~trainer.profiler"], "~trainer.profiler: trainer.profiler is null already, nothing to delete; leave "
          "~trainer.profiler out"),
         (["logger=null"], "logger=null: a config group is not set to null; turn it off with logger=none or ~logger"),
+        (["logger=false"], "logger=false: a config group is not set to false; turn it off with logger=none or ~logger"),
         (["experiment=null"], "experiment=null: a config group is not set to null; choose one of best, fashion, fast, "
          "record, tutorial, or leave it out with ~experiment"),
         (["log_dir=~/runs"], "log_dir=~/runs: Hydra cannot parse this (LexerNoViableAltException: log_dir=~/runs); write "

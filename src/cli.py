@@ -280,6 +280,7 @@ UNACTIONABLE = (
     "Experiment with name",  # MLflow's experiment is created on first use, as expected
     "`Trainer.fit` stopped:",  # the summary says how many epochs and steps ran; this one cuts into the progress bar
     "Restoring states from the checkpoint path at",  # the next line names the checkpoint too
+    "Loaded model weights from the checkpoint at",  # before the test: the summary's best checkpoint line names it
     "An SIGTERMException was raised with message",  # the project's own line says it stopped and how to resume
     "SLURM auto-requeueing enabled",  # Lightning's, on SIGUSR1, which the launcher never asks for (src/callbacks/interrupt.py)
 )

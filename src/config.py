@@ -79,6 +79,13 @@ class TrainSettings(BaseModel):
     print_config: bool
 
 
+def duration(text: str) -> str:
+    """Lightning's text form of a Trainer's ``max_time``: days, hours, minutes and seconds."""
+    if not re.fullmatch(r"\d+:\d+:\d+:\d+", text):
+        raise ValueError("Input should be a duration DD:HH:MM:SS such as 00:01:30:00")
+    return text
+
+
 BATCHES = Annotated[int | float, Field(ge=0)]  # a count of batches, or a share of them (check_epoch)
 
 
@@ -90,6 +97,7 @@ class TrainerRanges(BaseModel):
     limit_train_batches: BATCHES | None = None
     limit_val_batches: BATCHES | None = None
     limit_test_batches: BATCHES | None = None
+    max_time: Annotated[str, AfterValidator(duration)] | None = None  # a dict reaches Lightning as a DictConfig: fails
     accumulate_grad_batches: int = Field(1, ge=1)
     log_every_n_steps: int | None = Field(None, ge=1)
     check_val_every_n_epoch: int | None = Field(1, ge=1)

@@ -278,6 +278,8 @@ BAD_COMMANDS = {
          "trainer.gradient_clip_algorithm=foo: `gradient_clip_algorithm` foo is invalid"),
         (["-m", "experiment=fast,tutorial"], "experiment=fast,tutorial: the jobs would be named mnist and mnist-tutorial"),
         (["-m", "trainer.limit_val_batches=1,-1"], "trainer.limit_val_batches=-1: Input should be greater than or equal to 0"),
+        (["trainer.max_time=1:30:00", "trainer.max_epochs=1"], "trainer.max_time=1:30:00: Input should be a duration "
+         "DD:HH:MM:SS such as 00:01:30:00"),
         (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches=1.5: a share of the train batches is at most 1.0"),
         (["hparams_search=optuna"], "hparams_search=optuna: a search runs many trials and needs multirun"),
         (["logger=[csv,tensorboard]"], "logger=[csv,tensorboard]: one logger config at a time"),

@@ -17,7 +17,6 @@ SWITCHES = [
     (["~logger"], "note: no metrics kept and no curves drawn: logger=none"),
     (["trainer.fast_dev_run=true"], "note: nothing written: fast_dev_run"),
     (["trainer.overfit_batches=2"], "best checkpoint"),
-    (["trainer.precision=bf16-mixed"], "best checkpoint"),
     (["trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"], "best checkpoint"),  # their callbacks left out
     (["trainer.enable_checkpointing=false"], "note: tested the final weights: no best checkpoint (checkpointing is off)"),
     (["trainer.limit_val_batches=0"], "note: tested the final weights: no best checkpoint (validation never ran)"),

@@ -19,6 +19,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
@@ -28,8 +29,6 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 PLUGIN_EXTRAS = {"hydra/launcher/joblib": "parallel", "hydra/launcher/submitit_slurm": "slurm", "hydra/sweeper/optuna": "optuna"}
 CONF = Path(__file__).resolve().parent.parent / "conf"
 TRACEBACK_VARIABLE = "MNIST_LIGHTNING_FULL_ERROR"  # the user's own HYDRA_FULL_ERROR, kept for the processes started
-# The folder the command started in, before hydra.job.chdir=true moves the process: printed paths are relative to it.
-STARTED_IN: list[Path] = []
 
 
 class ConfigError(ValueError):
@@ -41,7 +40,6 @@ def run(hydra_main: Callable[[], Any]) -> None:
     it would print in its own layout: what it raises before it hands over to the task (the command line refused) is
     worded by :func:`hydra_refusal`; anything else the task raises is a bug, shown with its traceback."""
     register_resolvers()
-    STARTED_IN[:] = [Path.cwd()]
     os.environ.setdefault(TRACEBACK_VARIABLE, os.environ.get("HYDRA_FULL_ERROR", ""))
     os.environ["HYDRA_FULL_ERROR"] = "1"
     quiet_lightning()
@@ -235,8 +233,10 @@ def target_arguments(target: str) -> list[str]:
 
 
 def shown_path(path: str | Path) -> str:
-    """A path as the project prints it: relative to the folder the command was started in when inside it, else absolute."""
-    relative = os.path.relpath(Path(path).resolve(), (STARTED_IN or [Path.cwd()])[0])
+    """A path as the project prints it: relative to the folder the command was started in (Hydra's runtime.cwd, which
+    hydra.job.chdir=true leaves behind) when inside it, else absolute."""
+    started_in = HydraConfig.get().runtime.cwd if HydraConfig.initialized() else Path.cwd()
+    relative = os.path.relpath(Path(path).resolve(), started_in)
     return relative if not relative.startswith("..") else str(Path(path).resolve())
 
 

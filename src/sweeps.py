@@ -30,16 +30,16 @@ def sweep_jobs(overrides: Sequence[Override]) -> list[list[str]]:
     return BasicSweeper.split_arguments(list(overrides), max_batch_size=None)[0]
 
 
-def check_job(config_name: str, overrides: list[str]) -> str:
-    """One job of a sweep composed and checked, as it will run: a bad value refused in one line. Nothing is built: the
-    check needs no device the job will run on (a GPU sweep submitted from a login node without one)."""
+def check_job(config_name: str, overrides: list[str]) -> run_config.RunSpec:
+    """One job of a sweep composed and checked, as it will run: a bad value refused in one line; its spec. Nothing is
+    built: the check needs no device the job will run on (a GPU sweep submitted from a login node without one)."""
     try:
         cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as error:  # Hydra's refusal of a swept value (optimizer=sgd,adamm)
         raise ConfigError(hydra_refusal(error)) from None
     with open_dict(cfg):
         choices = OmegaConf.to_container(cfg.pop("hydra").runtime.choices)
-    return run_config.load(cfg, run_config.Context(tuple(overrides), choices, multirun=True)).config["name"]
+    return run_config.load(cfg, run_config.Context(tuple(overrides), choices, multirun=True))
 
 
 def check_sweep(config: DictConfig, overrides: list[Override], config_name: str) -> int | None:
@@ -57,7 +57,9 @@ def check_sweep(config: DictConfig, overrides: list[Override], config_name: str)
             "(key=a,b,c or key=range(start,stop,step))"
         )
     jobs = sweep_jobs(overrides)
-    if len(names := sorted({check_job(config_name, job) for job in jobs})) > 1:  # the sweep folder is <name>-sweep-...
+    if (
+        len(names := sorted({check_job(config_name, job).config["name"] for job in jobs})) > 1
+    ):  # the sweep folder is <name>-sweep-...
         swept = [o for o in overrides if o.is_sweep_override()]
         at_fault = next((o for o in swept if o.key_or_group in ("data", "data.dataset", "experiment")), swept[0])
         raise ConfigError(
